@@ -1,0 +1,24 @@
+# Thin wrapper: npm scripts do the work; this adds the system set-up.
+.PHONY: setup build run test lint bench install-systemd verify-systemd test-systemd clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@npm run --silent build
+
+run: build
+	node dist/daemon/main.js
+
+lint: setup
+	@npm run --silent lint
+
+test: build
+	@npm run --silent lint
+	@npm test
+
+bench: build
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist build .tap

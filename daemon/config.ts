@@ -1,0 +1,209 @@
+// Environment (plus an optional .env file) → one frozen, validated Config.
+// Names from go-faas keep their meaning; hearth's own variables extend them.
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const LANGUAGES = ['python', 'javascript', 'typescript'] as const
+export type Language = typeof LANGUAGES[number]
+
+export type LimitsBackendName = 'auto' | 'cgroup2' | 'cgroup1' | 'rlimit' | 'none'
+
+export interface Config {
+  readonly root: string // the checkout: runtimes/, node_modules/, build/
+  readonly httpHost: string
+  readonly httpPort: number
+  readonly maxCpus: number
+  readonly maxMemoryBytes: number
+  readonly maxPids: number
+  readonly codeMaxSize: number
+  readonly inputMaxSize: number
+  readonly logMaxBytes: number
+  readonly resultMaxBytes: number
+  readonly timeoutMs: number // TIMEOUT_SCRIPT: the ceiling of a call; a request may ask for less
+  readonly spawnTimeoutMs: number
+  readonly poolMin: number
+  readonly poolMax: number
+  readonly queueMax: number
+  readonly acquireTimeoutMs: number
+  readonly warmMaxTotal: number
+  readonly warmMaxPerFunction: number
+  readonly warmIdleMs: number
+  readonly warmMaxUses: number
+  readonly sandboxUid: number
+  readonly sandboxTmpBytes: number
+  readonly seccomp: boolean
+  readonly limitsBackend: LimitsBackendName
+  readonly cgroupName: string
+  readonly redisUrl: string | null // null: start the embedded redis-server
+  readonly redisHost: string
+  readonly redisPort: number
+  readonly redisPassword: string
+  readonly redisDb: number
+  readonly redisTimeoutMs: number
+  readonly stateDir: string
+  readonly shutdownGraceMs: number
+  readonly logLevel: string
+}
+
+export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..')
+
+const DEFAULTS = {
+  HTTP_HOST: '127.0.0.1',
+  HTTP_PORT: '8080',
+  MAX_CPUS: '1',
+  MAX_MEMORY: '128M',
+  MAX_PIDS: '64',
+  CODE_MAX_SIZE: String(256 << 10),
+  INPUT_MAX_SIZE: String(1 << 20),
+  LOG_MAX_BYTES: String(1 << 20),
+  RESULT_MAX_BYTES: String(1 << 20),
+  TIMEOUT_SCRIPT: '30',
+  SPAWN_TIMEOUT: '10',
+  POOL_MIN: '2',
+  POOL_MAX: '8',
+  QUEUE_MAX: '256',
+  ACQUIRE_TIMEOUT: '10',
+  WARM_MAX_TOTAL: '32',
+  WARM_MAX_PER_FUNCTION: '4',
+  WARM_IDLE_SECONDS: '60',
+  WARM_MAX_USES: '1000',
+  SANDBOX_UID: '65534',
+  SANDBOX_TMP_SIZE: '16M',
+  SECCOMP: 'on',
+  LIMITS_BACKEND: 'auto',
+  CGROUP_NAME: 'hearth',
+  REDIS_URL: '',
+  REDIS_HOST: '',
+  REDIS_PORT: '6379',
+  REDIS_PASSWORD: '',
+  REDIS_DB: '0',
+  REDIS_TIMEOUT_SECONDS: '5',
+  STATE_DIR: '.state',
+  SHUTDOWN_GRACE_SECONDS: '10',
+  LOG_LEVEL: 'info'
+} as const
+
+export type EnvName = keyof typeof DEFAULTS
+export type Env = Partial<Record<string, string | undefined>>
+
+/** KEY=VALUE lines; `#` comments; optional quotes. Values already in the environment win. */
+export function parseDotenv (text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
+    if (m === null) continue
+    let value = m[2] ?? ''
+    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1)
+    out[m[1] as string] = value
+  }
+  return out
+}
+
+export class ConfigError extends Error {
+  constructor (name: string, problem: string) {
+    super(`${name} ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+function integer (env: Env, name: EnvName, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const text = (env[name] ?? DEFAULTS[name]).trim()
+  const n = Number(text)
+  if (!/^-?\d+$/.test(text) || n < min || n > max) {
+    throw new ConfigError(name, `must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`)
+  }
+  return n
+}
+
+function positiveNumber (env: Env, name: EnvName): number {
+  const text = (env[name] ?? DEFAULTS[name]).trim()
+  const n = Number(text)
+  if (text === '' || !Number.isFinite(n) || n <= 0) throw new ConfigError(name, `must be a positive number (got ${JSON.stringify(text)})`)
+  return n
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }
+
+/** Sizes as systemd and go-faas write them: 128M, 1G, 65536. */
+export function parseBytes (text: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim())
+  if (m === null) return null
+  const n = Math.floor(Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1))
+  return n > 0 ? n : null
+}
+
+function bytes (env: Env, name: EnvName): number {
+  const text = env[name] ?? DEFAULTS[name]
+  const n = parseBytes(text)
+  if (n === null) throw new ConfigError(name, `must be a size such as 128M or 1G (got ${JSON.stringify(text)})`)
+  return n
+}
+
+function flag (env: Env, name: EnvName): boolean {
+  const text = (env[name] ?? DEFAULTS[name]).trim().toLowerCase()
+  if (['1', 'on', 'true', 'yes'].includes(text)) return true
+  if (['0', 'off', 'false', 'no'].includes(text)) return false
+  throw new ConfigError(name, `must be on or off (got ${JSON.stringify(text)})`)
+}
+
+function oneOf<T extends string> (env: Env, name: EnvName, allowed: readonly T[]): T {
+  const text = (env[name] ?? DEFAULTS[name]).trim() as T
+  if (!allowed.includes(text)) throw new ConfigError(name, `must be one of ${allowed.join(', ')} (got ${JSON.stringify(text)})`)
+  return text
+}
+
+export function loadConfig (env: Env = process.env, root = ROOT): Config {
+  const dotenvPath = resolve(root, '.env')
+  if (env === process.env && existsSync(dotenvPath)) {
+    env = { ...parseDotenv(readFileSync(dotenvPath, 'utf8')), ...process.env }
+  }
+  const poolMin = integer(env, 'POOL_MIN', 0, 256)
+  const poolMax = integer(env, 'POOL_MAX', 1, 256)
+  if (poolMax < poolMin) throw new ConfigError('POOL_MAX', `must be at least POOL_MIN (${poolMin})`)
+  const redisUrl = (env.REDIS_URL ?? '').trim()
+  const redisHost = (env.REDIS_HOST ?? '').trim()
+  return Object.freeze({
+    root,
+    httpHost: (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim(),
+    httpPort: integer(env, 'HTTP_PORT', 0, 65535),
+    maxCpus: positiveNumber(env, 'MAX_CPUS'),
+    maxMemoryBytes: bytes(env, 'MAX_MEMORY'),
+    maxPids: integer(env, 'MAX_PIDS', 4, 1 << 22),
+    codeMaxSize: integer(env, 'CODE_MAX_SIZE', 1),
+    inputMaxSize: integer(env, 'INPUT_MAX_SIZE', 2),
+    logMaxBytes: integer(env, 'LOG_MAX_BYTES', 0),
+    resultMaxBytes: integer(env, 'RESULT_MAX_BYTES', 16),
+    timeoutMs: Math.round(positiveNumber(env, 'TIMEOUT_SCRIPT') * 1000),
+    spawnTimeoutMs: Math.round(positiveNumber(env, 'SPAWN_TIMEOUT') * 1000),
+    poolMin,
+    poolMax,
+    queueMax: integer(env, 'QUEUE_MAX', 0),
+    acquireTimeoutMs: Math.round(positiveNumber(env, 'ACQUIRE_TIMEOUT') * 1000),
+    warmMaxTotal: integer(env, 'WARM_MAX_TOTAL', 0, 4096),
+    warmMaxPerFunction: integer(env, 'WARM_MAX_PER_FUNCTION', 0, 256),
+    warmIdleMs: Math.round(positiveNumber(env, 'WARM_IDLE_SECONDS') * 1000),
+    warmMaxUses: integer(env, 'WARM_MAX_USES', 1),
+    sandboxUid: integer(env, 'SANDBOX_UID', 1, 2 ** 32 - 2),
+    sandboxTmpBytes: bytes(env, 'SANDBOX_TMP_SIZE'),
+    seccomp: flag(env, 'SECCOMP'),
+    limitsBackend: oneOf(env, 'LIMITS_BACKEND', ['auto', 'cgroup2', 'cgroup1', 'rlimit', 'none'] as const),
+    cgroupName: (env.CGROUP_NAME ?? DEFAULTS.CGROUP_NAME).trim(),
+    redisUrl: redisUrl !== '' ? redisUrl : null,
+    redisHost,
+    redisPort: integer(env, 'REDIS_PORT', 1, 65535),
+    redisPassword: env.REDIS_PASSWORD ?? '',
+    redisDb: integer(env, 'REDIS_DB', 0, 15),
+    redisTimeoutMs: Math.round(positiveNumber(env, 'REDIS_TIMEOUT_SECONDS') * 1000),
+    stateDir: resolve(root, (env.STATE_DIR ?? DEFAULTS.STATE_DIR).trim()),
+    shutdownGraceMs: Math.round(positiveNumber(env, 'SHUTDOWN_GRACE_SECONDS') * 1000),
+    logLevel: (env.LOG_LEVEL ?? DEFAULTS.LOG_LEVEL).trim()
+  })
+}
+
+/** Whether the daemon should supervise its own redis-server (no REDIS_URL / REDIS_HOST given). */
+export function wantsEmbeddedRedis (config: Config): boolean {
+  return config.redisUrl === null && config.redisHost === ''
+}

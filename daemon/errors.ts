@@ -1,0 +1,62 @@
+// Every error a caller can see: a stable code, an HTTP status, a default message.
+// Tests assert on `code`; messages are for people.
+
+export const ERRORS = {
+  invalid_json: { status: 400, message: 'request body is not valid JSON' },
+  invalid_field: { status: 400, message: 'a field of the request is invalid' },
+  invalid_version: { status: 400, message: 'version must be a positive integer' },
+  route_not_found: { status: 404, message: 'no such route' },
+  function_not_found: { status: 404, message: 'no function at that path' },
+  version_not_found: { status: 404, message: 'no such version of that function' },
+  method_not_allowed: { status: 405, message: 'method not allowed on this route' },
+  body_too_large: { status: 413, message: 'request body is too large' },
+  code_too_large: { status: 413, message: 'code is larger than CODE_MAX_SIZE' },
+  input_too_large: { status: 413, message: 'input is larger than INPUT_MAX_SIZE' },
+  unsupported_media_type: { status: 415, message: 'send the body as application/json' },
+  syntax_error: { status: 422, message: 'the code does not parse' },
+  script_error: { status: 422, message: 'the code raised an exception' },
+  memory_limit: { status: 422, message: 'the code exceeded its memory limit' },
+  pids_limit: { status: 422, message: 'the code exceeded its process limit' },
+  result_too_large: { status: 422, message: 'the result is larger than RESULT_MAX_BYTES' },
+  sandbox_crashed: { status: 502, message: 'the sandbox exited during the call' },
+  protocol_error: { status: 502, message: 'the sandbox broke the frame protocol' },
+  overloaded: { status: 503, message: 'too many calls are waiting for a sandbox' },
+  queue_timeout: { status: 503, message: 'no sandbox became free in time' },
+  runtime_unavailable: { status: 503, message: 'the language runtime cannot start' },
+  store_unavailable: { status: 503, message: 'the function store (Redis) is unavailable' },
+  shutting_down: { status: 503, message: 'the server is shutting down' },
+  timeout: { status: 504, message: 'the code ran past its time limit' },
+  internal: { status: 500, message: 'internal error' }
+} as const satisfies Record<string, { status: number, message: string }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** Codes whose responses carry Retry-After: the caller may simply try again. */
+export const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['overloaded', 'queue_timeout', 'runtime_unavailable', 'store_unavailable', 'shutting_down'])
+
+export class HearthError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly details: Record<string, unknown>
+
+  constructor (code: ErrorCode, message?: string, details: Record<string, unknown> = {}) {
+    super(message ?? ERRORS[code].message)
+    this.name = 'HearthError'
+    this.code = code
+    this.status = ERRORS[code].status
+    this.details = details
+  }
+
+  toJSON (): { error: Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, ...this.details } }
+  }
+}
+
+export function invalidField (field: string, problem: string): HearthError {
+  return new HearthError('invalid_field', `${field} ${problem}`, { field })
+}
+
+export function asHearthError (err: unknown): HearthError {
+  if (err instanceof HearthError) return err
+  return new HearthError('internal', err instanceof Error ? err.message : String(err))
+}

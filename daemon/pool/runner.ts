@@ -1,0 +1,198 @@
+// Runs one call end to end: find a sandbox under the isolation contract, run,
+// then keep the sandbox for its function or destroy it.
+import { LANGUAGES, type Config, type Language } from '../config.js'
+import { mapStack, prepare, type Prepared } from '../compile.js'
+import { HearthError } from '../errors.js'
+import { typeResult, type TypedResult } from '../result.js'
+import type { LimitsBackend } from '../sandbox/limits/index.js'
+import { RUNTIME_OF, runtimeSpec, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
+import { LanguagePool, type LanguagePoolStats } from './language-pool.js'
+import { RetryClaim, WarmSet, type Claim } from './warm-set.js'
+
+export interface RunRequest {
+  readonly language: Language
+  readonly code: string
+  readonly input: string // JSON text
+  readonly timeoutMs: number
+  /** `path@version` of a stored function; absent for /run-now code */
+  readonly functionKey?: string
+  readonly onLog?: (stream: LogStream, line: string) => void
+}
+
+export interface RunResult extends TypedResult {
+  readonly logsTruncated: boolean
+  /** whether the call ran in a sandbox that had served this function before */
+  readonly warm: boolean
+}
+
+export interface RunnerOptions {
+  readonly config: Config
+  readonly limits: LimitsBackend
+  readonly seccompFile: string | null
+  readonly onSpawnError?: (language: Language, err: Error, failures: number) => void
+  /** a sandbox teardown that failed off the request path */
+  readonly onBackgroundError?: (err: Error) => void
+  /** replaces a runtime's bootstrap (tests: runtimes that crash or hang on start) */
+  readonly runtimes?: Partial<Record<RuntimeName, RuntimeSpec>>
+}
+
+const KEPT_AFTER: ReadonlySet<string> = new Set(['script_error'])
+
+export class Runner {
+  private readonly pools = new Map<Language, LanguagePool>()
+  private readonly warm: WarmSet
+  private readonly live = new Set<Sandbox>()
+  private closing = false
+  private seq = 0
+  private readonly onBackgroundError: (err: Error) => void
+
+  constructor (opts: RunnerOptions) {
+    const c = opts.config
+    this.onBackgroundError = opts.onBackgroundError ?? (() => {})
+    this.warm = new WarmSet({
+      maxTotal: c.warmMaxTotal,
+      maxPerFunction: c.warmMaxPerFunction,
+      idleMs: c.warmIdleMs,
+      maxUses: c.warmMaxUses,
+      queueMax: c.queueMax,
+      waitTimeoutMs: c.acquireTimeoutMs
+    })
+    const hostUid = process.getuid?.() === 0 ? c.sandboxUid : null
+    const specs = new Map<string, RuntimeSpec>()
+    for (const language of LANGUAGES) {
+      const runtime = RUNTIME_OF[language]
+      const spec = specs.get(runtime) ?? opts.runtimes?.[runtime] ?? runtimeSpec(runtime, c.root)
+      specs.set(runtime, spec)
+      const spawn = async (): Promise<Sandbox> => {
+        const id = `${language}-${process.pid}-${++this.seq}`
+        const limits = await opts.limits.create(id)
+        const sandbox = await Sandbox.start({
+          id,
+          runtime: spec,
+          limits,
+          hostUid,
+          tmpBytes: c.sandboxTmpBytes,
+          seccompFile: opts.seccompFile,
+          spawnTimeoutMs: c.spawnTimeoutMs,
+          logMaxBytes: c.logMaxBytes,
+          resultMaxBytes: c.resultMaxBytes
+        })
+        this.live.add(sandbox)
+        void sandbox.exited.then(() => this.live.delete(sandbox))
+        return sandbox
+      }
+      this.pools.set(language, new LanguagePool({
+        language,
+        min: c.poolMin,
+        max: c.poolMax,
+        queueMax: c.queueMax,
+        acquireTimeoutMs: c.acquireTimeoutMs,
+        spawn,
+        onSpawnError: (err, failures) => opts.onSpawnError?.(language, err, failures)
+      }))
+    }
+  }
+
+  async run (req: RunRequest): Promise<RunResult> {
+    if (this.closing) throw new HearthError('shutting_down')
+    const prepared = await prepare(req.language, req.code)
+    const pool = this.pools.get(req.language) as LanguagePool
+    const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
+    const claim: Claim = groupKey === null ? { kind: 'unbound' } : await this.claim(groupKey)
+    let sandbox: Sandbox
+    if (claim.kind === 'sandbox') {
+      sandbox = claim.sandbox
+    } else {
+      try {
+        sandbox = await pool.acquire()
+      } catch (err) {
+        if (claim.kind === 'bind') this.warm.leave(groupKey as string)
+        throw err
+      }
+    }
+    const warm = sandbox.uses > 0
+    let outcome: Outcome | null = null
+    let error: HearthError | null = null
+    try {
+      outcome = await sandbox.run({
+        key: prepared.key,
+        code: prepared.code,
+        input: req.input,
+        filename: prepared.filename,
+        timeoutMs: req.timeoutMs,
+        onLog: req.onLog
+      })
+    } catch (err) {
+      error = err as HearthError
+    }
+    // A limit hit during a call ends the sandbox even when the call succeeded
+    // (isolation contract, rule 3), and names the failure when it did not.
+    const breach = sandbox.state === 'idle' ? sandbox.breach() : null
+    if (breach !== null && error !== null) error = new HearthError(breach === 'memory' ? 'memory_limit' : 'pids_limit', undefined, { cause: error.message })
+    const keep = groupKey !== null && breach === null && sandbox.state === 'idle' && (error === null || KEPT_AFTER.has(error.code))
+    this.settle(claim, groupKey, sandbox, pool, keep)
+    if (error !== null) throw this.explain(error, prepared)
+    return { ...typeResult(outcome as Outcome), logsTruncated: (outcome as Outcome).logsTruncated, warm }
+  }
+
+  private async claim (groupKey: string): Promise<Claim> {
+    for (;;) {
+      try {
+        return await this.warm.claim(groupKey)
+      } catch (err) {
+        if (!(err instanceof RetryClaim)) throw err
+      }
+    }
+  }
+
+  /** Isolation contract: keep a sandbox only for its own function, else destroy it. */
+  private settle (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean): void {
+    if (claim.kind === 'sandbox') { // already bound to groupKey
+      if (keep && this.warm.release(groupKey as string, sandbox)) return
+      if (!keep) this.warm.leave(groupKey as string) // release() gives up the place itself
+      this.detach(sandbox.destroy())
+      return
+    }
+    if (claim.kind === 'bind' && keep) {
+      sandbox.adopted = true
+      this.detach(pool.retire(sandbox)) // off the pool's books, alive; the pool refills
+      if (!this.warm.release(groupKey as string, sandbox)) this.detach(sandbox.destroy())
+      return
+    }
+    if (claim.kind === 'bind') this.warm.leave(groupKey as string)
+    this.detach(pool.retire(sandbox)) // run-now and failed sandboxes: never reused
+  }
+
+  /** Sandbox teardown runs off the request path; its failures are reported, never unhandled. */
+  private detach (work: Promise<unknown>): void {
+    work.catch((err: Error) => this.onBackgroundError(err))
+  }
+
+  private explain (err: HearthError, prepared: Prepared): HearthError {
+    if (err.code !== 'script_error' || prepared.sourceMap === null) return err
+    const stack = mapStack(prepared, String(err.details.stack ?? ''))
+    return new HearthError(err.code, err.message, { ...err.details, stack })
+  }
+
+  stats (): { pools: LanguagePoolStats[], warm: ReturnType<WarmSet['stats']>, sandboxes: number } {
+    return { pools: [...this.pools.values()].map((p) => p.stats()), warm: this.warm.stats(), sandboxes: this.live.size }
+  }
+
+  /** Every language has a ready sandbox (or can make one without failing). */
+  ready (): boolean {
+    return [...this.pools.values()].every((p) => {
+      const s = p.stats()
+      return s.ready > 0 && s.consecutiveFailures === 0
+    })
+  }
+
+  /** Kills every sandbox, in use or not, and stops the pools. */
+  async close (): Promise<void> {
+    this.closing = true
+    const pools = [...this.pools.values()].map(async (p) => await p.close())
+    this.warm.drainIdle()
+    await Promise.all([...this.live].map(async (s) => await s.destroy()))
+    await Promise.all(pools)
+  }
+}

@@ -1,0 +1,103 @@
+// The wire format between the daemon and the bootstraps (runtimes/PROTOCOL.md):
+// 4-byte big-endian length + one msgpack map. The only module that knows it.
+import { Packr } from 'msgpackr'
+
+// Records are a msgpackr extension Python's msgpack cannot read.
+const packr = new Packr({ useRecords: false })
+
+export const DEFAULT_MAX_FRAME = 64 << 20
+
+export interface RunMessage { t: 'run', id: number, key: string, code?: string, input: string, filename: string }
+export interface ReadyMessage { t: 'ready', runtime: string, pid: number }
+export interface LogMessage { t: 'log', id: number, stream: 'stdout' | 'stderr', data: string }
+export interface ResultMessage { t: 'result', id: number, json?: string, stdout?: string }
+export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string }
+export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMessage
+
+export class ProtocolError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ProtocolError'
+  }
+}
+
+export function encodeFrame (msg: RunMessage): Buffer {
+  const body = packr.pack(msg)
+  const frame = Buffer.allocUnsafe(4 + body.length)
+  frame.writeUInt32BE(body.length, 0)
+  body.copy(frame, 4)
+  return frame
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isId = (v: unknown): v is number => Number.isSafeInteger(v)
+
+/** Checks the shape of a decoded frame; anything else is a protocol error. */
+export function validateInbound (msg: unknown): InboundMessage {
+  if (msg === null || typeof msg !== 'object') throw new ProtocolError('frame is not a map')
+  const m = msg as Record<string, unknown>
+  switch (m.t) {
+    case 'ready':
+      if (isString(m.runtime)) return m as unknown as ReadyMessage
+      break
+    case 'log':
+      if (isId(m.id) && (m.stream === 'stdout' || m.stream === 'stderr') && isString(m.data)) return m as unknown as LogMessage
+      break
+    case 'result':
+      if (isId(m.id) && (isString(m.json) || isString(m.stdout))) return m as unknown as ResultMessage
+      break
+    case 'error':
+      if (isId(m.id) && isString(m.name) && isString(m.message)) {
+        return { t: 'error', id: m.id, name: m.name, message: m.message, stack: isString(m.stack) ? m.stack : '' }
+      }
+      break
+  }
+  throw new ProtocolError(`malformed frame of type ${JSON.stringify(m.t)}`)
+}
+
+/** Reassembles frames from arbitrarily split or coalesced chunks. */
+export class FrameDecoder {
+  private chunks: Buffer[] = []
+  private buffered = 0
+  private readonly maxFrame: number
+
+  constructor (maxFrame = DEFAULT_MAX_FRAME) {
+    this.maxFrame = maxFrame
+  }
+
+  /** Returns every complete message; throws ProtocolError on a bad frame. */
+  push (chunk: Buffer): InboundMessage[] {
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    const out: InboundMessage[] = []
+    while (this.buffered >= 4) {
+      const head = this.peek(4)
+      const size = head.readUInt32BE(0)
+      if (size > this.maxFrame) throw new ProtocolError(`frame of ${size} bytes exceeds the ${this.maxFrame}-byte cap`)
+      if (this.buffered < 4 + size) break
+      const frame = this.take(4 + size)
+      let decoded: unknown
+      try {
+        decoded = packr.unpack(frame.subarray(4))
+      } catch (err) {
+        throw new ProtocolError(`undecodable frame: ${(err as Error).message}`)
+      }
+      out.push(validateInbound(decoded))
+    }
+    return out
+  }
+
+  private peek (n: number): Buffer {
+    if ((this.chunks[0]?.length ?? 0) < n) this.chunks = [Buffer.concat(this.chunks)]
+    return this.chunks[0] as Buffer
+  }
+
+  private take (n: number): Buffer {
+    const all = this.peek(n)
+    const frame = all.subarray(0, n)
+    const rest = all.subarray(n)
+    this.chunks = rest.length > 0 ? [rest, ...this.chunks.slice(1)] : this.chunks.slice(1)
+    this.buffered -= n
+    return frame
+  }
+}

@@ -1,0 +1,76 @@
+// cgroup v1: one cgroup per sandbox in each of the memory, pids and cpu hierarchies,
+// nested under the daemon's own cgroup of that hierarchy (as on the development hosts).
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { counter, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
+
+const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
+type Controller = typeof CONTROLLERS[number]
+const CFS_PERIOD_US = 100_000
+
+function hierarchyRoots (): Map<Controller, string> | null {
+  const own = ownCgroups()
+  const roots = new Map<Controller, string>()
+  for (const controller of CONTROLLERS) {
+    const mount = mounts().find((m) => m.fstype === 'cgroup' && m.options.includes(controller))
+    if (mount === undefined || mount.options.includes('ro')) return null
+    const key = [...own.keys()].find((k) => k.split(',').includes(controller))
+    roots.set(controller, join(mount.path, key === undefined ? '/' : own.get(key) ?? '/'))
+  }
+  return roots
+}
+
+export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBackend | null> {
+  const roots = hierarchyRoots()
+  if (roots === null) return null
+  const parents = new Map<Controller, string>()
+  try {
+    for (const [controller, root] of roots) {
+      const parent = join(root, name)
+      await mkdir(parent, { recursive: true })
+      parents.set(controller, parent)
+    }
+  } catch {
+    return null
+  }
+  const dirOf = (controller: Controller, id: string): string => join(parents.get(controller) as string, id)
+
+  async function create (id: string): Promise<SandboxLimits> {
+    const dirs = CONTROLLERS.map((c) => dirOf(c, id))
+    for (const dir of dirs) await mkdir(dir)
+    const memory = dirOf('memory', id)
+    await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes))
+    // memsw = memory + swap: the same figure means no swap at all.
+    if (existsSync(join(memory, 'memory.memsw.limit_in_bytes'))) {
+      await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes))
+    }
+    await writeFile(join(dirOf('pids', id), 'pids.max'), String(limits.pids))
+    const cpu = dirOf('cpu', id)
+    await writeFile(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
+    await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US))))
+    return {
+      prefix: joinPrefix(dirs.map((d) => join(d, 'cgroup.procs'))),
+      breach () {
+        if (counter(join(memory, 'memory.oom_control'), 'oom_kill') > 0) return 'memory'
+        if (counter(join(dirOf('pids', id), 'pids.events'), 'max') > 0) return 'pids'
+        return null
+      },
+      async destroy () {
+        for (const dir of dirs) await killProcs(join(dir, 'cgroup.procs'))
+        await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
+      }
+    }
+  }
+
+  return {
+    name: 'cgroup1',
+    detail: [...parents.values()].join(' '),
+    limits,
+    create,
+    async close () {
+      await Promise.all([...parents.values()].map(async (dir) => await removeCgroup(dir, join(dir, 'cgroup.procs'), 3)))
+    }
+  }
+}

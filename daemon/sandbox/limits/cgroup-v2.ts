@@ -1,0 +1,81 @@
+// cgroup v2: sandboxes in child cgroups of the daemon's own delegated cgroup
+// (systemd: the service runs with Delegate=yes). The daemon first moves itself
+// into a leaf, because a cgroup with processes cannot hand controllers down.
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { counter, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
+
+const NEEDED = ['memory', 'pids', 'cpu']
+const CPU_PERIOD_US = 100_000
+
+async function enableControllers (dir: string): Promise<void> {
+  await writeFile(join(dir, 'cgroup.subtree_control'), NEEDED.map((c) => `+${c}`).join(' '))
+}
+
+export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBackend | null> {
+  const mount = mounts().find((m) => m.fstype === 'cgroup2')
+  const own = ownCgroups().get('')
+  if (mount === undefined || own === undefined) return null
+  const base = join(mount.path, own)
+  let available: string[]
+  try {
+    available = readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/)
+  } catch {
+    return null
+  }
+  if (!NEEDED.every((c) => available.includes(c))) return null
+  const parent = join(base, name)
+  try {
+    const procs = (await readFile(join(base, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)
+    if (procs.length > 0) {
+      // "no internal processes": move everything in our cgroup (the daemon) to a leaf.
+      const leaf = join(base, 'daemon')
+      await mkdir(leaf, { recursive: true })
+      for (const pid of procs) {
+        try { await writeFile(join(leaf, 'cgroup.procs'), pid) } catch {}
+      }
+    }
+    await enableControllers(base)
+    await mkdir(parent, { recursive: true })
+    await enableControllers(parent)
+  } catch {
+    return null
+  }
+
+  async function create (id: string): Promise<SandboxLimits> {
+    const dir = join(parent, id)
+    await mkdir(dir)
+    await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes))
+    if (existsSync(join(dir, 'memory.swap.max'))) await writeFile(join(dir, 'memory.swap.max'), '0')
+    await writeFile(join(dir, 'pids.max'), String(limits.pids))
+    await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
+    return {
+      prefix: joinPrefix([join(dir, 'cgroup.procs')]),
+      breach () {
+        if (counter(join(dir, 'memory.events'), 'oom_kill') > 0) return 'memory'
+        if (counter(join(dir, 'pids.events'), 'max') > 0) return 'pids'
+        return null
+      },
+      async destroy () {
+        try {
+          await writeFile(join(dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
+        } catch {
+          await killProcs(join(dir, 'cgroup.procs'))
+        }
+        await removeCgroup(dir)
+      }
+    }
+  }
+
+  return {
+    name: 'cgroup2',
+    detail: parent,
+    limits,
+    create,
+    async close () {
+      await removeCgroup(parent, join(parent, 'cgroup.procs'), 3)
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// Small helpers shared by the cgroup v1 and v2 backends.
+import { readFileSync } from 'node:fs'
+import { readFile, rmdir, writeFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+/**
+ * argv prefix that writes its own pid into each cgroup.procs file, then execs the
+ * rest of the argv: the process is inside its cgroups before anything runs that
+ * could fork, so there is no window for a child to start outside the limits.
+ */
+export function joinPrefix (procsFiles: readonly string[]): string[] {
+  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
+  return ['/bin/sh', '-c', script, 'hearth-join', String(procsFiles.length), ...procsFiles]
+}
+
+export interface Mount { path: string, fstype: string, options: string[] }
+
+export function mounts (): Mount[] {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').filter(Boolean).map((line) => {
+    const f = line.split(' ')
+    return { path: (f[1] ?? '').replace(/\\040/g, ' '), fstype: f[2] ?? '', options: (f[3] ?? '').split(',') }
+  })
+}
+
+/** The calling process's cgroup per hierarchy: key = controller list ('' for v2). */
+export function ownCgroups (): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line)
+    if (m !== null) out.set(m[1] as string, m[2] as string)
+  }
+  return out
+}
+
+/** `key value` lines (memory.events, pids.events, memory.oom_control) → the value of key. */
+export function counter (file: string, key: string): number {
+  try {
+    const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(readFileSync(file, 'utf8'))
+    return m === null ? 0 : Number(m[1])
+  } catch {
+    return 0
+  }
+}
+
+export async function killProcs (procsFile: string): Promise<void> {
+  let text = ''
+  try { text = await readFile(procsFile, 'utf8') } catch { return }
+  for (const pid of text.split('\n').filter(Boolean)) {
+    try { process.kill(Number(pid), 'SIGKILL') } catch {}
+  }
+}
+
+/**
+ * rmdir, retried: a pid-namespaced tree stays charged to its cgroup for a moment
+ * after it exits (measured ~2 s on cgroup v1), and rmdir answers EBUSY until then.
+ */
+export async function removeCgroup (dir: string, procsFile = `${dir}/cgroup.procs`, tries = 40): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    try {
+      await rmdir(dir)
+      return true
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return true
+      if (code !== 'EBUSY') return false
+    }
+    await killProcs(procsFile)
+    await sleep(Math.min(50 * (i + 1), 500))
+  }
+  return false
+}
+
+export async function write (file: string, value: string): Promise<void> {
+  await writeFile(file, value)
+}

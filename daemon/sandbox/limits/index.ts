@@ -1,0 +1,24 @@
+// Picks the resource-limit backend at start-up: cgroup v2, then v1, then rlimits.
+import type { LimitsBackendName } from '../../config.js'
+import { cgroupV1 } from './cgroup-v1.js'
+import { cgroupV2 } from './cgroup-v2.js'
+import { noLimits, rlimitBackend } from './rlimit.js'
+import type { Limits, LimitsBackend } from './types.js'
+
+export type { Breach, Limits, LimitsBackend, SandboxLimits } from './types.js'
+
+export async function chooseLimitsBackend (wanted: LimitsBackendName, limits: Limits, cgroupName: string): Promise<LimitsBackend> {
+  if (wanted === 'none') return noLimits(limits)
+  if (wanted === 'rlimit') return rlimitBackend(limits)
+  if (wanted === 'cgroup2' || wanted === 'auto') {
+    const backend = await cgroupV2(limits, cgroupName)
+    if (backend !== null) return backend
+    if (wanted === 'cgroup2') throw new Error('LIMITS_BACKEND=cgroup2, but no delegated cgroup v2 subtree with the memory, pids and cpu controllers is writable')
+  }
+  if (wanted === 'cgroup1' || wanted === 'auto') {
+    const backend = await cgroupV1(limits, cgroupName)
+    if (backend !== null) return backend
+    if (wanted === 'cgroup1') throw new Error('LIMITS_BACKEND=cgroup1, but the memory, pids and cpu cgroup v1 hierarchies are not writable')
+  }
+  return rlimitBackend(limits)
+}

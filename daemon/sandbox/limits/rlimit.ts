@@ -1,0 +1,25 @@
+// Last resort, when no cgroup can be written: per-process rlimits through prlimit(1).
+// Weaker in every way (no CPU quota, no kill of the whole tree, RLIMIT_NPROC counts
+// every process of the sandbox uid together and is ignored for host uid 0), so the
+// daemon warns loudly when it falls back to it.
+import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
+
+export function rlimitBackend (limits: Limits): LimitsBackend {
+  // RLIMIT_DATA rather than RLIMIT_AS: V8 reserves large PROT_NONE regions and
+  // fails to start under an address-space limit below ~1 GiB; DATA counts only
+  // memory actually made writable.
+  const prefix = ['prlimit', `--data=${limits.memoryBytes}`, `--nproc=${limits.pids}`, '--core=0', '--']
+  const sandbox: SandboxLimits = { prefix, breach: () => null, destroy: async () => {} }
+  return {
+    name: 'rlimit',
+    detail: prefix.slice(1, -1).join(' '),
+    limits,
+    create: async () => sandbox,
+    close: async () => {}
+  }
+}
+
+export function noLimits (limits: Limits): LimitsBackend {
+  const sandbox: SandboxLimits = { prefix: [], breach: () => null, destroy: async () => {} }
+  return { name: 'none', detail: 'no resource limits (LIMITS_BACKEND=none)', limits, create: async () => sandbox, close: async () => {} }
+}

@@ -1,0 +1,32 @@
+// What every resource-limit backend offers a sandbox.
+
+export interface Limits {
+  readonly memoryBytes: number
+  readonly cpus: number
+  readonly pids: number
+}
+
+export type Breach = 'memory' | 'pids'
+
+/** One sandbox's share of a backend: made before spawn, destroyed after exit. */
+export interface SandboxLimits {
+  /**
+   * Prefix for the sandbox's argv. The prefix puts the process into its limits
+   * before it execs anything else, so no child can start outside them.
+   */
+  readonly prefix: readonly string[]
+  /** The limit the sandbox ran into, if any (read from the kernel's own counters). */
+  breach: () => Breach | null
+  /** Kills whatever is left inside (the whole cgroup) and removes it. */
+  destroy: () => Promise<void>
+}
+
+export interface LimitsBackend {
+  readonly name: 'cgroup2' | 'cgroup1' | 'rlimit' | 'none'
+  /** Where the sandboxes' cgroups live, or what is enforced. */
+  readonly detail: string
+  readonly limits: Limits
+  create: (sandboxId: string) => Promise<SandboxLimits>
+  /** Removes the backend's parent cgroup at shutdown (best effort). */
+  close: () => Promise<void>
+}

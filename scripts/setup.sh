@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu host lacks to build, run and test hearth.
+# Idempotent and quiet when everything is there; called by `make run` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command → Debian package that provides it
+declare -A NEED=(
+  [bwrap]=bubblewrap
+  [redis-server]=redis-server
+  [setpriv]=util-linux
+  [prlimit]=util-linux
+  [systemd-analyze]=systemd
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+[ -x /usr/bin/python3 ] || missing+=(python3)
+# The sandboxes run Debian's /usr/bin/python3, so its own modules must be there
+# (a pyenv or venv python on PATH does not count).
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c 'import msgpack' 2>/dev/null || missing+=(python3-msgpack)
+  /usr/bin/python3 -c 'import seccomp' 2>/dev/null || missing+=(python3-seccomp)
+else
+  missing+=(python3-msgpack python3-seccomp)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "setup: installing ${missing[*]}"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no apt-get here; install these packages with your package manager: ${missing[*]}" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: not root; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: hearth needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+# node_modules is current when npm's own record of it is newer than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+mkdir -p build
+if [ ! -s build/seccomp.bpf ] || [ runtimes/seccomp/generate.py -nt build/seccomp.bpf ]; then
+  /usr/bin/python3 runtimes/seccomp/generate.py build/seccomp.bpf
+fi

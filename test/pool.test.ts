@@ -1,0 +1,72 @@
+// Pools of ready sandboxes: prewarm, refill, bounded queue, and runtimes that cannot start.
+import t from 'tap'
+import { HearthError } from '../daemon/errors.js'
+import { call, startRunner, waitFor } from './helpers/runner.js'
+
+t.test('prewarms every language and refills after one-shot sandboxes are destroyed', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '2' })
+  const ready = (): boolean => runner.stats().pools.every((p) => p.ready >= 2)
+  await waitFor(ready, 15_000, 'prewarm')
+  t.ok(runner.ready())
+  const spawnedBefore = runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  for (let i = 0; i < 4; i++) {
+    const r = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
+    t.equal(r.result?.data, '1')
+  }
+  await waitFor(ready, 15_000, 'refill')
+  const spawnedAfter = runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  t.ok(spawnedAfter >= spawnedBefore + 4, `spawned ${spawnedAfter - spawnedBefore} more`)
+})
+
+t.test('a full wait queue answers overloaded at once', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1', POOL_MAX: '1', QUEUE_MAX: '1' })
+  await waitFor(() => runner.ready(), 15_000, 'prewarm')
+  const slow = { language: 'python' as const, code: 'import time\ntime.sleep(1)\nreturn 1', input: '{}' }
+  const first = call(runner, slow)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const second = call(runner, slow)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started = Date.now()
+  const third = await call(runner, slow)
+  t.equal(third.error?.code, 'overloaded')
+  t.ok(Date.now() - started < 200)
+  t.equal((await first).result?.data, '1')
+  t.equal((await second).result?.data, '1')
+})
+
+t.test('a runtime that cannot start backs off instead of spinning, and says why', async (t) => {
+  const failures: number[] = []
+  const { runner } = await startRunner(t, { POOL_MIN: '1', ACQUIRE_TIMEOUT: '2' }, {
+    runtimes: { python: { name: 'python', command: ['/usr/bin/python3', '-c', 'import sys; sys.stderr.write("no runtime here\\n"); sys.exit(3)'], binds: [] } },
+    onSpawnError: (language, _err, n) => { if (language === 'python') failures.push(n) }
+  })
+  const r = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
+  t.equal(r.error?.code, 'runtime_unavailable')
+  t.match(r.error?.message, /no runtime here/)
+  // Backoff doubles from 100 ms: a tight loop would fail hundreds of times in 2 s.
+  t.ok(failures.length >= 2 && failures.length <= 8, `${failures.length} attempts in ~2 s`)
+  const stats = runner.stats().pools.find((p) => p.language === 'python')
+  t.match(stats?.lastError, /no runtime here/)
+  t.notOk(runner.ready())
+  const js = await call(runner, { language: 'javascript', code: 'return 2', input: '{}' })
+  t.equal(js.result?.data, '2', 'other languages are unaffected')
+})
+
+t.test('a runtime that never says ready is killed after the spawn timeout', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1', SPAWN_TIMEOUT: '0.5', ACQUIRE_TIMEOUT: '1.5' }, {
+    runtimes: { python: { name: 'python', command: ['/bin/sleep', '600'], binds: [] } }
+  })
+  const r = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
+  t.equal(r.error?.code, 'runtime_unavailable')
+  t.match(r.error?.message, /not ready after 500 ms/)
+})
+
+t.test('closing kills every sandbox, busy ones included', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1' })
+  const busy = call(runner, { language: 'javascript', code: 'await new Promise(() => {})', input: '{}', timeoutMs: 30_000 })
+  await waitFor(() => runner.stats().pools.some((p) => p.borrowed > 0), 10_000, 'busy sandbox')
+  await runner.close()
+  const r = await busy
+  t.ok(r.error instanceof HearthError)
+  t.equal(runner.stats().sandboxes, 0)
+})
