@@ -12,7 +12,6 @@ export const ERRORS = {
   body_too_large: { status: 413, message: 'request body is too large' },
   code_too_large: { status: 413, message: 'code is larger than CODE_MAX_SIZE' },
   input_too_large: { status: 413, message: 'input is larger than INPUT_MAX_SIZE' },
-  unsupported_media_type: { status: 415, message: 'send the body as application/json' },
   syntax_error: { status: 422, message: 'the code does not parse' },
   script_error: { status: 422, message: 'the code raised an exception' },
   memory_limit: { status: 422, message: 'the code exceeded its memory limit' },
@@ -25,6 +24,7 @@ export const ERRORS = {
   runtime_unavailable: { status: 503, message: 'the language runtime cannot start' },
   store_unavailable: { status: 503, message: 'the function store (Redis) is unavailable' },
   shutting_down: { status: 503, message: 'the server is shutting down' },
+  client_closed: { status: 499, message: 'the client went away; its call was stopped' },
   timeout: { status: 504, message: 'the code ran past its time limit' },
   internal: { status: 500, message: 'internal error' }
 } as const satisfies Record<string, { status: number, message: string }>

@@ -18,6 +18,8 @@ export interface RunRequest {
   /** `path@version` of a stored function; absent for /run-now code */
   readonly functionKey?: string
   readonly onLog?: (stream: LogStream, line: string) => void
+  /** aborted when the caller goes away: the sandbox is killed at once */
+  readonly signal?: AbortSignal
 }
 
 export interface RunResult extends TypedResult {
@@ -114,7 +116,11 @@ export class Runner {
     const warm = sandbox.uses > 0
     let outcome: Outcome | null = null
     let error: HearthError | null = null
+    const signal = req.signal
+    const onAbort = (): void => this.detach(sandbox.destroy())
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
+      if (signal?.aborted === true) throw new HearthError('client_closed')
       outcome = await sandbox.run({
         key: prepared.key,
         code: prepared.code,
@@ -125,7 +131,10 @@ export class Runner {
       })
     } catch (err) {
       error = err as HearthError
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
     }
+    if (signal?.aborted === true) error = new HearthError('client_closed')
     // A limit hit during a call ends the sandbox even when the call succeeded
     // (isolation contract, rule 3), and names the failure when it did not.
     const breach = sandbox.state === 'idle' ? sandbox.breach() : null

@@ -1,0 +1,77 @@
+// Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
+import { wantsEmbeddedRedis, type Config } from './config.js'
+import { HttpServer } from './http/server.js'
+import type { Logger } from './log.js'
+import { Runner } from './pool/runner.js'
+import { chooseLimitsBackend, type LimitsBackend } from './sandbox/limits/index.js'
+import { seccompProgram } from './sandbox/seccomp.js'
+import type { Redis } from 'ioredis'
+import { connectRedis, targetFromConfig } from './store/connection.js'
+import { EmbeddedRedis } from './store/embedded-redis.js'
+import { FunctionStore } from './store/function-store.js'
+
+export interface App {
+  readonly port: number
+  readonly limits: LimitsBackend
+  /** Stops accepting, lets in-flight calls finish (up to the grace period), then tears down. */
+  stop: () => Promise<void>
+}
+
+async function redisReady (redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return true
+  return await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs)
+    redis.once('ready', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+}
+
+export async function startApp (config: Config, log: Logger): Promise<App> {
+  const limits = await chooseLimitsBackend(config.limitsBackend, {
+    memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids
+  }, config.cgroupName)
+  if (limits.name === 'rlimit') {
+    log.warn({ detail: limits.detail }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')
+  } else {
+    log.info({ backend: limits.name, detail: limits.detail, ...limits.limits }, 'resource limits')
+  }
+  const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
+  if (seccompFile === null) log.warn('SECCOMP=off: sandboxes run without the seccomp filter')
+
+  let embedded: EmbeddedRedis | null = null
+  if (wantsEmbeddedRedis(config)) {
+    embedded = new EmbeddedRedis(config.stateDir, log)
+    await embedded.start()
+    log.info({ socket: embedded.socket }, 'embedded redis-server started')
+  }
+  const redis = connectRedis(embedded !== null ? { path: embedded.socket } : targetFromConfig(config), config.redisTimeoutMs)
+  const store = new FunctionStore(redis)
+  // Listen only once Redis answers (or after its timeout: run-now works without it).
+  if (!await redisReady(redis, config.redisTimeoutMs)) log.warn('Redis is not answering yet; store endpoints answer 503 until it does')
+
+  const runner = new Runner({
+    config,
+    limits,
+    seccompFile,
+    onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
+    onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
+  })
+  const http = new HttpServer({ config, log, runner, store, limits })
+  const port = await http.listen(config.httpHost, config.httpPort)
+
+  return {
+    port,
+    limits,
+    async stop () {
+      const finished = await http.drain(config.shutdownGraceMs)
+      if (!finished) log.warn({ inFlight: http.requestsInFlight }, 'grace period over: killing the calls still running')
+      await runner.close()
+      http.close()
+      redis.disconnect()
+      await embedded?.stop()
+      await limits.close()
+    }
+  }
+}

@@ -1,0 +1,14 @@
+import type { Config } from '../config.js'
+import type { Logger } from '../log.js'
+import type { Runner } from '../pool/runner.js'
+import type { LimitsBackend } from '../sandbox/limits/index.js'
+import type { FunctionStore } from '../store/function-store.js'
+
+/** What the routes need from the rest of the daemon. */
+export interface HttpDeps {
+  readonly config: Config
+  readonly log: Logger
+  readonly runner: Runner
+  readonly store: FunctionStore
+  readonly limits: LimitsBackend
+}

@@ -1,0 +1,142 @@
+// One HTTP request/response on uWebSockets.js: abort tracking, body reading with
+// a cap, corked writes, and the request log line.
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import { HearthError, RETRYABLE } from '../errors.js'
+import type { Logger } from '../log.js'
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  400: '400 Bad Request',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  413: '413 Payload Too Large',
+  422: '422 Unprocessable Entity',
+  500: '500 Internal Server Error',
+  502: '502 Bad Gateway',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout'
+}
+
+export class Exchange {
+  readonly method: string
+  readonly url: string
+  readonly query: string
+  readonly started = process.hrtime.bigint()
+  /** aborted when the client goes away: the call's sandbox is killed */
+  readonly abort = new AbortController()
+  /** fields for the request log line (language, function, version) */
+  readonly logFields: Record<string, unknown> = {}
+  status = 0
+  private readonly res: HttpResponse
+  private readonly contentLength: number
+  private readonly log: Logger
+  private readonly onFinish: () => void
+  private finished = false
+  private streaming = false
+
+  constructor (res: HttpResponse, req: HttpRequest, log: Logger, onFinish: () => void) {
+    // Everything from req now: it is invalid once the handler returns.
+    this.res = res
+    this.method = req.getMethod().toUpperCase()
+    this.url = req.getUrl()
+    this.query = req.getQuery() ?? ''
+    const length = req.getHeader('content-length')
+    this.contentLength = length === '' ? -1 : Number(length)
+    this.log = log
+    this.onFinish = onFinish
+    // Before any await (uWS examples/AsyncFunction.js); after it, never touch res.
+    res.onAborted(() => {
+      this.abort.abort()
+      this.finish(499)
+    })
+  }
+
+  get aborted (): boolean {
+    return this.abort.signal.aborted
+  }
+
+  /** The whole body, refused with body_too_large past `limit` bytes. Call synchronously in the handler. */
+  async body (limit: number): Promise<Buffer> {
+    if (this.contentLength > limit) {
+      throw new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
+    }
+    return await new Promise((resolve, reject) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      this.res.onData((chunk, isLast) => {
+        if (size > limit) return
+        size += chunk.byteLength
+        if (size > limit) {
+          reject(new HearthError('body_too_large', `request body is over the ${limit}-byte limit`, { limit }))
+          return
+        }
+        chunks.push(Buffer.from(chunk.slice(0))) // uWS reuses the chunk's memory after this returns
+        if (isLast) resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks))
+      })
+    })
+  }
+
+  json (status: number, body: string, headers: Record<string, string> = {}): void {
+    if (this.finished) return
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      this.res.writeHeader('Content-Type', 'application/json')
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
+      // A 413 leaves an unread body on the connection: close it.
+      this.res.end(body, status === 413)
+    })
+    this.finish(status)
+  }
+
+  error (err: HearthError): void {
+    if (this.streaming) {
+      this.event({ event: 'error', data: err.message, type: 'text', code: err.code, ...err.details })
+      this.end()
+      return
+    }
+    const headers: Record<string, string> = RETRYABLE.has(err.code) ? { 'Retry-After': '1' } : {}
+    this.logFields.error = err.code
+    this.json(err.status, JSON.stringify(err.toJSON()), headers)
+  }
+
+  /** Starts a Server-Sent Events response. */
+  startStream (): void {
+    if (this.finished || this.streaming) return
+    this.streaming = true
+    this.status = 200
+    this.res.cork(() => {
+      this.res.writeStatus('200 OK')
+      this.res.writeHeader('Content-Type', 'text/event-stream')
+      this.res.writeHeader('Cache-Control', 'no-cache')
+      this.res.writeHeader('X-Accel-Buffering', 'no')
+    })
+  }
+
+  /** One SSE event in go-faas's format: `data: {...}\n\n`, sent at once. */
+  event (payload: Record<string, unknown>): void {
+    if (this.finished || !this.streaming) return
+    const frame = `data: ${JSON.stringify(payload)}\n\n`
+    this.res.cork(() => { this.res.write(frame) })
+  }
+
+  /** An SSE event whose data is already JSON text (the result), not re-encoded. */
+  rawEvent (json: string): void {
+    if (this.finished || !this.streaming) return
+    this.res.cork(() => { this.res.write(`data: ${json}\n\n`) })
+  }
+
+  end (): void {
+    if (this.finished) return
+    this.res.cork(() => { this.res.end() })
+    this.finish(this.status || 200)
+  }
+
+  private finish (status: number): void {
+    if (this.finished) return
+    this.finished = true
+    this.status = status
+    const ms = Number(process.hrtime.bigint() - this.started) / 1e6
+    this.log.info({ method: this.method, path: this.url, status, ms: Math.round(ms * 1000) / 1000, ...this.logFields }, 'request')
+    this.onFinish()
+  }
+}

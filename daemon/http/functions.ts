@@ -1,0 +1,38 @@
+// POST /upload and the function listing / inspection / deletion routes.
+import { prepare } from '../compile.js'
+import type { HttpDeps } from './deps.js'
+import type { Exchange } from './exchange.js'
+import { parseCode, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
+
+export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
+  const fields = parseJsonBody(await body)
+  const path = validatePath(fields.path)
+  const language = parseLanguage(fields.language)
+  const code = parseCode(fields.code, deps.config)
+  // JavaScript and TypeScript that do not parse are refused now, with the
+  // compiler's message and position; the compiled output is cached for the runs.
+  await prepare(language, code)
+  const meta = await deps.store.upload(path, language, code)
+  Object.assign(x.logFields, { function: path, version: meta.version, language })
+  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }))
+}
+
+export async function list (x: Exchange, deps: HttpDeps): Promise<void> {
+  const { cursor, limit } = parseLimit(x.query, 1000)
+  const page = await deps.store.list(cursor, limit)
+  x.json(200, JSON.stringify({ functions: page.functions, next_cursor: page.next }))
+}
+
+export async function show (x: Exchange, deps: HttpDeps): Promise<void> {
+  const path = pathFromUrl(x.url, '/functions/')
+  const versions = await deps.store.versions(path)
+  x.json(200, JSON.stringify({ path, latest: versions.at(-1)?.version, versions }))
+}
+
+export async function remove (x: Exchange, deps: HttpDeps): Promise<void> {
+  const path = pathFromUrl(x.url, '/functions/')
+  const version = parseVersion(x.query)
+  const deleted = await deps.store.delete(path, version)
+  Object.assign(x.logFields, { function: path, version })
+  x.json(200, JSON.stringify({ path, deleted }))
+}

@@ -1,0 +1,72 @@
+// POST /run/*path and POST /run-now: run code in a sandbox, answer JSON or SSE.
+import { asHearthError } from '../errors.js'
+import type { Language } from '../config.js'
+import { resultBody } from '../result.js'
+import type { HttpDeps } from './deps.js'
+import type { Exchange } from './exchange.js'
+import { parseCode, parseInput, parseJsonBody, parseLanguage, parseStream, parseTimeout, parseVersion, pathFromUrl } from './validate.js'
+
+interface Execution {
+  readonly language: Language
+  readonly code: string
+  readonly input: string
+  readonly timeoutMs: number
+  readonly stream: boolean
+  readonly functionKey?: string
+}
+
+/** Bodies may carry code and input with JSON escaping: room for both, doubled. */
+export function bodyLimit (deps: HttpDeps): number {
+  return 2 * (deps.config.codeMaxSize + deps.config.inputMaxSize) + 65536
+}
+
+export async function runNow (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
+  const fields = parseJsonBody(await body)
+  const language = parseLanguage(fields.language)
+  x.logFields.language = language
+  await execute(x, deps, {
+    language,
+    code: parseCode(fields.code, deps.config),
+    input: parseInput(fields.input, deps.config),
+    timeoutMs: parseTimeout(fields.timeout, deps.config),
+    stream: parseStream(fields.stream)
+  })
+}
+
+export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
+  const path = pathFromUrl(x.url, '/run/')
+  const version = parseVersion(x.query)
+  const fields = parseJsonBody(await body, true)
+  const input = parseInput(fields.input, deps.config)
+  const timeoutMs = parseTimeout(fields.timeout, deps.config)
+  const stream = parseStream(fields.stream)
+  const fn = await deps.store.resolve(path, version)
+  Object.assign(x.logFields, { function: path, version: fn.version, language: fn.language })
+  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}` })
+}
+
+async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void> {
+  if (x.aborted) return
+  if (e.stream) x.startStream()
+  try {
+    const result = await deps.runner.run({
+      language: e.language,
+      code: e.code,
+      input: e.input,
+      timeoutMs: e.timeoutMs,
+      functionKey: e.functionKey,
+      signal: x.abort.signal,
+      onLog: e.stream
+        ? (stream, line) => x.event(stream === 'stdout' ? { event: 'log', data: line, type: 'text' } : { event: 'log', data: line, type: 'text', stream })
+        : undefined
+    })
+    if (e.stream) {
+      x.rawEvent(`{"event":"result","data":${result.data},"type":"${result.type}"}`)
+      x.end()
+    } else {
+      x.json(200, resultBody(result), result.logsTruncated ? { 'X-Hearth-Logs-Truncated': '1' } : {})
+    }
+  } catch (err) {
+    x.error(asHearthError(err))
+  }
+}

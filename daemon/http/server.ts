@@ -1,0 +1,115 @@
+// The uWebSockets.js front: routes, in-flight tracking, listen and graceful close.
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp } from 'uWebSockets.js'
+import { asHearthError, HearthError } from '../errors.js'
+import type { HttpDeps } from './deps.js'
+import { Exchange } from './exchange.js'
+import { list, remove, show, upload } from './functions.js'
+import { healthz, readyz } from './health.js'
+import { bodyLimit, runNow, runStored } from './run.js'
+
+type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
+type WithoutBody = (x: Exchange, deps: HttpDeps) => Promise<void> | void
+
+export class HttpServer {
+  private readonly app: TemplatedApp
+  private readonly deps: HttpDeps
+  private listenSocket: uWS.us_listen_socket | null = null
+  private inFlight = 0
+  private draining = false
+  private idle: (() => void) | null = null
+
+  constructor (deps: HttpDeps) {
+    this.deps = deps
+    const limit = bodyLimit(deps)
+    this.app = uWS.App()
+      .post('/upload', this.withBody(upload, limit))
+      .post('/run-now', this.withBody(runNow, limit))
+      .post('/run/*', this.withBody(runStored, limit))
+      .get('/functions', this.route(list))
+      .get('/functions/*', this.route(show))
+      .del('/functions/*', this.route(remove))
+      .get('/healthz', this.route(healthz, true))
+      .get('/readyz', this.route(readyz, true))
+      .any('/*', this.route((x) => { this.notFound(x) }, true))
+  }
+
+  private notFound (x: Exchange): void {
+    const known = ['/upload', '/run-now', '/run/', '/functions', '/healthz', '/readyz']
+    const code = known.some((p) => x.url === p || (p.endsWith('/') && x.url.startsWith(p)) || x.url.startsWith('/functions/'))
+      ? 'method_not_allowed'
+      : 'route_not_found'
+    x.error(new HearthError(code, `${x.method} ${x.url}: ${code === 'method_not_allowed' ? 'method not allowed' : 'no such route'}`))
+  }
+
+  private begin (res: HttpResponse, req: HttpRequest): Exchange {
+    this.inFlight++
+    return new Exchange(res, req, this.deps.log, () => {
+      if (--this.inFlight === 0) this.idle?.()
+    })
+  }
+
+  private withBody (handler: WithBody, limit: number) {
+    return (res: HttpResponse, req: HttpRequest): void => {
+      const x = this.begin(res, req)
+      if (this.draining) return x.error(new HearthError('shutting_down'))
+      let body: Promise<Buffer>
+      try {
+        body = x.body(limit) // onData must be attached before the handler returns
+      } catch (err) {
+        return x.error(asHearthError(err))
+      }
+      body.catch(() => {}) // the handler reports it
+      handler(x, body, this.deps).catch((err) => x.error(asHearthError(err)))
+    }
+  }
+
+  private route (handler: WithoutBody, duringDrain = false) {
+    return (res: HttpResponse, req: HttpRequest): void => {
+      const x = this.begin(res, req)
+      if (this.draining && !duringDrain) return x.error(new HearthError('shutting_down'))
+      Promise.resolve()
+        .then(async () => await handler(x, this.deps))
+        .catch((err) => x.error(asHearthError(err)))
+    }
+  }
+
+  /** Listens and resolves with the port (HTTP_PORT=0 picks a free one). */
+  async listen (host: string, port: number): Promise<number> {
+    return await new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (socket === false) return reject(new Error(`cannot listen on ${host}:${port}`))
+        this.listenSocket = socket
+        resolve(uWS.us_socket_local_port(socket as unknown as uWS.us_socket))
+      })
+    })
+  }
+
+  get requestsInFlight (): number {
+    return this.inFlight
+  }
+
+  /**
+   * Stops accepting connections, answers new requests on open connections with
+   * shutting_down, and resolves when in-flight requests are done or after graceMs.
+   */
+  async drain (graceMs: number): Promise<boolean> {
+    this.draining = true
+    if (this.listenSocket !== null) {
+      uWS.us_listen_socket_close(this.listenSocket)
+      this.listenSocket = null
+    }
+    if (this.inFlight === 0) return true
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), graceMs)
+      this.idle = () => {
+        clearTimeout(timer)
+        resolve(true)
+      }
+    })
+  }
+
+  /** Closes every connection that is left. */
+  close (): void {
+    this.app.close()
+  }
+}

@@ -1,0 +1,45 @@
+// Entry point: the only place that exits the process. SIGTERM/SIGINT start a
+// graceful stop; a second signal forces exit.
+import { ConfigError, loadConfig } from './config.js'
+import { startApp } from './app.js'
+import { createLogger } from './log.js'
+
+async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hearth: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const log = createLogger(config.logLevel)
+  const app = await startApp(config, log)
+  log.info({ host: config.httpHost, port: app.port, limits: app.limits.name }, 'hearth listening')
+
+  let stopping = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'stopping')
+    app.stop().then(() => {
+      log.info('stopped')
+      process.exit(0)
+    }, (err: Error) => {
+      log.error({ err }, 'error while stopping')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}
+
+main().catch((err) => {
+  process.stderr.write(`hearth: cannot start: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

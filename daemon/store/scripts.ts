@@ -1,0 +1,33 @@
+// Lua scripts that keep one function's keys consistent in one atomic step.
+// KEYS are always a function's seq, versions, code and meta keys (one slot).
+
+/**
+ * Upload: version = the server's unix time in seconds (go-faas's shape), but
+ * strictly above the last version ever handed out for this path, so two uploads
+ * in one second, or from two daemons at once, never share a version.
+ * ARGV: code, language, size, sha256. Returns {version, created}.
+ */
+export const UPLOAD = `
+local now = tonumber(redis.call('TIME')[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local v = now
+if v <= last then v = last + 1 end
+redis.call('SET', KEYS[1], v)
+redis.call('ZADD', KEYS[2], v, v)
+redis.call('HSET', KEYS[3], v, ARGV[1])
+redis.call('HSET', KEYS[4], v, cjson.encode({language = ARGV[2], size = tonumber(ARGV[3]), sha256 = ARGV[4], created = now}))
+return {v, now}
+`
+
+/** Delete one version (ARGV[1]) or, without ARGV, all. Returns {deleted, remaining}. */
+export const DELETE = `
+if ARGV[1] then
+  local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  return {removed, redis.call('ZCARD', KEYS[2])}
+end
+local n = redis.call('ZCARD', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+return {n, 0}
+`
