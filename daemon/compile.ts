@@ -63,18 +63,19 @@ async function compileScript (language: 'javascript' | 'typescript', code: strin
   }
 }
 
-const cache = new Map<string, Prepared>()
+// Keyed by the code string itself, one Map per language: a stored function's
+// code is the same string object on every call, and V8 caches a string's hash,
+// so a hit costs no hashing of the code at all.
+const caches = new Map<Language, Map<string, Prepared>>()
 const CACHE_MAX = 1024
 
-/** Compiled once per hash; throws HearthError('syntax_error') for JS/TS that does not parse. */
+/** Compiled once per code; throws HearthError('syntax_error') for JS/TS that does not parse. */
 export async function prepare (language: Language, code: string): Promise<Prepared> {
+  let cache = caches.get(language)
+  if (cache === undefined) caches.set(language, cache = new Map())
+  const hit = cache.get(code)
+  if (hit !== undefined) return hit
   const key = codeKey(language, code)
-  const hit = cache.get(key)
-  if (hit !== undefined) {
-    cache.delete(key) // re-insert: the Map's order is the LRU order
-    cache.set(key, hit)
-    return hit
-  }
   let prepared: Prepared
   if (language === 'python') {
     prepared = { language, key, code, filename: FILENAMES.python, sourceMap: null }
@@ -82,8 +83,8 @@ export async function prepare (language: Language, code: string): Promise<Prepar
     const { js, map } = await compileScript(language, code)
     prepared = { language, key, code: js, filename: FILENAMES[language], sourceMap: map }
   }
-  cache.set(key, prepared)
-  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string)
+  cache.set(code, prepared)
+  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string) // oldest first
   return prepared
 }
 

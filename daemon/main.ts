@@ -2,7 +2,7 @@
 // graceful stop; a second signal forces exit.
 import { ConfigError, loadConfig } from './config.js'
 import { startApp } from './app.js'
-import { createLogger } from './log.js'
+import { createLogger, flushLogger } from './log.js'
 
 async function main (): Promise<void> {
   let config
@@ -23,15 +23,18 @@ async function main (): Promise<void> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now')
+      log.flush()
       process.exit(1)
     }
     stopping = true
     log.info({ signal }, 'stopping')
-    app.stop().then(() => {
+    app.stop().then(async () => {
       log.info('stopped')
+      await flushLogger(log)
       process.exit(0)
-    }, (err: Error) => {
+    }, async (err: Error) => {
       log.error({ err }, 'error while stopping')
+      await flushLogger(log)
       process.exit(1)
     })
   }

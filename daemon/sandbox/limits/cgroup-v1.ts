@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { counter, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
 import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
@@ -50,14 +50,16 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     const cpu = dirOf('cpu', id)
     await writeFile(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US))))
+    const counters = new Counters()
     return {
       prefix: joinPrefix(dirs.map((d) => join(d, 'cgroup.procs'))),
       breach () {
-        if (counter(join(memory, 'memory.oom_control'), 'oom_kill') > 0) return 'memory'
-        if (counter(join(dirOf('pids', id), 'pids.events'), 'max') > 0) return 'pids'
+        if (counters.read(join(memory, 'memory.oom_control'), 'oom_kill') > 0) return 'memory'
+        if (counters.read(join(dirOf('pids', id), 'pids.events'), 'max') > 0) return 'pids'
         return null
       },
       async destroy () {
+        counters.close()
         for (const dir of dirs) await killProcs(join(dir, 'cgroup.procs'))
         await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
       }

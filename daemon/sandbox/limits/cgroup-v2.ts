@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { counter, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
 import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
@@ -51,14 +51,16 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (existsSync(join(dir, 'memory.swap.max'))) await writeFile(join(dir, 'memory.swap.max'), '0')
     await writeFile(join(dir, 'pids.max'), String(limits.pids))
     await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
+    const counters = new Counters()
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
       breach () {
-        if (counter(join(dir, 'memory.events'), 'oom_kill') > 0) return 'memory'
-        if (counter(join(dir, 'pids.events'), 'max') > 0) return 'pids'
+        if (counters.read(join(dir, 'memory.events'), 'oom_kill') > 0) return 'memory'
+        if (counters.read(join(dir, 'pids.events'), 'max') > 0) return 'pids'
         return null
       },
       async destroy () {
+        counters.close()
         try {
           await writeFile(join(dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
         } catch {
