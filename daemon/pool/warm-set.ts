@@ -103,7 +103,17 @@ export class WarmSet {
     if (group === undefined) return
     group.members--
     this.total--
-    if (group.members > 0) return
+    if (group.members > 0) {
+      // A place opened (use count reached, a crash): the first waiter takes it
+      // with a fresh sandbox rather than queueing behind the members left.
+      const waiter = group.waiters.shift()
+      if (waiter !== undefined) {
+        clearTimeout(waiter.timer)
+        this.waiting--
+        waiter.reject(new RetryClaim())
+      }
+      return
+    }
     // Last member gone while calls wait: they may now take fresh sandboxes.
     for (const waiter of group.waiters.splice(0)) {
       clearTimeout(waiter.timer)
