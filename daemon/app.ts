@@ -47,7 +47,11 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     log.info({ socket: embedded.socket }, 'embedded redis-server started')
   }
   const redis = connectRedis(embedded !== null ? { path: embedded.socket } : targetFromConfig(config), config.redisTimeoutMs)
-  const store = new FunctionStore(redis)
+  // A second connection, subscribed to invalidations: the store's cache of
+  // which version is current is trusted only while it is live.
+  const subscriber = redis.duplicate()
+  subscriber.on('error', () => {})
+  const store = new FunctionStore(redis, subscriber)
   // Listen only once Redis answers (or after its timeout: run-now works without it).
   if (!await redisReady(redis, config.redisTimeoutMs)) log.warn('Redis is not answering yet; store endpoints answer 503 until it does')
 
@@ -69,6 +73,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       if (!finished) log.warn({ inFlight: http.requestsInFlight }, 'grace period over: killing the calls still running')
       await runner.close()
       http.close()
+      subscriber.disconnect()
       redis.disconnect()
       await embedded?.stop()
       await limits.close()

@@ -26,6 +26,9 @@ export function connectRedis (target: RedisTarget, timeoutMs: number): Redis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(100 * times, 2000),
+    // Commands issued in the same tick (concurrent calls resolving their
+    // function) go out in one write: fewer syscalls under load.
+    enableAutoPipelining: true,
     lazyConnect: false
   }
   if (target.path !== undefined) options.path = target.path

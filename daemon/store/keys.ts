@@ -16,3 +16,6 @@ export function functionKeys (path: string): FunctionKeys {
 
 /** zset of every path with at least one version, score 0, read in lexical order. */
 export const INDEX_KEY = `${PREFIX}index`
+
+/** Pub/sub channel: a path whose versions changed (upload, delete). */
+export const INVALIDATE_CHANNEL = `${PREFIX}invalidate`

@@ -5,7 +5,9 @@
  * Upload: version = the server's unix time in seconds (go-faas's shape), but
  * strictly above the last version ever handed out for this path, so two uploads
  * in one second, or from two daemons at once, never share a version.
- * ARGV: code, language, size, sha256. Returns {version, created}.
+ * ARGV: code, language, size, sha256, invalidation channel, path. Returns
+ * {version, created}. The PUBLISH is part of the same atomic step, so every
+ * daemon's subscriber has the invalidation before this upload's reply is sent.
  */
 export const UPLOAD = `
 local now = tonumber(redis.call('TIME')[1])
@@ -16,15 +18,20 @@ redis.call('SET', KEYS[1], v)
 redis.call('ZADD', KEYS[2], v, v)
 redis.call('HSET', KEYS[3], v, ARGV[1])
 redis.call('HSET', KEYS[4], v, cjson.encode({language = ARGV[2], size = tonumber(ARGV[3]), sha256 = ARGV[4], created = now}))
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return {v, now}
 `
 
-/** Delete one version (ARGV[1]) or, without ARGV, all. Returns {deleted, remaining}. */
+/**
+ * Delete one version (ARGV[3]) or, without it, all; publishes the path on the
+ * invalidation channel (ARGV[1], ARGV[2]). Returns {deleted, remaining}.
+ */
 export const DELETE = `
-if ARGV[1] then
-  local removed = redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+if ARGV[3] then
+  local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[3])
+  redis.call('HDEL', KEYS[4], ARGV[3])
   return {removed, redis.call('ZCARD', KEYS[2])}
 end
 local n = redis.call('ZCARD', KEYS[2])
