@@ -1,0 +1,67 @@
+// Configuration: go-faas's variables and hearth's own, validated at start-up.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { ConfigError, loadConfig, parseBytes, parseDotenv, ROOT, wantsEmbeddedRedis } from '../daemon/config.js'
+
+t.test('defaults follow go-faas where it has a variable', async (t) => {
+  const c = loadConfig({})
+  t.match(c, { httpPort: 8080, maxCpus: 1, maxMemoryBytes: 128 << 20, codeMaxSize: 262144, timeoutMs: 30_000, redisPort: 6379, redisDb: 0, redisTimeoutMs: 5000 })
+  t.equal(c.httpHost, '127.0.0.1')
+  t.ok(Object.isFrozen(c))
+  t.ok(wantsEmbeddedRedis(c), 'no Redis configured: the embedded one')
+  t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_HOST: 'redis.internal' })))
+  t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_URL: 'redis://x:6379' })))
+})
+
+t.test('sizes are read as systemd and go-faas write them', async (t) => {
+  t.equal(parseBytes('128M'), 128 * 1024 * 1024)
+  t.equal(parseBytes('1G'), 1024 ** 3)
+  t.equal(parseBytes('1.5K'), 1536)
+  t.equal(parseBytes('65536'), 65536)
+  t.equal(parseBytes('512MiB'), 512 * 1024 * 1024)
+  t.equal(parseBytes('lots'), null)
+  t.equal(parseBytes('0'), null)
+})
+
+t.test('every invalid value is refused with the variable named', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ HTTP_PORT: '70000' }, /^HTTP_PORT must be an integer from 0 to 65535/],
+    [{ HTTP_PORT: 'eighty' }, /^HTTP_PORT must be an integer/],
+    [{ MAX_CPUS: '0' }, /^MAX_CPUS must be a positive number/],
+    [{ MAX_MEMORY: 'lots' }, /^MAX_MEMORY must be a size such as 128M/],
+    [{ MAX_PIDS: '2' }, /^MAX_PIDS must be an integer from 4/],
+    [{ TIMEOUT_SCRIPT: '-5' }, /^TIMEOUT_SCRIPT must be a positive number/],
+    [{ POOL_MIN: '4', POOL_MAX: '2' }, /^POOL_MAX must be at least POOL_MIN \(4\)/],
+    [{ SECCOMP: 'maybe' }, /^SECCOMP must be on or off/],
+    [{ LIMITS_BACKEND: 'docker' }, /^LIMITS_BACKEND must be one of auto, cgroup2, cgroup1, rlimit, none/],
+    [{ REDIS_DB: '16' }, /^REDIS_DB must be an integer from 0 to 15/],
+    [{ SANDBOX_UID: '0' }, /^SANDBOX_UID must be an integer from 1/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), message, JSON.stringify(env))
+    t.throws(() => loadConfig(env), ConfigError)
+  }
+})
+
+t.test('reads an optional .env; the environment wins', async (t) => {
+  t.same(parseDotenv('# comment\nHTTP_PORT=9000\nexport MAX_MEMORY="256M"\nREDIS_PASSWORD=\'p w\'\nnot a line\n'), { HTTP_PORT: '9000', MAX_MEMORY: '256M', REDIS_PASSWORD: 'p w' })
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-env-'))
+  writeFileSync(join(dir, '.env'), 'MAX_PIDS=99\nHTTP_PORT=9000\n')
+  const saved = process.env.HTTP_PORT
+  process.env.HTTP_PORT = '9100'
+  t.teardown(() => { if (saved === undefined) delete process.env.HTTP_PORT; else process.env.HTTP_PORT = saved })
+  const c = loadConfig(process.env, dir)
+  t.equal(c.maxPids, 99)
+  t.equal(c.httpPort, 9100)
+})
+
+t.test('the daemon refuses to start on a bad value, naming it, with exit code 2', async (t) => {
+  const main = fileURLToPath(new URL('../daemon/main.js', import.meta.url))
+  const r = spawnSync(process.execPath, [main], { env: { PATH: process.env.PATH, MAX_MEMORY: 'lots' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /MAX_MEMORY must be a size/)
+})
