@@ -1,5 +1,5 @@
 # Thin wrapper: npm scripts do the work; this adds the system set-up.
-.PHONY: setup build run test lint bench install-systemd verify-systemd test-systemd clean
+.PHONY: setup build run test lint bench install-systemd clean
 
 setup:
 	@scripts/setup.sh
@@ -19,6 +19,9 @@ test: build
 
 bench: build
 	node dist/bench/run.js
+
+install-systemd: build
+	scripts/install-systemd.sh
 
 clean:
 	rm -rf dist build .tap
