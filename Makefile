@@ -1,5 +1,5 @@
 # Thin wrapper: npm scripts do the work; this adds the system set-up.
-.PHONY: setup build run test lint bench install-systemd clean
+.PHONY: setup build run test test-systemd lint bench install-systemd clean
 
 setup:
 	@scripts/setup.sh
@@ -16,6 +16,11 @@ lint: setup
 test: build
 	@npm run --silent lint
 	@npm test
+	@scripts/test-systemd.sh
+
+# A real systemd in a container running hearth.service (debootstrap once, cached).
+test-systemd: build
+	@scripts/test-systemd.sh
 
 bench: build
 	node dist/bench/run.js

@@ -4,6 +4,7 @@ import { HttpServer } from './http/server.js'
 import type { Logger } from './log.js'
 import { Runner } from './pool/runner.js'
 import { chooseLimitsBackend, type LimitsBackend } from './sandbox/limits/index.js'
+import { probeBwrap } from './sandbox/probe.js'
 import { seccompProgram } from './sandbox/seccomp.js'
 import type { Redis } from 'ioredis'
 import { connectRedis, targetFromConfig } from './store/connection.js'
@@ -39,6 +40,11 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   }
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   if (seccompFile === null) log.warn('SECCOMP=off: sandboxes run without the seccomp filter')
+  const bwrap = probeBwrap(process.getuid?.() === 0 ? config.sandboxUid : null)
+  if (!bwrap.disableUserns) {
+    if (seccompFile === null) throw new Error(`${bwrap.detail}, but SECCOMP=off: refusing to run sandboxes that could create user namespaces`)
+    log.warn(bwrap.detail)
+  }
 
   let embedded: EmbeddedRedis | null = null
   if (wantsEmbeddedRedis(config)) {
@@ -59,6 +65,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     config,
     limits,
     seccompFile,
+    disableUserns: bwrap.disableUserns,
     onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })

@@ -32,6 +32,8 @@ export interface RunnerOptions {
   readonly config: Config
   readonly limits: LimitsBackend
   readonly seccompFile: string | null
+  /** from probeBwrap(): false where --disable-userns cannot work */
+  readonly disableUserns?: boolean
   readonly onSpawnError?: (language: Language, err: Error, failures: number) => void
   /** a sandbox teardown that failed off the request path */
   readonly onBackgroundError?: (err: Error) => void
@@ -76,6 +78,7 @@ export class Runner {
           hostUid,
           tmpBytes: c.sandboxTmpBytes,
           seccompFile: opts.seccompFile,
+          disableUserns: opts.disableUserns,
           spawnTimeoutMs: c.spawnTimeoutMs,
           logMaxBytes: c.logMaxBytes,
           resultMaxBytes: c.resultMaxBytes

@@ -10,6 +10,8 @@ export interface SandboxArgvOptions {
   readonly tmpBytes: number
   /** fd number of the seccomp BPF program in the child, or null for none */
   readonly seccompFd: number | null
+  /** false where bwrap cannot apply --disable-userns (see probe.ts) */
+  readonly disableUserns?: boolean
   readonly bwrap?: string
 }
 
@@ -29,7 +31,7 @@ export function sandboxArgv (o: SandboxArgvOptions): string[] {
     // no view of host processes.
     '--unshare-all',
     // ...and no user namespaces inside it (--disable-userns needs --unshare-user).
-    '--unshare-user', '--disable-userns',
+    '--unshare-user', ...(o.disableUserns === false ? [] : ['--disable-userns']),
     // The sandbox dies with the daemon (PR_SET_PDEATHSIG), never orphaned.
     '--die-with-parent',
     // setsid(): no controlling terminal to push input into (TIOCSTI).

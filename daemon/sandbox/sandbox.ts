@@ -19,6 +19,7 @@ export interface SandboxOptions {
   readonly hostUid: number | null
   readonly tmpBytes: number
   readonly seccompFile: string | null
+  readonly disableUserns?: boolean
   readonly spawnTimeoutMs: number
   readonly logMaxBytes: number
   readonly resultMaxBytes: number
@@ -98,7 +99,8 @@ export class Sandbox {
       limitsPrefix: opts.limits.prefix,
       hostUid: opts.hostUid,
       tmpBytes: opts.tmpBytes,
-      seccompFd: seccompFd === null ? null : 4
+      seccompFd: seccompFd === null ? null : 4,
+      disableUserns: opts.disableUserns
     })
     try {
       this.child = spawn(argv[0] as string, argv.slice(1), {
