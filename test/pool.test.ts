@@ -70,3 +70,15 @@ t.test('closing kills every sandbox, busy ones included', async (t) => {
   t.ok(r.error instanceof HearthError)
   t.equal(runner.stats().sandboxes, 0)
 })
+
+t.test('closing while a call waits for a sandbox still starting ends that call too', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '0' })
+  const waiting = call(runner, { language: 'javascript', code: 'await new Promise(() => {})', input: '{}', timeoutMs: 30_000 })
+  await waitFor(() => runner.stats().pools.some((p) => p.starting > 0 || p.waiting > 0), 5_000, 'a sandbox starting for the call')
+  const started = Date.now()
+  await runner.close()
+  const r = await waiting
+  t.equal(r.error?.code, 'shutting_down')
+  t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms`)
+  t.equal(runner.stats().sandboxes, 0)
+})

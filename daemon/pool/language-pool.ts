@@ -37,6 +37,10 @@ export class LanguagePool {
   private spawned = 0
   private closed = false
   private readonly closing = new AbortController()
+  /** rejects when close() is called: queued callers are answered at once */
+  private readonly closedSignal = new Promise<never>((_resolve, reject) => {
+    this.closing.signal.addEventListener('abort', () => reject(new HearthError('shutting_down')), { once: true })
+  })
 
   constructor (opts: LanguagePoolOptions) {
     this.opts = opts
@@ -58,6 +62,7 @@ export class LanguagePool {
       autostart: true
     })
     this.pool.on('factoryCreateError', () => {}) // counted in create()
+    this.closedSignal.catch(() => {}) // only acquire() listens
   }
 
   /**
@@ -71,7 +76,10 @@ export class LanguagePool {
         await sleep(delay, undefined, { ref: false, signal: this.closing.signal })
       } catch {} // close() cut the wait short
     }
-    if (this.closed) throw new HearthError('shutting_down')
+    // After close(), generic-pool still calls create() for callers it has queued
+    // and calls it again at once on every rejection: rejecting here would spin.
+    // Those callers were already answered by acquire(); the request is parked.
+    if (this.closed) return await new Promise<never>(() => {})
     try {
       const sandbox = await this.opts.spawn()
       this.spawned++
@@ -87,9 +95,16 @@ export class LanguagePool {
   }
 
   async acquire (): Promise<Sandbox> {
+    if (this.closed) throw new HearthError('shutting_down')
+    const acquiring = this.pool.acquire()
     try {
-      return await this.pool.acquire()
+      return await Promise.race([acquiring, this.closedSignal])
     } catch (err) {
+      if (this.closed) {
+        // generic-pool cannot cancel a queued caller: whatever it hands over later goes back.
+        acquiring.then(async (sandbox) => await this.retire(sandbox), () => {})
+        throw new HearthError('shutting_down')
+      }
       const message = (err as Error).message
       if (this.closed) throw new HearthError('shutting_down')
       if (/max waitingClients/.test(message)) {
@@ -121,10 +136,13 @@ export class LanguagePool {
     }
   }
 
-  async close (): Promise<void> {
+  /**
+   * Stops handing out sandboxes and answers queued callers with shutting_down.
+   * Killing sandboxes (idle, busy, or finishing their start) is the owner's job:
+   * generic-pool's drain() would wait for queued callers it can no longer serve.
+   */
+  close (): void {
     this.closed = true
     this.closing.abort()
-    await this.pool.drain()
-    await this.pool.clear()
   }
 }

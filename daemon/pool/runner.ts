@@ -47,6 +47,8 @@ export class Runner {
   private readonly pools = new Map<Language, LanguagePool>()
   private readonly warm: WarmSet
   private readonly live = new Set<Sandbox>()
+  /** sandboxes between spawn and ready: close() waits for them to be killed */
+  private readonly starting = new Set<Promise<Sandbox>>()
   private closing = false
   private seq = 0
   private readonly onBackgroundError: (err: Error) => void
@@ -68,7 +70,7 @@ export class Runner {
       const runtime = RUNTIME_OF[language]
       const spec = specs.get(runtime) ?? opts.runtimes?.[runtime] ?? runtimeSpec(runtime, c.root)
       specs.set(runtime, spec)
-      const spawn = async (): Promise<Sandbox> => {
+      const start = async (): Promise<Sandbox> => {
         const id = `${language}-${process.pid}-${++this.seq}`
         const limits = await opts.limits.create(id)
         const sandbox = await Sandbox.start({
@@ -83,9 +85,22 @@ export class Runner {
           logMaxBytes: c.logMaxBytes,
           resultMaxBytes: c.resultMaxBytes
         })
+        if (this.closing) { // close() already killed the live ones; this one came too late
+          await sandbox.destroy()
+          throw new HearthError('shutting_down')
+        }
         this.live.add(sandbox)
         void sandbox.exited.then(() => this.live.delete(sandbox))
         return sandbox
+      }
+      const spawn = async (): Promise<Sandbox> => {
+        const starting = start()
+        this.starting.add(starting)
+        try {
+          return await starting
+        } finally {
+          this.starting.delete(starting)
+        }
       }
       this.pools.set(language, new LanguagePool({
         language,
@@ -114,6 +129,10 @@ export class Runner {
       } catch (err) {
         if (claim.kind === 'bind') this.warm.leave(groupKey as string)
         throw err
+      }
+      if (this.closing) { // handed over by a pool that close() is draining
+        this.detach(pool.retire(sandbox))
+        throw new HearthError('shutting_down')
       }
     }
     const warm = sandbox.uses > 0
@@ -202,9 +221,9 @@ export class Runner {
   /** Kills every sandbox, in use or not, and stops the pools. */
   async close (): Promise<void> {
     this.closing = true
-    const pools = [...this.pools.values()].map(async (p) => await p.close())
+    for (const pool of this.pools.values()) pool.close()
     this.warm.drainIdle()
     await Promise.all([...this.live].map(async (s) => await s.destroy()))
-    await Promise.all(pools)
+    await Promise.allSettled([...this.starting])
   }
 }
