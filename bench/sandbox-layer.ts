@@ -1,0 +1,142 @@
+// The sandbox layer without HTTP (issue 2's figures), in the bench process:
+// spawn-to-ready per runtime, and the warm round trip of Sandbox.run next to
+// the bare IPC floor, a Python echo over the same kind of socket pair with no
+// bwrap, no cgroup, no seccomp and no msgpack.
+import { spawn } from 'node:child_process'
+import type { Socket } from 'node:net'
+import { prepare } from '../daemon/compile.js'
+import { loadConfig, type Config, type Language } from '../daemon/config.js'
+import { encodeFrame } from '../daemon/protocol.js'
+import { chooseLimitsBackend, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
+import { probeBwrap } from '../daemon/sandbox/probe.js'
+import { runtimeSpec, RUNTIME_OF, type RuntimeName } from '../daemon/sandbox/runtimes.js'
+import { Sandbox } from '../daemon/sandbox/sandbox.js'
+import { seccompProgram } from '../daemon/sandbox/seccomp.js'
+import { Samples, type Latency } from './load.js'
+
+export interface LayerOptions {
+  /** measured calls per round trip series (a tenth more are run first, unmeasured) */
+  readonly calls: number
+  /** sandboxes started per runtime for spawn-to-ready */
+  readonly spawns: number
+}
+
+/** Latencies in microseconds. */
+export interface RoundTrip extends Latency { readonly calls: number }
+
+export interface LayerResult {
+  readonly limits: string
+  readonly floor: RoundTrip
+  readonly warm: Record<'python' | 'javascript', RoundTrip>
+  /** milliseconds from cgroup creation to the bootstrap's ready frame */
+  readonly spawnToReady: Record<RuntimeName, Latency & { readonly count: number }>
+  readonly ratios: { readonly python_vs_floor_p50: number, readonly javascript_vs_floor_p50: number }
+}
+
+const INPUT = '{"a":3,"b":5}'
+const CODE: Record<'python' | 'javascript', string> = { python: 'return event["a"] + event["b"]', javascript: 'return event.a + event.b' }
+const ECHO = 'import socket\ns = socket.socket(fileno=3)\nwhile True:\n    d = s.recv(65536)\n    if not d: break\n    s.sendall(d)\n'
+
+const micros = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1000
+const ratio = (a: number, b: number): number => Math.round(a / b * 100) / 100
+
+async function series (calls: number, once: () => Promise<void>): Promise<RoundTrip> {
+  for (let i = 0; i < Math.ceil(calls / 10); i++) await once()
+  const samples = new Samples()
+  for (let i = 0; i < calls; i++) {
+    const t = process.hrtime.bigint()
+    await once()
+    samples.push(micros(t))
+  }
+  return { ...Samples.latency([samples]), calls }
+}
+
+/** A frame as big as a warm run frame, echoed by a plain python3 over a socket pair. */
+async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
+  const child = spawn('/usr/bin/python3', ['-I', '-c', ECHO], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] })
+  const chan = child.stdio[3] as Socket
+  const frame = Buffer.alloc(frameBytes, 120)
+  let received = 0
+  let done: (() => void) | null = null
+  chan.on('data', (chunk: Buffer) => {
+    received += chunk.length
+    if (received >= frameBytes && done !== null) {
+      received -= frameBytes
+      const d = done
+      done = null
+      d()
+    }
+  })
+  try {
+    return await series(calls, async () => await new Promise<void>((resolve) => {
+      done = resolve
+      chan.write(frame)
+    }))
+  } finally {
+    child.kill()
+  }
+}
+
+function startOptions (config: Config, limits: LimitsBackend) {
+  const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
+  const hostUid = process.getuid?.() === 0 ? config.sandboxUid : null
+  const { disableUserns } = probeBwrap(hostUid)
+  let seq = 0
+  return async (runtime: RuntimeName): Promise<Sandbox> => {
+    const id = `layer-${runtime}-${++seq}`
+    return await Sandbox.start({
+      id,
+      runtime: runtimeSpec(runtime, config.root),
+      limits: await limits.create(id),
+      hostUid,
+      tmpBytes: config.sandboxTmpBytes,
+      seccompFile,
+      disableUserns,
+      spawnTimeoutMs: config.spawnTimeoutMs,
+      logMaxBytes: config.logMaxBytes,
+      resultMaxBytes: config.resultMaxBytes
+    })
+  }
+}
+
+export async function measureSandboxLayer (opts: LayerOptions, cgroupName: string): Promise<LayerResult> {
+  const config = loadConfig({ ...process.env, CGROUP_NAME: cgroupName })
+  const limits = await chooseLimitsBackend(config.limitsBackend, { memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids }, config.cgroupName)
+  try {
+    const start = startOptions(config, limits)
+    const spawnToReady = {} as Record<RuntimeName, Latency & { count: number }>
+    for (const runtime of ['python', 'node'] as const) {
+      const samples = new Samples()
+      for (let i = 0; i < opts.spawns; i++) {
+        const t = process.hrtime.bigint()
+        const sandbox = await start(runtime)
+        samples.push(micros(t) / 1000)
+        await sandbox.destroy()
+      }
+      spawnToReady[runtime] = { ...Samples.latency([samples]), count: opts.spawns }
+    }
+    const warm = {} as Record<Language & ('python' | 'javascript'), RoundTrip>
+    let frameBytes = 0
+    for (const language of ['python', 'javascript'] as const) {
+      const prepared = await prepare(language, CODE[language])
+      const sandbox = await start(RUNTIME_OF[language])
+      const call = { key: prepared.key, code: prepared.code, input: INPUT, filename: prepared.filename, timeoutMs: 10_000 }
+      frameBytes = Math.max(frameBytes, encodeFrame({ t: 'run', id: 1, key: prepared.key, input: INPUT, filename: prepared.filename }).length)
+      try {
+        warm[language] = await series(opts.calls, async () => { await sandbox.run(call) })
+      } finally {
+        await sandbox.destroy()
+      }
+    }
+    const bare = await floor(opts.calls, frameBytes)
+    return {
+      limits: limits.name,
+      floor: bare,
+      warm,
+      spawnToReady,
+      ratios: { python_vs_floor_p50: ratio(warm.python.p50, bare.p50), javascript_vs_floor_p50: ratio(warm.javascript.p50, bare.p50) }
+    }
+  } finally {
+    await limits.close()
+  }
+}
