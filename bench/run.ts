@@ -278,7 +278,7 @@ function metadata (): Record<string, unknown> {
   return {
     date: new Date().toISOString(),
     commit: shell('git', ['rev-parse', 'HEAD']),
-    dirty: shell('git', ['status', '--porcelain']) !== '',
+    dirty: shell('git', ['status', '--porcelain', '--untracked-files=no']) !== '',
     cores: availableParallelism(),
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     memoryMb: Math.round(totalmem() / 2 ** 20),
