@@ -3,6 +3,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { HearthError, RETRYABLE } from '../errors.js'
 import type { Logger } from '../log.js'
+import type { CallerGone } from '../pool/runner.js'
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -17,13 +18,14 @@ const STATUS_TEXT: Record<number, string> = {
   504: '504 Gateway Timeout'
 }
 
-export class Exchange {
+export class Exchange implements CallerGone {
   readonly method: string
   readonly url: string
   readonly query: string
   readonly started = process.hrtime.bigint()
-  /** aborted when the client goes away: the call's sandbox is killed */
-  readonly abort = new AbortController()
+  /** set when the client goes away: the call's sandbox is killed (CallerGone) */
+  aborted = false
+  private onGone: Array<() => void> | null = null
   /** fields for the request log line (language, function, version) */
   readonly logFields: Record<string, unknown> = {}
   status = 0
@@ -46,13 +48,22 @@ export class Exchange {
     this.onFinish = onFinish
     // Before any await (uWS examples/AsyncFunction.js); after it, never touch res.
     res.onAborted(() => {
-      this.abort.abort()
+      this.aborted = true
+      const listeners = this.onGone
+      this.onGone = null
+      for (const listener of listeners ?? []) listener()
       this.finish(499)
     })
   }
 
-  get aborted (): boolean {
-    return this.abort.signal.aborted
+  addEventListener (_type: 'abort', listener: () => void): void {
+    if (this.aborted) return
+    (this.onGone ??= []).push(listener)
+  }
+
+  removeEventListener (_type: 'abort', listener: () => void): void {
+    const i = this.onGone?.indexOf(listener) ?? -1
+    if (i >= 0) this.onGone?.splice(i, 1)
   }
 
   /** The whole body, refused with body_too_large past `limit` bytes. Call synchronously in the handler. */

@@ -55,7 +55,7 @@ async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void
       input: e.input,
       timeoutMs: e.timeoutMs,
       functionKey: e.functionKey,
-      signal: x.abort.signal,
+      signal: x,
       onLog: e.stream
         ? (stream, line) => x.event(stream === 'stdout' ? { event: 'log', data: line, type: 'text' } : { event: 'log', data: line, type: 'text', stream })
         : undefined

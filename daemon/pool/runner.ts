@@ -19,7 +19,18 @@ export interface RunRequest {
   readonly functionKey?: string
   readonly onLog?: (stream: LogStream, line: string) => void
   /** aborted when the caller goes away: the sandbox is killed at once */
-  readonly signal?: AbortSignal
+  readonly signal?: CallerGone
+}
+
+/**
+ * How a call learns that its caller went away: the part of AbortSignal a call
+ * uses. The HTTP exchange implements it with a flag and a callback, which the
+ * bench's profile showed cheaper than an AbortController per request.
+ */
+export interface CallerGone {
+  readonly aborted: boolean
+  addEventListener: (type: 'abort', listener: () => void, options?: { once?: boolean }) => void
+  removeEventListener: (type: 'abort', listener: () => void) => void
 }
 
 export interface RunResult extends TypedResult {

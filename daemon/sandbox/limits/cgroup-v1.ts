@@ -51,11 +51,13 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     await writeFile(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US))))
     const counters = new Counters()
+    const oomControl = join(memory, 'memory.oom_control')
+    const pidsEvents = join(dirOf('pids', id), 'pids.events')
     return {
       prefix: joinPrefix(dirs.map((d) => join(d, 'cgroup.procs'))),
       breach () {
-        if (counters.read(join(memory, 'memory.oom_control'), 'oom_kill') > 0) return 'memory'
-        if (counters.read(join(dirOf('pids', id), 'pids.events'), 'max') > 0) return 'pids'
+        if (counters.read(oomControl, 'oom_kill') > 0) return 'memory'
+        if (counters.read(pidsEvents, 'max') > 0) return 'pids'
         return null
       },
       async destroy () {

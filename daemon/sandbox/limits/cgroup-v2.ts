@@ -52,11 +52,13 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     await writeFile(join(dir, 'pids.max'), String(limits.pids))
     await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
     const counters = new Counters()
+    const memoryEvents = join(dir, 'memory.events')
+    const pidsEvents = join(dir, 'pids.events')
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
       breach () {
-        if (counters.read(join(dir, 'memory.events'), 'oom_kill') > 0) return 'memory'
-        if (counters.read(join(dir, 'pids.events'), 'max') > 0) return 'pids'
+        if (counters.read(memoryEvents, 'oom_kill') > 0) return 'memory'
+        if (counters.read(pidsEvents, 'max') > 0) return 'pids'
         return null
       },
       async destroy () {

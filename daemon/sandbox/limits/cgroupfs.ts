@@ -32,6 +32,13 @@ export function ownCgroups (): Map<string, string> {
   return out
 }
 
+const patterns = new Map<string, RegExp>()
+function counterPattern (key: string): RegExp {
+  let re = patterns.get(key)
+  if (re === undefined) patterns.set(key, re = new RegExp(`^${key} (\\d+)$`, 'm'))
+  return re
+}
+
 /**
  * Reads `key value` counters (memory.events, pids.events, memory.oom_control).
  * Runs after every call, so each file is opened once and re-read with one
@@ -49,7 +56,7 @@ export class Counters {
         this.fds.set(file, fd)
       }
       const text = this.buf.toString('latin1', 0, readSync(fd, this.buf, 0, this.buf.length, 0))
-      const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text)
+      const m = counterPattern(key).exec(text)
       return m === null ? 0 : Number(m[1])
     } catch {
       return 0
