@@ -1,5 +1,5 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
-import { wantsEmbeddedRedis, type Config } from './config.js'
+import { maxSandboxes, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
 import type { Logger } from './log.js'
 import { Runner } from './pool/runner.js'
@@ -31,7 +31,7 @@ async function redisReady (redis: Redis, timeoutMs: number): Promise<boolean> {
 
 export async function startApp (config: Config, log: Logger): Promise<App> {
   const limits = await chooseLimitsBackend(config.limitsBackend, {
-    memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids
+    memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids, sandboxes: maxSandboxes(config)
   }, config.cgroupName)
   if (limits.name === 'rlimit') {
     log.warn({ detail: limits.detail }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')

@@ -207,3 +207,8 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
 export function wantsEmbeddedRedis (config: Config): boolean {
   return config.redisUrl === null && config.redisHost === ''
 }
+
+/** The most sandboxes alive at once: every language pool full, plus every warm set. */
+export function maxSandboxes (c: Config): number {
+  return c.poolMax * LANGUAGES.length + c.warmMaxTotal
+}

@@ -8,7 +8,10 @@ export function rlimitBackend (limits: Limits): LimitsBackend {
   // RLIMIT_DATA rather than RLIMIT_AS: V8 reserves large PROT_NONE regions and
   // fails to start under an address-space limit below ~1 GiB; DATA counts only
   // memory actually made writable.
-  const prefix = ['prlimit', `--data=${limits.memoryBytes}`, `--nproc=${limits.pids}`, '--core=0', '--']
+  // RLIMIT_NPROC counts the tasks (threads too: a Node sandbox has about ten)
+  // of the host uid across every sandbox: the ceiling is for all of them.
+  const nproc = limits.pids * (limits.sandboxes ?? 1)
+  const prefix = ['prlimit', `--data=${limits.memoryBytes}`, `--nproc=${nproc}`, '--core=0', '--']
   const sandbox: SandboxLimits = { prefix, breach: () => null, destroy: async () => {} }
   return {
     name: 'rlimit',

@@ -4,6 +4,12 @@ export interface Limits {
   readonly memoryBytes: number
   readonly cpus: number
   readonly pids: number
+  /**
+   * The most sandboxes alive at once. Only the rlimit backend uses it: its
+   * RLIMIT_NPROC counts every task (threads included) of the sandbox host uid,
+   * all sandboxes together, so its ceiling is pids × this.
+   */
+  readonly sandboxes?: number
 }
 
 export type Breach = 'memory' | 'pids'
