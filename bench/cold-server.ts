@@ -11,38 +11,27 @@
 // POST /run/<path>, POST /run-now (go-faas shapes), GET /stats.
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import uWS, { type HttpResponse } from 'uWebSockets.js'
 import { prepare } from '../daemon/compile.js'
-import { LANGUAGES, loadConfig, ROOT, type Language } from '../daemon/config.js'
+import { LANGUAGES, loadConfig, ROOT, sandboxHostUid, type Language } from '../daemon/config.js'
 import { resultBody, typeResult } from '../daemon/result.js'
 import { sandboxArgv } from '../daemon/sandbox/argv.js'
-import { chooseLimitsBackend } from '../daemon/sandbox/limits/index.js'
-import { RUNTIME_OF, type Bind, type RuntimeName, type RuntimeSpec } from '../daemon/sandbox/runtimes.js'
+import { chooseLimitsBackend, limitsOf } from '../daemon/sandbox/limits/index.js'
+import { RUNTIME_OF, scriptSpec, type RuntimeName, type RuntimeSpec } from '../daemon/sandbox/runtimes.js'
 import { seccompProgram } from '../daemon/sandbox/seccomp.js'
 
 const OUTPUT_MAX = 1 << 20
 
 function wrapperSpec (name: RuntimeName): RuntimeSpec {
-  if (name === 'python') {
-    return {
-      name,
-      command: ['/usr/bin/python3', '-I', '-B', '/hearth/cold.py'],
-      binds: [{ src: join(ROOT, 'bench/wrappers/cold.py'), dest: '/hearth/cold.py' }]
-    }
-  }
-  const node = process.execPath
-  const binds: Bind[] = [{ src: join(ROOT, 'bench/wrappers/cold.mjs'), dest: '/hearth/cold.mjs' }]
-  if (!node.startsWith('/usr/')) binds.push({ src: dirname(dirname(node)), dest: dirname(dirname(node)) })
-  return { name, command: [node, '/hearth/cold.mjs'], binds }
+  const file = name === 'python' ? 'cold.py' : 'cold.mjs'
+  return scriptSpec(name, { src: join(ROOT, 'bench/wrappers', file), dest: `/hearth/${file}` })
 }
 
 const config = loadConfig()
-const limits = await chooseLimitsBackend(config.limitsBackend, {
-  memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids
-}, config.cgroupName)
+const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
 const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
-const hostUid = process.getuid?.() === 0 ? config.sandboxUid : null
+const hostUid = sandboxHostUid(config)
 const specs = { python: wrapperSpec('python'), node: wrapperSpec('node') }
 const functions = new Map<string, { language: Language, code: string }>()
 const teardowns = new Set<Promise<void>>()

@@ -5,9 +5,9 @@
 import { spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { prepare } from '../daemon/compile.js'
-import { loadConfig, type Config, type Language } from '../daemon/config.js'
+import { loadConfig, sandboxHostUid, type Config, type Language } from '../daemon/config.js'
 import { encodeFrame } from '../daemon/protocol.js'
-import { chooseLimitsBackend, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
+import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
 import { probeBwrap } from '../daemon/sandbox/probe.js'
 import { runtimeSpec, RUNTIME_OF, type RuntimeName } from '../daemon/sandbox/runtimes.js'
 import { Sandbox } from '../daemon/sandbox/sandbox.js'
@@ -79,7 +79,7 @@ async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
 
 function startOptions (config: Config, limits: LimitsBackend) {
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
-  const hostUid = process.getuid?.() === 0 ? config.sandboxUid : null
+  const hostUid = sandboxHostUid(config)
   const { disableUserns } = probeBwrap(hostUid)
   let seq = 0
   return async (runtime: RuntimeName): Promise<Sandbox> => {
@@ -101,7 +101,7 @@ function startOptions (config: Config, limits: LimitsBackend) {
 
 export async function measureSandboxLayer (opts: LayerOptions, cgroupName: string): Promise<LayerResult> {
   const config = loadConfig({ ...process.env, CGROUP_NAME: cgroupName })
-  const limits = await chooseLimitsBackend(config.limitsBackend, { memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids }, config.cgroupName)
+  const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   try {
     const start = startOptions(config, limits)
     const spawnToReady = {} as Record<RuntimeName, Latency & { count: number }>

@@ -1,9 +1,9 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
-import { maxSandboxes, wantsEmbeddedRedis, type Config } from './config.js'
+import { sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
 import type { Logger } from './log.js'
 import { Runner } from './pool/runner.js'
-import { chooseLimitsBackend, type LimitsBackend } from './sandbox/limits/index.js'
+import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/limits/index.js'
 import { probeBwrap } from './sandbox/probe.js'
 import { seccompProgram } from './sandbox/seccomp.js'
 import type { Redis } from 'ioredis'
@@ -30,9 +30,7 @@ async function redisReady (redis: Redis, timeoutMs: number): Promise<boolean> {
 }
 
 export async function startApp (config: Config, log: Logger): Promise<App> {
-  const limits = await chooseLimitsBackend(config.limitsBackend, {
-    memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids, sandboxes: maxSandboxes(config)
-  }, config.cgroupName)
+  const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   if (limits.name === 'rlimit') {
     log.warn({ detail: limits.detail }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')
   } else {
@@ -40,7 +38,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   }
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   if (seccompFile === null) log.warn('SECCOMP=off: sandboxes run without the seccomp filter')
-  const bwrap = probeBwrap(process.getuid?.() === 0 ? config.sandboxUid : null)
+  const bwrap = probeBwrap(sandboxHostUid(config))
   if (!bwrap.disableUserns) {
     if (seccompFile === null) throw new Error(`${bwrap.detail}, but SECCOMP=off: refusing to run sandboxes that could create user namespaces`)
     log.warn(bwrap.detail)

@@ -208,7 +208,7 @@ export function wantsEmbeddedRedis (config: Config): boolean {
   return config.redisUrl === null && config.redisHost === ''
 }
 
-/** The most sandboxes alive at once: every language pool full, plus every warm set. */
-export function maxSandboxes (c: Config): number {
-  return c.poolMax * LANGUAGES.length + c.warmMaxTotal
+/** The host uid sandboxes run as: SANDBOX_UID when the daemon is root (setpriv drops to it), else null (already unprivileged). */
+export function sandboxHostUid (c: Config): number | null {
+  return process.getuid?.() === 0 ? c.sandboxUid : null
 }

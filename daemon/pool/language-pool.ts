@@ -35,7 +35,6 @@ export class LanguagePool {
   private failures = 0
   private lastError: Error | null = null
   private spawned = 0
-  private closed = false
   private readonly closing = new AbortController()
   /** rejects when close() is called: queued callers are answered at once */
   private readonly closedSignal = new Promise<never>((_resolve, reject) => {
@@ -106,7 +105,6 @@ export class LanguagePool {
         throw new HearthError('shutting_down')
       }
       const message = (err as Error).message
-      if (this.closed) throw new HearthError('shutting_down')
       if (/max waitingClients/.test(message)) {
         throw new HearthError('overloaded', `more than ${this.opts.queueMax} calls are waiting for a ${this.language} sandbox`)
       }
@@ -142,7 +140,10 @@ export class LanguagePool {
    * generic-pool's drain() would wait for queued callers it can no longer serve.
    */
   close (): void {
-    this.closed = true
     this.closing.abort()
+  }
+
+  private get closed (): boolean {
+    return this.closing.signal.aborted
   }
 }

@@ -1,6 +1,6 @@
 // Runs one call end to end: find a sandbox under the isolation contract, run,
 // then keep the sandbox for its function or destroy it.
-import { LANGUAGES, type Config, type Language } from '../config.js'
+import { LANGUAGES, sandboxHostUid, type Config, type Language } from '../config.js'
 import { mapStack, prepare, type Prepared } from '../compile.js'
 import { HearthError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
@@ -75,7 +75,7 @@ export class Runner {
       queueMax: c.queueMax,
       waitTimeoutMs: c.acquireTimeoutMs
     })
-    const hostUid = process.getuid?.() === 0 ? c.sandboxUid : null
+    const hostUid = sandboxHostUid(c)
     const specs = new Map<string, RuntimeSpec>()
     for (const language of LANGUAGES) {
       const runtime = RUNTIME_OF[language]

@@ -20,22 +20,27 @@ export interface RuntimeSpec {
   readonly binds: readonly Bind[]
 }
 
-export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
+/**
+ * A runtime's interpreter running one script bound read-only at `script.dest`,
+ * with `extra` binds beside it: the resident bootstraps, and the bench's
+ * one-shot wrappers of the cold model.
+ */
+export function scriptSpec (name: RuntimeName, script: Bind, extra: readonly Bind[] = []): RuntimeSpec {
   if (name === 'python') {
-    return {
-      name,
-      // Debian's python3-msgpack lives in /usr/lib/python3/dist-packages, which only
-      // /usr/bin/python3 sees. -I: no environment, no user site; -B: no .pyc writes.
-      command: ['/usr/bin/python3', '-I', '-B', '/hearth/bootstrap.py'],
-      binds: [{ src: join(root, 'runtimes/python/bootstrap.py'), dest: '/hearth/bootstrap.py' }]
-    }
+    // Debian's python3-msgpack lives in /usr/lib/python3/dist-packages, which only
+    // /usr/bin/python3 sees. -I: no environment, no user site; -B: no .pyc writes.
+    return { name, command: ['/usr/bin/python3', '-I', '-B', script.dest], binds: [script, ...extra] }
   }
   const node = process.execPath
-  const binds: Bind[] = [
-    { src: join(root, 'runtimes/node/bootstrap.mjs'), dest: '/hearth/bootstrap.mjs' },
-    { src: join(root, 'node_modules/msgpackr'), dest: '/hearth/node_modules/msgpackr' }
-  ]
+  const binds: Bind[] = [script, ...extra]
   // A node outside /usr (nvm, /opt) needs its own install tree in the sandbox.
   if (!node.startsWith('/usr/')) binds.push({ src: dirname(dirname(node)), dest: dirname(dirname(node)) })
-  return { name, command: [node, '/hearth/bootstrap.mjs'], binds }
+  return { name, command: [node, script.dest], binds }
+}
+
+export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
+  if (name === 'python') return scriptSpec(name, { src: join(root, 'runtimes/python/bootstrap.py'), dest: '/hearth/bootstrap.py' })
+  return scriptSpec(name, { src: join(root, 'runtimes/node/bootstrap.mjs'), dest: '/hearth/bootstrap.mjs' }, [
+    { src: join(root, 'node_modules/msgpackr'), dest: '/hearth/node_modules/msgpackr' }
+  ])
 }

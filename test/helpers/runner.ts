@@ -1,8 +1,8 @@
 // A real Runner (real bwrap, real cgroups when writable) for tests.
 import type { Test } from 'tap'
-import { loadConfig, maxSandboxes, type Config, type Env } from '../../daemon/config.js'
+import { loadConfig, type Config, type Env } from '../../daemon/config.js'
 import { Runner, type RunnerOptions, type RunRequest, type RunResult } from '../../daemon/pool/runner.js'
-import { chooseLimitsBackend, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
+import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
 import { seccompProgram } from '../../daemon/sandbox/seccomp.js'
 import { HearthError } from '../../daemon/errors.js'
 
@@ -16,7 +16,7 @@ export interface TestRunner {
 
 export async function startRunner (t: Test, env: Env = {}, extra: Partial<RunnerOptions> = {}): Promise<TestRunner> {
   const config = loadConfig({ POOL_MIN: '1', POOL_MAX: '4', TIMEOUT_SCRIPT: '10', ACQUIRE_TIMEOUT: '5', ...env })
-  const limits = await chooseLimitsBackend(config.limitsBackend, { memoryBytes: config.maxMemoryBytes, cpus: config.maxCpus, pids: config.maxPids, sandboxes: maxSandboxes(config) }, `hearth-test-${process.pid}-${++n}`)
+  const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
   const runner = new Runner({ config, limits, seccompFile: seccompProgram(config.root, config.stateDir), ...extra })
   t.teardown(async () => {
     await runner.close()
