@@ -7,6 +7,7 @@ import type { Socket } from 'node:net'
 import { prepare } from '../daemon/compile.js'
 import { loadConfig, sandboxHostUid, type Config, type Language } from '../daemon/config.js'
 import { encodeFrame } from '../daemon/protocol.js'
+import { spawnLaunch } from '../daemon/sandbox/process.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
 import { probeBwrap } from '../daemon/sandbox/probe.js'
 import { runtimeSpec, RUNTIME_OF, type RuntimeName } from '../daemon/sandbox/runtimes.js'
@@ -84,18 +85,15 @@ function startOptions (config: Config, limits: LimitsBackend) {
   let seq = 0
   return async (runtime: RuntimeName): Promise<Sandbox> => {
     const id = `layer-${runtime}-${++seq}`
+    const sandboxLimits = await limits.create(id)
     return await Sandbox.start({
       id,
-      runtime: runtimeSpec(runtime, config.root),
-      limits: await limits.create(id),
-      hostUid,
-      tmpBytes: config.sandboxTmpBytes,
-      seccompFile,
-      disableUserns,
+      runtime,
+      limits: sandboxLimits,
       spawnTimeoutMs: config.spawnTimeoutMs,
       logMaxBytes: config.logMaxBytes,
       resultMaxBytes: config.resultMaxBytes
-    })
+    }, spawnLaunch({ runtime: runtimeSpec(runtime, config.root), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits))
   }
 }
 

@@ -1,4 +1,5 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
+import { rmSync } from 'node:fs'
 import { sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
 import type { Logger } from './log.js'
@@ -10,6 +11,8 @@ import type { Redis } from 'ioredis'
 import { connectRedis, targetFromConfig } from './store/connection.js'
 import { EmbeddedRedis } from './store/embedded-redis.js'
 import { FunctionStore } from './store/function-store.js'
+import { makeInstanceDir, removeStale } from './runtime-dir.js'
+import { startForkers } from './zygote/index.js'
 
 export interface App {
   readonly port: number
@@ -38,11 +41,22 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   }
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   if (seccompFile === null) log.warn('SECCOMP=off: sandboxes run without the seccomp filter')
-  const bwrap = probeBwrap(sandboxHostUid(config))
+  const hostUid = sandboxHostUid(config)
+  const bwrap = probeBwrap(hostUid)
   if (!bwrap.disableUserns) {
     if (seccompFile === null) throw new Error(`${bwrap.detail}, but SECCOMP=off: refusing to run sandboxes that could create user namespaces`)
     log.warn(bwrap.detail)
   }
+  const stale = removeStale(config.runtimeDir)
+  if (stale > 0) log.info({ runtimeDir: config.runtimeDir, removed: stale }, 'removed the runtime directories of daemons that are gone')
+  const instanceDir = makeInstanceDir(config.runtimeDir)
+  const forkers = await startForkers({
+    config,
+    hostUid,
+    seccompFile,
+    instanceDir,
+    warn: (msg, fields) => log.warn(fields ?? {}, msg)
+  })
 
   let embedded: EmbeddedRedis | null = null
   if (wantsEmbeddedRedis(config)) {
@@ -64,6 +78,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     limits,
     seccompFile,
     disableUserns: bwrap.disableUserns,
+    forkers: forkers.byRuntime,
     onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })
@@ -77,6 +92,8 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       const finished = await http.drain(config.shutdownGraceMs)
       if (!finished) log.warn({ inFlight: http.requestsInFlight }, 'grace period over: killing the calls still running')
       await runner.close()
+      await forkers.close()
+      rmSync(instanceDir, { recursive: true, force: true })
       http.close()
       subscriber.disconnect()
       redis.disconnect()

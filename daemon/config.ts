@@ -1,13 +1,15 @@
 // Environment (plus an optional .env file) → one frozen, validated Config.
 // Names from go-faas keep their meaning; hearth's own variables extend them.
 import { existsSync, readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const LANGUAGES = ['python', 'javascript', 'typescript'] as const
 export type Language = typeof LANGUAGES[number]
 
 export type LimitsBackendName = 'auto' | 'cgroup2' | 'cgroup1' | 'rlimit' | 'none'
+export type ZygoteMode = 'auto' | 'on' | 'off'
 
 export interface Config {
   readonly root: string // the checkout: runtimes/, node_modules/, build/
@@ -35,6 +37,11 @@ export interface Config {
   readonly seccomp: boolean
   readonly limitsBackend: LimitsBackendName
   readonly cgroupName: string
+  readonly zygote: ZygoteMode
+  readonly zygoteMaxForks: number
+  readonly zygoteMaxAgeMs: number
+  /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
+  readonly runtimeDir: string
   readonly redisUrl: string | null // null: start the embedded redis-server
   readonly redisHost: string
   readonly redisPort: number
@@ -73,6 +80,10 @@ const DEFAULTS = {
   SECCOMP: 'on',
   LIMITS_BACKEND: 'auto',
   CGROUP_NAME: 'hearth',
+  ZYGOTE: 'auto',
+  ZYGOTE_MAX_FORKS: '1000',
+  ZYGOTE_MAX_AGE_SECONDS: '600',
+  RUNTIME_DIR: '',
   REDIS_URL: '',
   REDIS_HOST: '',
   REDIS_PORT: '6379',
@@ -191,6 +202,10 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     seccomp: flag(env, 'SECCOMP'),
     limitsBackend: oneOf(env, 'LIMITS_BACKEND', ['auto', 'cgroup2', 'cgroup1', 'rlimit', 'none'] as const),
     cgroupName: (env.CGROUP_NAME ?? DEFAULTS.CGROUP_NAME).trim(),
+    zygote: oneOf(env, 'ZYGOTE', ['auto', 'on', 'off'] as const),
+    zygoteMaxForks: integer(env, 'ZYGOTE_MAX_FORKS', 1),
+    zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
+    runtimeDir: runtimeDir(env),
     redisUrl: redisUrl !== '' ? redisUrl : null,
     redisHost,
     redisPort: integer(env, 'REDIS_PORT', 1, 65535),
@@ -201,6 +216,21 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     shutdownGraceMs: Math.round(positiveNumber(env, 'SHUTDOWN_GRACE_SECONDS') * 1000),
     logLevel: (env.LOG_LEVEL ?? DEFAULTS.LOG_LEVEL).trim()
   })
+}
+
+/**
+ * RUNTIME_DIR, or a default the sandbox uid can traverse: /run/hearth for
+ * root, else the user's runtime directory (systemd sets RUNTIME_DIRECTORY and
+ * XDG_RUNTIME_DIR), else the temporary directory.
+ */
+function runtimeDir (env: Env): string {
+  const set = (env.RUNTIME_DIR ?? '').trim()
+  if (set !== '') return resolve(set)
+  const systemd = (env.RUNTIME_DIRECTORY ?? '').trim().split(':')[0] ?? ''
+  if (systemd !== '') return systemd
+  if (process.getuid?.() === 0) return '/run/hearth'
+  const xdg = (env.XDG_RUNTIME_DIR ?? '').trim()
+  return xdg !== '' ? join(xdg, 'hearth') : join(tmpdir(), `hearth-${process.getuid?.() ?? 'user'}`)
 }
 
 /** Whether the daemon should supervise its own redis-server (no REDIS_URL / REDIS_HOST given). */

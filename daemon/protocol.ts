@@ -14,6 +14,24 @@ export interface ResultMessage { t: 'result', id: number, json?: string, stdout?
 export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string }
 export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMessage
 
+// A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
+export interface Rlimits { data?: number, nproc?: number, core?: number }
+export interface ForkCommand { t: 'fork', nonce: string, rlimits?: Rlimits }
+export interface KillCommand { t: 'kill', nonce: string }
+export type ZygoteCommand = ForkCommand | KillCommand
+export interface ZygoteReady { t: 'ready', runtime: string, pid: number }
+export interface ZygoteUnavailable { t: 'unavailable', message: string }
+export interface Forked { t: 'forked', nonce: string, pid: number }
+export interface ForkFailed { t: 'failed', nonce: string, message: string }
+export interface ChildExited { t: 'exited', nonce: string, code: number | null, signal: number | null }
+export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited
+
+/** The first line a forked child writes on each connection to the rendezvous socket. */
+export const HELLO = /^HEARTH ([0-9a-f]{32}) (proto|stdout|stderr)$/
+export const HELLO_MAX = 64
+/** The byte that lets a forked child go on, once it is in its cgroup. */
+export const GO = Buffer.from('g')
+
 export class ProtocolError extends Error {
   constructor (message: string) {
     super(message)
@@ -21,7 +39,7 @@ export class ProtocolError extends Error {
   }
 }
 
-export function encodeFrame (msg: RunMessage): Buffer {
+export function encodeFrame (msg: RunMessage | ZygoteCommand): Buffer {
   const body = packr.pack(msg)
   const frame = Buffer.allocUnsafe(4 + body.length)
   frame.writeUInt32BE(body.length, 0)
@@ -31,6 +49,7 @@ export function encodeFrame (msg: RunMessage): Buffer {
 
 const isString = (v: unknown): v is string => typeof v === 'string'
 const isId = (v: unknown): v is number => Number.isSafeInteger(v)
+const isIntOrNull = (v: unknown): v is number | null => v === null || Number.isSafeInteger(v)
 
 /** Checks the shape of a decoded frame; anything else is a protocol error. */
 export function validateInbound (msg: unknown): InboundMessage {
@@ -55,21 +74,47 @@ export function validateInbound (msg: unknown): InboundMessage {
   throw new ProtocolError(`malformed frame of type ${JSON.stringify(m.t)}`)
 }
 
+/** Checks the shape of a frame from a zygote's control channel. */
+export function validateZygote (msg: unknown): ZygoteMessage {
+  if (msg === null || typeof msg !== 'object') throw new ProtocolError('frame is not a map')
+  const m = msg as Record<string, unknown>
+  switch (m.t) {
+    case 'ready':
+      if (isString(m.runtime) && isId(m.pid)) return m as unknown as ZygoteReady
+      break
+    case 'unavailable':
+      if (isString(m.message)) return m as unknown as ZygoteUnavailable
+      break
+    case 'forked':
+      if (isString(m.nonce) && isId(m.pid)) return m as unknown as Forked
+      break
+    case 'failed':
+      if (isString(m.nonce) && isString(m.message)) return m as unknown as ForkFailed
+      break
+    case 'exited':
+      if (isString(m.nonce) && isIntOrNull(m.code) && isIntOrNull(m.signal)) return m as unknown as ChildExited
+      break
+  }
+  throw new ProtocolError(`malformed zygote frame of type ${JSON.stringify(m.t)}`)
+}
+
 /** Reassembles frames from arbitrarily split or coalesced chunks. */
-export class FrameDecoder {
+export class FrameDecoder<M = InboundMessage> {
   private chunks: Buffer[] = []
   private buffered = 0
   private readonly maxFrame: number
+  private readonly validate: (msg: unknown) => M
 
-  constructor (maxFrame = DEFAULT_MAX_FRAME) {
+  constructor (maxFrame = DEFAULT_MAX_FRAME, validate: (msg: unknown) => M = validateInbound as (msg: unknown) => M) {
     this.maxFrame = maxFrame
+    this.validate = validate
   }
 
   /** Returns every complete message; throws ProtocolError on a bad frame. */
-  push (chunk: Buffer): InboundMessage[] {
+  push (chunk: Buffer): M[] {
     this.chunks.push(chunk)
     this.buffered += chunk.length
-    const out: InboundMessage[] = []
+    const out: M[] = []
     while (this.buffered >= 4) {
       const head = this.peek(4)
       const size = head.readUInt32BE(0)
@@ -82,7 +127,7 @@ export class FrameDecoder {
       } catch (err) {
         throw new ProtocolError(`undecodable frame: ${(err as Error).message}`)
       }
-      out.push(validateInbound(decoded))
+      out.push(this.validate(decoded))
     }
     return out
   }

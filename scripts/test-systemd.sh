@@ -79,9 +79,11 @@ for _ in $(seq $((BOOT_TIMEOUT * 5))); do
   sleep 0.2
 done
 echo "# readyz: $ready"
-echo "$ready" | grep -q '"ready":true' && ok "hearth.service is ready" || bad "hearth.service never became ready"
+if echo "$ready" | grep -q '"ready":true'; then ok "hearth.service is ready"; else
+  bad "hearth.service never became ready"; in_container journalctl -u hearth.service --no-pager -n 30 || true; fi
 state=$(in_container systemctl is-active hearth.service || true)
 [ "$state" = active ] && ok "systemd reports hearth.service $state" || bad "hearth.service is $state"
+echo "$ready" | grep -q '"python":{"mode":"zygote"' && ok "python sandboxes are forked from a zygote under the unit's hardening" || bad "no python zygote under systemd"
 echo "$ready" | grep -q '"backend":"cgroup1"' && ok "sandboxes get per-sandbox cgroups under the delegated service cgroup" || bad "no cgroup backend under systemd"
 cg=$(in_container sh -c 'cat /proc/$(systemctl show -p MainPID --value hearth.service)/cgroup' || true)
 echo "$cg" | grep -q 'hearth.slice/hearth.service' && ok "the daemon runs in hearth.slice/hearth.service" || bad "daemon cgroup: $cg"

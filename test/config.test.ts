@@ -17,6 +17,14 @@ t.test('defaults follow go-faas where it has a variable', async (t) => {
   t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_URL: 'redis://x:6379' })))
 })
 
+t.test('the runtime directory: RUNTIME_DIR, else systemd\'s, else one the sandbox uid can traverse', async (t) => {
+  t.equal(loadConfig({ RUNTIME_DIR: '/srv/hearth-run' }).runtimeDir, '/srv/hearth-run')
+  t.equal(loadConfig({ RUNTIME_DIRECTORY: '/run/hearth-unit' }).runtimeDir, '/run/hearth-unit')
+  const fallback = loadConfig({}).runtimeDir
+  t.equal(fallback, process.getuid?.() === 0 ? '/run/hearth' : join(tmpdir(), `hearth-${process.getuid?.() ?? ''}`))
+  t.match(loadConfig({}), { zygote: 'auto', zygoteMaxForks: 1000, zygoteMaxAgeMs: 600_000 })
+})
+
 t.test('sizes are read as systemd and go-faas write them', async (t) => {
   t.equal(parseBytes('128M'), 128 * 1024 * 1024)
   t.equal(parseBytes('1G'), 1024 ** 3)
@@ -39,7 +47,10 @@ t.test('every invalid value is refused with the variable named', async (t) => {
     [{ SECCOMP: 'maybe' }, /^SECCOMP must be on or off/],
     [{ LIMITS_BACKEND: 'docker' }, /^LIMITS_BACKEND must be one of auto, cgroup2, cgroup1, rlimit, none/],
     [{ REDIS_DB: '16' }, /^REDIS_DB must be an integer from 0 to 15/],
-    [{ SANDBOX_UID: '0' }, /^SANDBOX_UID must be an integer from 1/]
+    [{ SANDBOX_UID: '0' }, /^SANDBOX_UID must be an integer from 1/],
+    [{ ZYGOTE: 'yes' }, /^ZYGOTE must be one of auto, on, off/],
+    [{ ZYGOTE_MAX_FORKS: '0' }, /^ZYGOTE_MAX_FORKS must be an integer from 1/],
+    [{ ZYGOTE_MAX_AGE_SECONDS: 'forever' }, /^ZYGOTE_MAX_AGE_SECONDS must be a positive number/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env))

@@ -1,69 +1,100 @@
-// What code inside a sandbox cannot do or see.
+// What code inside a sandbox cannot do or see: for python sandboxes forked
+// from the zygote and for spawned ones (ZYGOTE=off, and every node sandbox).
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import t from 'tap'
+import tap, { type Test } from 'tap'
+import type { Runner } from '../daemon/pool/runner.js'
 import { call, startRunner } from './helpers/runner.js'
 
 process.env.HEARTH_TEST_SECRET = 'do-not-leak'
-const { runner } = await startRunner(t)
 
-async function py (code: string): Promise<unknown> {
-  const r = await call(runner, { language: 'python', code, input: '{}' })
-  if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
-  return JSON.parse(r.result.data)
+for (const mode of ['zygote', 'spawn'] as const) {
+  await tap.test(`python sandboxes ${mode === 'zygote' ? 'forked from the zygote' : 'spawned by bwrap'}`, async (t) => {
+    const { runner } = await startRunner(t, { ZYGOTE: mode === 'zygote' ? 'on' : 'off' })
+    t.equal((runner.stats().runtimes.python as { mode: string }).mode, mode)
+    hostile(t, runner)
+  })
 }
 
-t.test('no process of a sandbox runs as host root', async (t) => {
-  const r = await call(runner, { language: 'python', code: 'import time\ntime.sleep(0.5)\nreturn 1', input: '{}', functionKey: 'sec/uid@1', timeoutMs: 5000 })
-  t.equal(r.result?.data, '1')
-  // Every process whose ancestry holds a bwrap started by us: check its real/effective host uid.
-  const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p))
-  const info = new Map<number, { ppid: number, uid: string, comm: string }>()
-  for (const p of procs) {
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      info.set(Number(p), {
-        ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]),
-        uid: /^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '',
-        comm: /^Name:\s+(.*)$/m.exec(status)?.[1] ?? ''
-      })
-    } catch {}
+function hostile (t: Test, runner: Runner): void {
+  async function py (code: string): Promise<unknown> {
+    const r = await call(runner, { language: 'python', code, input: '{}' })
+    if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
+    return JSON.parse(r.result.data)
   }
-  const mine = [...info].filter(([, i]) => i.comm === 'bwrap' && i.ppid === process.pid).map(([pid]) => pid)
-  t.ok(mine.length > 0, 'found our sandboxes')
-  const tree = new Set(mine)
-  for (let grew = true; grew;) {
-    grew = false
-    for (const [pid, i] of info) if (!tree.has(pid) && tree.has(i.ppid)) { tree.add(pid); grew = true }
-  }
-  for (const pid of tree) {
-    const uids = (info.get(pid)?.uid ?? '').split(/\s+/)
-    t.notOk(uids.includes('0'), `pid ${pid} (${info.get(pid)?.comm}) uids ${uids.join(' ')}`)
-  }
-})
 
-t.test('has no network, not even loopback', async (t) => {
-  const server = createServer((s) => s.end('hello'))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const port = (server.address() as { port: number }).port
-  const out = await py(`import socket\ntry:\n    socket.create_connection(("127.0.0.1", ${port}), timeout=1)\n    return "connected"\nexcept OSError as e:\n    return type(e).__name__`)
-  t.not(out, 'connected')
-  const js = await call(runner, { language: 'javascript', code: `return await new Promise(r => require("net").connect(${port}, "127.0.0.1").on("connect", () => r("connected")).on("error", e => r(e.code)))`, input: '{}' })
-  t.not(js.result?.data, '"connected"')
-})
+  t.test('no process of a sandbox runs as host root', async (t) => {
+    const r = await call(runner, { language: 'python', code: 'import time\ntime.sleep(0.5)\nreturn 1', input: '{}', functionKey: 'sec/uid@1', timeoutMs: 5000 })
+    t.equal(r.result?.data, '1')
+    // Every process whose ancestry holds a bwrap started by us: check its real/effective host uid.
+    const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p))
+    const info = new Map<number, { ppid: number, uid: string, comm: string }>()
+    for (const p of procs) {
+      try {
+        const status = readFileSync(`/proc/${p}/status`, 'utf8')
+        info.set(Number(p), {
+          ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]),
+          uid: /^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '',
+          comm: /^Name:\s+(.*)$/m.exec(status)?.[1] ?? ''
+        })
+      } catch {}
+    }
+    const mine = [...info].filter(([, i]) => i.comm === 'bwrap' && i.ppid === process.pid).map(([pid]) => pid)
+    t.ok(mine.length > 0, 'found our sandboxes')
+    const tree = new Set(mine)
+    for (let grew = true; grew;) {
+      grew = false
+      for (const [pid, i] of info) if (!tree.has(pid) && tree.has(i.ppid)) { tree.add(pid); grew = true }
+    }
+    for (const pid of tree) {
+      const uids = (info.get(pid)?.uid ?? '').split(/\s+/)
+      t.notOk(uids.includes('0'), `pid ${pid} (${info.get(pid)?.comm}) uids ${uids.join(' ')}`)
+    }
+  })
 
-t.test('sees none of the host\'s files, secrets or environment', async (t) => {
-  const out = await py('import os\nreturn {p: os.path.exists(p) for p in ["/root", "/home", "/etc/shadow", "/etc/passwd", "/var", "/work", "/usr/bin/python3"]} | {"env": sorted(os.environ)}') as Record<string, unknown>
-  t.same(out, { '/root': false, '/home': false, '/etc/shadow': false, '/etc/passwd': false, '/var': false, '/work': false, '/usr/bin/python3': true, env: ['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONIOENCODING'] })
-})
+  t.test('has no network, not even loopback', async (t) => {
+    const server = createServer((s) => s.end('hello'))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => server.close())
+    const port = (server.address() as { port: number }).port
+    const out = await py(`import socket\ntry:\n    socket.create_connection(("127.0.0.1", ${port}), timeout=1)\n    return "connected"\nexcept OSError as e:\n    return type(e).__name__`)
+    t.not(out, 'connected')
+    const js = await call(runner, { language: 'javascript', code: `return await new Promise(r => require("net").connect(${port}, "127.0.0.1").on("connect", () => r("connected")).on("error", e => r(e.code)))`, input: '{}' })
+    t.not(js.result?.data, '"connected"')
+  })
 
-t.test('cannot write outside /tmp, and /tmp is size-capped', async (t) => {
-  const out = await py('import errno\nr = {}\ntry:\n    open("/usr/evil", "w")\n    r["usr"] = "written"\nexcept OSError as e:\n    r["usr"] = errno.errorcode[e.errno]\ntry:\n    with open("/tmp/big", "wb") as f:\n        for _ in range(64):\n            f.write(b"x" * (1 << 20))\n    r["tmp"] = "written"\nexcept OSError as e:\n    r["tmp"] = errno.errorcode[e.errno]\nreturn r')
-  t.same(out, { usr: 'EROFS', tmp: 'ENOSPC' })
-})
+  t.test('sees none of the host\'s files, secrets or environment', async (t) => {
+    const out = await py('import os\nreturn {p: os.path.exists(p) for p in ["/root", "/home", "/etc/shadow", "/etc/passwd", "/var", "/work", "/usr/bin/python3"]} | {"env": sorted(os.environ)}') as Record<string, unknown>
+    t.same(out, { '/root': false, '/home': false, '/etc/shadow': false, '/etc/passwd': false, '/var': false, '/work': false, '/usr/bin/python3': true, env: ['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONIOENCODING'] })
+  })
 
-t.test('the seccomp filter denies namespaces, ptrace and non-unix sockets', async (t) => {
-  const out = await py('import ctypes, errno, socket\nlibc = ctypes.CDLL(None, use_errno=True)\ndef err(rc):\n    return errno.errorcode.get(ctypes.get_errno(), "ok") if rc != 0 else "ok"\nr = {"unshare": err(libc.unshare(0x00020000)), "ptrace": err(libc.ptrace(16, 1, 0, 0))}\ntry:\n    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\n    r["netlink"] = "ok"\nexcept OSError as e:\n    r["netlink"] = errno.errorcode[e.errno]\nr["unix"] = len(socket.socketpair())\nreturn r')
-  t.same(out, { unshare: 'EPERM', ptrace: 'EPERM', netlink: 'EAFNOSUPPORT', unix: 2 })
-})
+  t.test('cannot write outside /tmp and /dev/shm, both private and size-capped', async (t) => {
+    const out = await py(`import errno
+def write(path, mib=0):
+    try:
+        with open(path, "wb") as f:
+            f.write(b"x")
+            for _ in range(mib):
+                f.write(b"x" * (1 << 20))
+        return "written"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+return {p: write(p) for p in ["/evil", "/usr/evil", "/hearth/evil", "/dev/evil", "/proc/evil", "/dev/shm/small"]} | {
+    "/tmp": write("/tmp/big", 64), "/dev/shm": write("/dev/shm/big", 64)}`)
+    t.same(out, {
+      '/evil': 'EROFS',
+      '/usr/evil': 'EROFS',
+      '/hearth/evil': 'EROFS',
+      '/dev/evil': 'EROFS',
+      '/proc/evil': 'ENOENT',
+      '/tmp': 'ENOSPC',
+      '/dev/shm': 'ENOSPC',
+      '/dev/shm/small': 'written'
+    })
+  })
+
+  t.test('the seccomp filter denies namespaces, ptrace and non-unix sockets', async (t) => {
+    const out = await py('import ctypes, errno, socket\nlibc = ctypes.CDLL(None, use_errno=True)\ndef err(rc):\n    return errno.errorcode.get(ctypes.get_errno(), "ok") if rc != 0 else "ok"\nr = {"unshare": err(libc.unshare(0x00020000)), "ptrace": err(libc.ptrace(16, 1, 0, 0))}\ntry:\n    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\n    r["netlink"] = "ok"\nexcept OSError as e:\n    r["netlink"] = errno.errorcode[e.errno]\nr["unix"] = len(socket.socketpair())\nreturn r')
+    t.same(out, { unshare: 'EPERM', ptrace: 'EPERM', netlink: 'EAFNOSUPPORT', unix: 2 })
+  })
+}

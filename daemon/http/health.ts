@@ -14,6 +14,7 @@ export async function readyz (x: Exchange, deps: HttpDeps): Promise<void> {
     ready,
     redis,
     limits: { backend: deps.limits.name, detail: deps.limits.detail, ...deps.limits.limits },
+    runtimes: stats.runtimes,
     pools: stats.pools,
     warm: stats.warm,
     sandboxes: stats.sandboxes

@@ -6,7 +6,9 @@ import { HearthError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import { RUNTIME_OF, runtimeSpec, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
+import type { Forker, ForkerStats } from '../zygote/index.js'
 import { LanguagePool, type LanguagePoolStats } from './language-pool.js'
 import { RetryClaim, WarmSet, type Claim } from './warm-set.js'
 
@@ -48,9 +50,14 @@ export interface RunnerOptions {
   readonly onSpawnError?: (language: Language, err: Error, failures: number) => void
   /** a sandbox teardown that failed off the request path */
   readonly onBackgroundError?: (err: Error) => void
-  /** replaces a runtime's bootstrap (tests: runtimes that crash or hang on start) */
+  /** replaces a runtime's bootstrap (tests: runtimes that crash or hang on start); such a runtime is spawned */
   readonly runtimes?: Partial<Record<RuntimeName, RuntimeSpec>>
+  /** zygotes that fork fresh sandboxes, for the runtimes that have one (daemon/zygote) */
+  readonly forkers?: Partial<Record<RuntimeName, Forker>>
 }
+
+/** How a runtime's fresh sandboxes come to be: forked from a zygote, or spawned. */
+export type RuntimeStats = Omit<ForkerStats, 'runtime'> | { readonly mode: 'spawn' }
 
 const KEPT_AFTER: ReadonlySet<string> = new Set(['script_error'])
 
@@ -63,6 +70,7 @@ export class Runner {
   private closing = false
   private seq = 0
   private readonly onBackgroundError: (err: Error) => void
+  private readonly forkers: Partial<Record<RuntimeName, Forker>>
 
   constructor (opts: RunnerOptions) {
     const c = opts.config
@@ -77,25 +85,28 @@ export class Runner {
     })
     const hostUid = sandboxHostUid(c)
     const specs = new Map<string, RuntimeSpec>()
+    this.forkers = {}
     for (const language of LANGUAGES) {
       const runtime = RUNTIME_OF[language]
       const spec = specs.get(runtime) ?? opts.runtimes?.[runtime] ?? runtimeSpec(runtime, c.root)
       specs.set(runtime, spec)
+      const forker = opts.runtimes?.[runtime] === undefined ? opts.forkers?.[runtime] : undefined
+      if (forker !== undefined) this.forkers[runtime] = forker
       const start = async (): Promise<Sandbox> => {
         const id = `${language}-${process.pid}-${++this.seq}`
         const limits = await opts.limits.create(id)
+        // Forked from the runtime's zygote while it works; spawned otherwise.
+        const launch = forker?.usable === true
+          ? forker.launch(limits)
+          : spawnLaunch({ runtime: spec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
         const sandbox = await Sandbox.start({
           id,
-          runtime: spec,
+          runtime,
           limits,
-          hostUid,
-          tmpBytes: c.sandboxTmpBytes,
-          seccompFile: opts.seccompFile,
-          disableUserns: opts.disableUserns,
           spawnTimeoutMs: c.spawnTimeoutMs,
           logMaxBytes: c.logMaxBytes,
           resultMaxBytes: c.resultMaxBytes
-        })
+        }, launch)
         if (this.closing) { // close() already killed the live ones; this one came too late
           await sandbox.destroy()
           throw new HearthError('shutting_down')
@@ -217,8 +228,15 @@ export class Runner {
     return new HearthError(err.code, err.message, { ...err.details, stack })
   }
 
-  stats (): { pools: LanguagePoolStats[], warm: ReturnType<WarmSet['stats']>, sandboxes: number } {
-    return { pools: [...this.pools.values()].map((p) => p.stats()), warm: this.warm.stats(), sandboxes: this.live.size }
+  stats (): { pools: LanguagePoolStats[], warm: ReturnType<WarmSet['stats']>, sandboxes: number, runtimes: Record<RuntimeName, RuntimeStats> } {
+    const runtimes = {} as Record<RuntimeName, RuntimeStats>
+    for (const name of new Set(Object.values(RUNTIME_OF))) runtimes[name] = this.forkers[name]?.stats() ?? { mode: 'spawn' }
+    return {
+      pools: [...this.pools.values()].map((p) => p.stats()),
+      warm: this.warm.stats(),
+      sandboxes: this.live.size,
+      runtimes
+    }
   }
 
   /** Every language has a ready sandbox (or can make one without failing). */

@@ -1,5 +1,5 @@
 // The command line of one sandbox, as a pure function of its inputs.
-import type { RuntimeSpec } from './runtimes.js'
+import type { Bind, RuntimeSpec } from './runtimes.js'
 
 export interface SandboxArgvOptions {
   readonly runtime: RuntimeSpec
@@ -17,26 +17,20 @@ export interface SandboxArgvOptions {
 
 export const SANDBOX_UID = 65534
 
-export function sandboxArgv (o: SandboxArgvOptions): string[] {
-  const argv: string[] = [...o.limitsPrefix]
-  if (o.hostUid !== null) {
-    // Run by root, bwrap maps the sandbox's uid onto host uid 0 (measured: a
-    // root-owned file bound in could be appended to). Become an unprivileged
-    // host uid first, with no supplementary groups.
-    argv.push('setpriv', `--reuid=${o.hostUid}`, `--regid=${o.hostUid}`, '--clear-groups', '--')
-  }
-  argv.push(
-    o.bwrap ?? 'bwrap',
-    // New user, pid, network, ipc, uts and cgroup namespaces: no network at all,
-    // no view of host processes.
-    '--unshare-all',
-    // ...and no user namespaces inside it (--disable-userns needs --unshare-user).
-    '--unshare-user', ...(o.disableUserns === false ? [] : ['--disable-userns']),
-    // The sandbox dies with the daemon (PR_SET_PDEATHSIG), never orphaned.
-    '--die-with-parent',
-    // setsid(): no controlling terminal to push input into (TIOCSTI).
-    '--new-session',
-    '--cap-drop', 'ALL',
+/**
+ * Run by root, bwrap maps the sandbox's uid onto host uid 0 (measured: a
+ * root-owned file bound in could be appended to). Become an unprivileged host
+ * uid first, with no supplementary groups.
+ */
+export function dropToHostUid (hostUid: number | null): string[] {
+  return hostUid === null ? [] : ['setpriv', `--reuid=${hostUid}`, `--regid=${hostUid}`, '--clear-groups', '--']
+}
+
+/** What every sandbox sees of the host: a clean environment and read-only /usr, nothing else. */
+export function systemView (): string[] {
+  return [
+    '--die-with-parent', // PR_SET_PDEATHSIG: never outlives the daemon
+    '--new-session', // setsid(): no controlling terminal to push input into (TIOCSTI)
     '--uid', String(SANDBOX_UID), '--gid', String(SANDBOX_UID),
     // Nothing of the daemon's environment (secrets, REDIS_PASSWORD) leaks in.
     '--clearenv',
@@ -50,14 +44,39 @@ export function sandboxArgv (o: SandboxArgvOptions): string[] {
     '--symlink', 'usr/lib', '/lib',
     '--symlink', 'usr/lib64', '/lib64',
     '--symlink', 'usr/bin', '/bin',
-    '--symlink', 'usr/sbin', '/sbin',
+    '--symlink', 'usr/sbin', '/sbin'
+  ]
+}
+
+export function roBinds (binds: readonly Bind[]): string[] {
+  return binds.flatMap((b) => ['--ro-bind', b.src, b.dest])
+}
+
+export function sandboxArgv (o: SandboxArgvOptions): string[] {
+  const size = String(o.tmpBytes)
+  const argv: string[] = [...o.limitsPrefix, ...dropToHostUid(o.hostUid)]
+  argv.push(
+    o.bwrap ?? 'bwrap',
+    // New user, pid, network, ipc, uts and cgroup namespaces: no network at all,
+    // no view of host processes.
+    '--unshare-all',
+    // ...and no user namespaces inside it (--disable-userns needs --unshare-user).
+    '--unshare-user', ...(o.disableUserns === false ? [] : ['--disable-userns']),
+    '--cap-drop', 'ALL',
+    ...systemView(),
     '--proc', '/proc',
     '--dev', '/dev',
-    // A private, size-capped /tmp: the only writable place (--size must precede --tmpfs).
-    '--size', String(o.tmpBytes), '--tmpfs', '/tmp'
+    // Private, size-capped /tmp and /dev/shm (POSIX shm, multiprocessing's
+    // semaphores): the only writable places (--size must precede --tmpfs).
+    '--size', size, '--tmpfs', '/tmp',
+    '--size', size, '--tmpfs', '/dev/shm',
+    ...roBinds(o.runtime.binds),
+    // Everything else read-only: the root (where bwrap made /hearth and the
+    // mount points) and /dev's own tmpfs.
+    '--remount-ro', '/dev',
+    '--remount-ro', '/',
+    '--chdir', '/tmp'
   )
-  for (const bind of o.runtime.binds) argv.push('--ro-bind', bind.src, bind.dest)
-  argv.push('--chdir', '/tmp')
   // Deny socket families but AF_UNIX, ptrace, mount, keyctl, bpf, namespaces,
   // io_uring, perf (runtimes/seccomp/generate.py).
   if (o.seccompFd !== null) argv.push('--seccomp', String(o.seccompFd))

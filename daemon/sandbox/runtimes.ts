@@ -44,3 +44,9 @@ export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
     { src: join(root, 'node_modules/msgpackr'), dest: '/hearth/node_modules/msgpackr' }
   ])
 }
+
+/** The Python zygote (runtimes/python/zygote.py) with the modules it preloads. */
+export function zygoteSpec (root: string): RuntimeSpec {
+  const py = (file: string): Bind => ({ src: join(root, 'runtimes/python', file), dest: `/hearth/${file}` })
+  return scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), py('isolate.py')])
+}

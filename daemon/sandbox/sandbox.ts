@@ -1,25 +1,19 @@
-// One bwrap process tree running one resident bootstrap: spawn, ready handshake,
-// calls one at a time, kill. States: starting → idle ⇄ busy → dead.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+// One sandbox process tree running one resident bootstrap: start, ready
+// handshake, calls one at a time, kill. States: starting → idle ⇄ busy → dead.
 import type { Socket } from 'node:net'
 import { HearthError } from '../errors.js'
 import { encodeFrame, FrameDecoder, type InboundMessage } from '../protocol.js'
-import { sandboxArgv } from './argv.js'
 import type { Breach, SandboxLimits } from './limits/index.js'
-import type { RuntimeSpec } from './runtimes.js'
+import type { ExitStatus, Launch, SandboxProcess } from './process.js'
 
 export type LogStream = 'stdout' | 'stderr'
 export type SandboxState = 'starting' | 'idle' | 'busy' | 'dead'
 
 export interface SandboxOptions {
   readonly id: string
-  readonly runtime: RuntimeSpec
+  /** runtime name, for messages */
+  readonly runtime: string
   readonly limits: SandboxLimits
-  readonly hostUid: number | null
-  readonly tmpBytes: number
-  readonly seccompFile: string | null
-  readonly disableUserns?: boolean
   readonly spawnTimeoutMs: number
   readonly logMaxBytes: number
   readonly resultMaxBytes: number
@@ -76,7 +70,7 @@ export class Sandbox {
   adopted = false
   readonly exited: Promise<void>
 
-  private readonly child: ChildProcess
+  private readonly proc: SandboxProcess
   private readonly chan: Socket
   private readonly decoder = new FrameDecoder()
   private readonly limits: SandboxLimits
@@ -88,47 +82,47 @@ export class Sandbox {
   private onReady: ((err: Error | null) => void) | null = null
   private destroying: Promise<void> | null = null
 
-  private constructor (opts: SandboxOptions) {
+  private constructor (opts: SandboxOptions, proc: SandboxProcess) {
     this.id = opts.id
-    this.runtime = opts.runtime.name
+    this.runtime = opts.runtime
     this.opts = opts
     this.limits = opts.limits
-    const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
-    const argv = sandboxArgv({
-      runtime: opts.runtime,
-      limitsPrefix: opts.limits.prefix,
-      hostUid: opts.hostUid,
-      tmpBytes: opts.tmpBytes,
-      seccompFd: seccompFd === null ? null : 4,
-      disableUserns: opts.disableUserns
-    })
-    try {
-      this.child = spawn(argv[0] as string, argv.slice(1), {
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd ?? 'ignore'],
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } // for sh, setpriv, bwrap; bwrap clears it again
-      })
-    } finally {
-      if (seccompFd !== null) closeSync(seccompFd)
-    }
-    this.chan = this.child.stdio[3] as Socket
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()))
-    this.child.once('exit', (code, signal) => this.onExit(code, signal))
-    this.child.once('error', (err) => this.fail(new HearthError('runtime_unavailable', `cannot start bwrap: ${err.message}`)))
+    this.proc = proc
+    this.chan = proc.chan
+    this.exited = proc.exited.then((status) => this.onExit(status))
     this.chan.on('data', (chunk: Buffer) => this.onFrames(chunk))
-    this.chan.on('error', () => {}) // EPIPE after a kill; 'exit' reports the death
-    this.child.stdout?.on('data', (chunk: Buffer) => this.onRaw('stdout', chunk))
-    this.child.stderr?.on('data', (chunk: Buffer) => this.onRaw('stderr', chunk))
+    this.chan.on('error', () => {}) // EPIPE after a kill; the exit status reports the death
+    proc.stdout.on('data', (chunk: Buffer) => this.onRaw('stdout', chunk))
+    proc.stderr.on('data', (chunk: Buffer) => this.onRaw('stderr', chunk))
+    proc.stdout.on('error', () => {})
+    proc.stderr.on('error', () => {})
+    // A forked sandbox's sockets come paused (nothing read before these listeners).
+    this.chan.resume()
+    proc.stdout.resume()
+    proc.stderr.resume()
   }
 
-  /** Spawns a sandbox and resolves once its bootstrap has sent `ready`. */
-  static async start (opts: SandboxOptions): Promise<Sandbox> {
-    const sandbox = new Sandbox(opts)
+  /** Starts a sandbox and resolves once its bootstrap has sent `ready`. */
+  static async start (opts: SandboxOptions, launch: Launch): Promise<Sandbox> {
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(), opts.spawnTimeoutMs)
+    const notReady = (): HearthError => new HearthError('runtime_unavailable', `${opts.runtime} sandbox not ready after ${opts.spawnTimeoutMs} ms`)
+    let proc: SandboxProcess
+    try {
+      proc = await launch(deadline.signal)
+    } catch (err) {
+      clearTimeout(timer)
+      await opts.limits.destroy()
+      throw deadline.signal.aborted ? notReady() : err
+    }
+    const sandbox = new Sandbox(opts, proc)
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        sandbox.fail(new HearthError('runtime_unavailable', `${opts.runtime.name} sandbox not ready after ${opts.spawnTimeoutMs} ms`))
-      }, opts.spawnTimeoutMs)
+      const onTimeout = (): void => sandbox.fail(notReady())
+      if (deadline.signal.aborted) onTimeout()
+      else deadline.signal.addEventListener('abort', onTimeout, { once: true })
       sandbox.onReady = (err) => {
         clearTimeout(timer)
+        deadline.signal.removeEventListener('abort', onTimeout)
         sandbox.onReady = null
         if (err === null) resolve()
         else reject(err)
@@ -141,10 +135,6 @@ export class Sandbox {
       throw err
     }
     return sandbox
-  }
-
-  get pid (): number | undefined {
-    return this.child.pid
   }
 
   /** Runs one call. Rejects with a HearthError; the sandbox is dead after any error but script_error. */
@@ -270,7 +260,11 @@ export class Sandbox {
     for (const line of lines) this.log(p, stream, line)
   }
 
-  private onExit (code: number | null, signal: NodeJS.Signals | null): void {
+  private onExit ({ code, signal, error }: ExitStatus): void {
+    if (error !== undefined) {
+      this.fail(new HearthError('runtime_unavailable', `cannot start the ${this.runtime} sandbox: ${error.message}`))
+      return
+    }
     const breach = this.limits.breach()
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
     if (breach === 'memory') {
@@ -297,7 +291,7 @@ export class Sandbox {
     }
     this.onReady?.(err)
     this.chan.destroy()
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+    this.proc.kill()
   }
 
   /** A call that ended badly while its cgroup hit a limit is reported as that limit. */

@@ -1,6 +1,9 @@
 // A real Runner (real bwrap, real cgroups when writable) for tests.
 import type { Test } from 'tap'
-import { loadConfig, type Config, type Env } from '../../daemon/config.js'
+import { rmSync } from 'node:fs'
+import { loadConfig, sandboxHostUid, type Config, type Env } from '../../daemon/config.js'
+import { makeInstanceDir } from '../../daemon/runtime-dir.js'
+import { startForkers } from '../../daemon/zygote/index.js'
 import { Runner, type RunnerOptions, type RunRequest, type RunResult } from '../../daemon/pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
 import { seccompProgram } from '../../daemon/sandbox/seccomp.js'
@@ -12,17 +15,38 @@ export interface TestRunner {
   runner: Runner
   config: Config
   limits: LimitsBackend
+  /** what the zygote set-up warned about */
+  warnings: Array<Record<string, unknown>>
 }
 
-export async function startRunner (t: Test, env: Env = {}, extra: Partial<RunnerOptions> = {}): Promise<TestRunner> {
+export interface RunnerExtras extends Partial<RunnerOptions> {
+  /** false: the python zygote starts without capabilities, which forces the spawn fallback */
+  readonly zygoteCapabilities?: boolean
+}
+
+/** A Runner as the daemon wires it, python zygote included (unless ZYGOTE=off in `env`). */
+export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras = {}): Promise<TestRunner> {
   const config = loadConfig({ POOL_MIN: '1', POOL_MAX: '4', TIMEOUT_SCRIPT: '10', ACQUIRE_TIMEOUT: '5', ...env })
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
-  const runner = new Runner({ config, limits, seccompFile: seccompProgram(config.root, config.stateDir), ...extra })
+  const seccompFile = seccompProgram(config.root, config.stateDir)
+  const instanceDir = makeInstanceDir(config.runtimeDir)
+  const warnings: Array<Record<string, unknown>> = []
+  const forkers = await startForkers({
+    config,
+    hostUid: sandboxHostUid(config),
+    seccompFile,
+    instanceDir,
+    capabilities: extra.zygoteCapabilities,
+    warn: (msg, fields) => warnings.push({ msg, ...fields })
+  })
+  const runner = new Runner({ config, limits, seccompFile, forkers: forkers.byRuntime, ...extra })
   t.teardown(async () => {
     await runner.close()
+    await forkers.close()
     await limits.close()
+    rmSync(instanceDir, { recursive: true, force: true })
   })
-  return { runner, config, limits }
+  return { runner, config, limits, warnings }
 }
 
 export interface Collected { result?: RunResult, error?: HearthError, logs: Array<[string, string]> }

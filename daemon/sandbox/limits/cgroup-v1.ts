@@ -53,8 +53,12 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     const counters = new Counters()
     const oomControl = join(memory, 'memory.oom_control')
     const pidsEvents = join(dirOf('pids', id), 'pids.events')
+    const procs = dirs.map((d) => join(d, 'cgroup.procs'))
     return {
-      prefix: joinPrefix(dirs.map((d) => join(d, 'cgroup.procs'))),
+      prefix: joinPrefix(procs),
+      async place (hostPid) {
+        await Promise.all(procs.map(async (file) => await writeFile(file, String(hostPid))))
+      },
       breach () {
         if (counters.read(oomControl, 'oom_kill') > 0) return 'memory'
         if (counters.read(pidsEvents, 'max') > 0) return 'pids'

@@ -56,6 +56,9 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     const pidsEvents = join(dir, 'pids.events')
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
+      async place (hostPid) {
+        await writeFile(join(dir, 'cgroup.procs'), String(hostPid))
+      },
       breach () {
         if (counters.read(memoryEvents, 'oom_kill') > 0) return 'memory'
         if (counters.read(pidsEvents, 'max') > 0) return 'pids'

@@ -12,7 +12,8 @@ export function rlimitBackend (limits: Limits): LimitsBackend {
   // of the host uid across every sandbox: the ceiling is for all of them.
   const nproc = limits.pids * (limits.sandboxes ?? 1)
   const prefix = ['prlimit', `--data=${limits.memoryBytes}`, `--nproc=${nproc}`, '--core=0', '--']
-  const sandbox: SandboxLimits = { prefix, breach: () => null, destroy: async () => {} }
+  const rlimits = { data: limits.memoryBytes, nproc, core: 0 }
+  const sandbox: SandboxLimits = { prefix, rlimits, breach: () => null, destroy: async () => {} }
   return {
     name: 'rlimit',
     detail: prefix.slice(1, -1).join(' '),

@@ -1,4 +1,5 @@
 // What every resource-limit backend offers a sandbox.
+import type { Rlimits } from '../../protocol.js'
 
 export interface Limits {
   readonly memoryBytes: number
@@ -21,6 +22,13 @@ export interface SandboxLimits {
    * before it execs anything else, so no child can start outside them.
    */
   readonly prefix: readonly string[]
+  /**
+   * For a sandbox forked by a zygote, which no prefix can wrap: puts the running
+   * process (host pid) into the sandbox's cgroups. It must not fork until then.
+   */
+  place?: (hostPid: number) => Promise<void>
+  /** For a forked sandbox under the rlimit backend: the limits it sets on itself. */
+  readonly rlimits?: Rlimits
   /** The limit the sandbox ran into, if any (read from the kernel's own counters). */
   breach: () => Breach | null
   /** Kills whatever is left inside (the whole cgroup) and removes it. */

@@ -1,0 +1,85 @@
+// What a Sandbox drives: a process tree with a frame channel, raw stdout and
+// stderr, an exit status and a kill switch. Spawned by bwrap here, or forked
+// by a zygote (daemon/zygote/).
+import { spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
+import { sandboxArgv } from './argv.js'
+import type { SandboxLimits } from './limits/index.js'
+import type { RuntimeSpec } from './runtimes.js'
+
+export interface ExitStatus {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  /** the process could not be started at all */
+  readonly error?: Error
+}
+
+export interface SandboxProcess {
+  /** frames both ways (runtimes/PROTOCOL.md) */
+  readonly chan: Socket
+  /** raw fd 1 / fd 2 of everything in the sandbox */
+  readonly stdout: Readable
+  readonly stderr: Readable
+  /** resolves once the whole tree is gone */
+  readonly exited: Promise<ExitStatus>
+  readonly alive: boolean
+  /** SIGKILL for the whole tree */
+  kill: () => void
+}
+
+/**
+ * Starts a sandbox's process tree: a bwrap spawn, or a fork from a zygote.
+ * `signal` aborts when the spawn timeout runs out; the launcher then cleans up
+ * whatever it started and rejects.
+ */
+export type Launch = (signal: AbortSignal) => Promise<SandboxProcess>
+
+export interface SpawnSpec {
+  readonly runtime: RuntimeSpec
+  /** host uid to run bwrap as when the daemon is root; null when not root */
+  readonly hostUid: number | null
+  readonly tmpBytes: number
+  readonly seccompFile: string | null
+  /** from probeBwrap(): false where --disable-userns cannot work */
+  readonly disableUserns?: boolean
+}
+
+/** The spawn path: a fresh bwrap tree per sandbox, its limits joined before bwrap starts. */
+export function spawnLaunch (spec: SpawnSpec, limits: SandboxLimits): Launch {
+  return async () => spawnProcess(sandboxArgv({
+    runtime: spec.runtime,
+    limitsPrefix: limits.prefix,
+    hostUid: spec.hostUid,
+    tmpBytes: spec.tmpBytes,
+    seccompFd: spec.seccompFile === null ? null : 4,
+    disableUserns: spec.disableUserns
+  }), spec.seccompFile)
+}
+
+/** A sandbox started as `argv` (limits prefix, setpriv, bwrap), frames on fd 3, the seccomp program on fd 4. */
+export function spawnProcess (argv: readonly string[], seccompFile: string | null): SandboxProcess {
+  const seccompFd = seccompFile === null ? null : openSync(seccompFile, 'r')
+  let child
+  try {
+    child = spawn(argv[0] as string, argv.slice(1), {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd ?? 'ignore'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } // for sh, setpriv, bwrap; bwrap clears it again
+    })
+  } finally {
+    if (seccompFd !== null) closeSync(seccompFd)
+  }
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+    child.once('error', (error) => resolve({ code: null, signal: null, error }))
+  })
+  return {
+    chan: child.stdio[3] as Socket,
+    stdout: child.stdout as Readable,
+    stderr: child.stderr as Readable,
+    exited,
+    get alive () { return child.exitCode === null && child.signalCode === null },
+    kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
+  }
+}

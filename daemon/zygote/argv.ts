@@ -1,0 +1,63 @@
+// The command line of a zygote, as a pure function of its inputs.
+import { dropToHostUid, roBinds, systemView } from '../sandbox/argv.js'
+import type { RuntimeSpec } from '../sandbox/runtimes.js'
+
+export interface ZygoteArgvOptions {
+  /** the interpreter running the zygote's script, with its binds */
+  readonly runtime: RuntimeSpec
+  readonly hostUid: number | null
+  /** host directory holding the rendezvous socket, bound read-only at /run/hearth */
+  readonly rendezvousDir: string
+  readonly tmpBytes: number
+  /** tests force the spawn fallback with false: a zygote without capabilities cannot isolate a child */
+  readonly capabilities?: boolean
+  readonly bwrap?: string
+}
+
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty']
+
+/**
+ * /dev built from binds rather than bwrap's --dev: --dev mounts a devpts, and
+ * for that bwrap maps uid 0 and nests a second user namespace under it (read
+ * in bwrap.c), so the zygote would not own its mount namespace and no child
+ * could mount or unmount anything. Each child mounts its own devpts instead.
+ */
+function devices (): string[] {
+  return [
+    '--tmpfs', '/dev',
+    ...DEVICES.flatMap((d) => ['--dev-bind', `/dev/${d}`, `/dev/${d}`]),
+    '--symlink', '/proc/self/fd', '/dev/fd',
+    '--symlink', '/proc/self/fd/0', '/dev/stdin',
+    '--symlink', '/proc/self/fd/1', '/dev/stdout',
+    '--symlink', '/proc/self/fd/2', '/dev/stderr',
+    '--symlink', 'pts/ptmx', '/dev/ptmx',
+    '--dir', '/dev/pts',
+    '--dir', '/dev/shm'
+  ]
+}
+
+export function zygoteArgv (o: ZygoteArgvOptions): string[] {
+  return [
+    ...dropToHostUid(o.hostUid),
+    o.bwrap ?? 'bwrap',
+    '--unshare-all', '--unshare-user',
+    // Capabilities inside the zygote's own user namespace, which owns its
+    // mount, pid and network namespaces: what a child needs to make its own.
+    // The zygote never runs user code, and each child drops them all
+    // (runtimes/python/isolate.py). No --disable-userns: it would nest the
+    // zygote in a second user namespace; the zygote sets
+    // max_user_namespaces=0 itself, and the children's seccomp filter denies
+    // new user namespaces as well.
+    ...(o.capabilities === false ? ['--cap-drop', 'ALL'] : ['--cap-add', 'ALL']),
+    ...systemView(),
+    '--proc', '/proc',
+    ...devices(),
+    '--dir', '/tmp', // each child mounts its own tmpfs here
+    ...roBinds(o.runtime.binds),
+    '--ro-bind', o.rendezvousDir, '/run/hearth',
+    '--remount-ro', '/dev',
+    '--remount-ro', '/',
+    '--chdir', '/tmp',
+    '--', ...o.runtime.command, String(o.tmpBytes)
+  ]
+}

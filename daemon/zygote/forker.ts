@@ -1,0 +1,195 @@
+// Fresh sandboxes for one runtime, forked from a zygote. Replaces the zygote
+// after ZYGOTE_MAX_FORKS forks or ZYGOTE_MAX_AGE (siblings share its address
+// space layout and hash seed: the budget bounds that), starting the successor
+// ahead of time so no call waits for it; a retired zygote lives on, forking
+// nothing, until its last child is gone (they live in its pid namespace).
+import { randomBytes } from 'node:crypto'
+import { GO } from '../protocol.js'
+import type { SandboxLimits } from '../sandbox/limits/index.js'
+import type { ExitStatus, Launch, SandboxProcess } from '../sandbox/process.js'
+import type { Connections, Rendezvous } from './rendezvous.js'
+import { Zygote, type Fork } from './zygote.js'
+
+export interface ForkerOptions {
+  readonly runtime: string
+  readonly argv: readonly string[]
+  readonly seccompFile: string | null
+  readonly rendezvous: Rendezvous
+  readonly maxForks: number
+  readonly maxAgeMs: number
+  readonly startTimeoutMs: number
+  readonly onStderr?: (line: string) => void
+  /** a zygote died without being asked to, or a successor failed to start */
+  readonly onTrouble?: (err: Error) => void
+}
+
+export interface ForkerStats {
+  readonly mode: 'zygote' | 'spawn'
+  readonly reason?: string
+  readonly zygotes: number
+  readonly retiring: number
+  readonly started: number
+  readonly forks: number
+  readonly currentForks: number
+}
+
+/** Start earlier than the budget runs out, so the swap costs no call a wait. */
+const SUCCESSOR_AT = 0.9
+
+export class Forker {
+  /** set when zygotes cannot work here; sandboxes of this runtime are spawned */
+  unavailable: string | null = null
+  private current: Zygote | null = null
+  private next: Promise<Zygote> | null = null
+  private readonly retiring = new Set<Zygote>()
+  private readonly opts: ForkerOptions
+  private started = 0
+  private forks = 0
+  private closed = false
+
+  constructor (opts: ForkerOptions) {
+    this.opts = opts
+  }
+
+  /** Starts the first zygote; rejects (ZygoteUnavailable, or why it did not start) when it cannot. */
+  async start (): Promise<void> {
+    await this.successor()
+  }
+
+  get usable (): boolean {
+    return this.unavailable === null && !this.closed
+  }
+
+  /** How a sandbox with `limits` comes to life: forked, placed in its cgroup, then let go. */
+  launch (limits: SandboxLimits): Launch {
+    return async (signal) => {
+      const zygote = await this.zygote()
+      const nonce = randomBytes(16).toString('hex')
+      const arrived = this.opts.rendezvous.expect(nonce)
+      arrived.catch(() => {}) // awaited below, or given up on
+      let fork: Fork | null = null
+      const giveUp = (reason: Error): void => {
+        this.opts.rendezvous.cancel(nonce, reason)
+        zygote.killChild(nonce)
+      }
+      const onAbort = (): void => giveUp(new Error('aborted'))
+      signal.addEventListener('abort', onAbort, { once: true })
+      try {
+        fork = await zygote.fork(nonce, limits.rlimits)
+        this.forks++
+        void fork.exited.then(() => this.closeIfDone(zygote))
+        const conns = await Promise.race([arrived, fork.exited.then(gone)])
+        // Into its cgroup before it may go on: no user code, no child of it,
+        // runs outside the sandbox's limits.
+        await limits.place?.(fork.hostPid)
+        if (signal.aborted) throw new Error('aborted')
+        conns.proto.write(GO)
+        return forkedProcess(conns, fork, () => zygote.killChild(nonce))
+      } catch (err) {
+        giveUp(err as Error)
+        throw err
+      } finally {
+        signal.removeEventListener('abort', onAbort)
+      }
+    }
+  }
+
+  stats (): ForkerStats {
+    return {
+      mode: this.usable ? 'zygote' : 'spawn',
+      ...(this.unavailable === null ? {} : { reason: this.unavailable }),
+      zygotes: (this.current?.alive === true ? 1 : 0) + this.retiring.size,
+      retiring: this.retiring.size,
+      started: this.started,
+      forks: this.forks,
+      currentForks: this.current?.forks ?? 0
+    }
+  }
+
+  /** Kills every zygote, and with them every sandbox forked from them. */
+  async close (): Promise<void> {
+    this.closed = true
+    const all = [this.current, ...this.retiring].filter((z): z is Zygote => z !== null)
+    const next = await this.next?.catch(() => null)
+    if (next !== null && next !== undefined) all.push(next)
+    for (const z of all) z.kill()
+    await Promise.all(all.map(async (z) => await z.exited))
+  }
+
+  /** The zygote to fork from now, replacing a worn or dead one. */
+  private async zygote (): Promise<Zygote> {
+    if (this.closed) throw new Error(`the ${this.opts.runtime} forker is closed`)
+    const z = this.current
+    if (z !== null && z.alive) {
+      const used = Math.max(z.forks / this.opts.maxForks, (Date.now() - z.started) / this.opts.maxAgeMs)
+      if (used < 1) {
+        if (used >= SUCCESSOR_AT) this.successor().catch((err: Error) => this.opts.onTrouble?.(err))
+        return z
+      }
+    }
+    return await this.successor()
+  }
+
+  private async successor (): Promise<Zygote> {
+    this.next ??= Zygote.start({
+      argv: this.opts.argv,
+      seccompFile: this.opts.seccompFile,
+      startTimeoutMs: this.opts.startTimeoutMs,
+      onStderr: this.opts.onStderr
+    }).then((z) => {
+      this.next = null
+      this.started++
+      void z.exited.then(() => this.onExit(z))
+      if (this.closed) {
+        z.kill()
+        throw new Error(`the ${this.opts.runtime} forker is closed`)
+      }
+      const old = this.current
+      this.current = z
+      if (old !== null) this.retire(old)
+      return z
+    }, (err: Error) => {
+      this.next = null
+      throw err
+    })
+    return await this.next
+  }
+
+  private retire (z: Zygote): void {
+    if (!z.alive) return
+    this.retiring.add(z)
+    this.closeIfDone(z)
+  }
+
+  private closeIfDone (z: Zygote): void {
+    if (this.retiring.has(z) && z.live === 0) {
+      this.retiring.delete(z)
+      z.close()
+    }
+  }
+
+  private onExit (z: Zygote): void {
+    const expected = this.closed || (!this.retiring.has(z) && this.current !== z)
+    this.retiring.delete(z)
+    if (this.current === z) this.current = null
+    if (!expected) this.opts.onTrouble?.(new Error(`a ${this.opts.runtime} zygote died; its sandboxes with it`))
+  }
+}
+
+async function gone (status: ExitStatus): Promise<never> {
+  const how = status.error?.message ?? (status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code}`)
+  throw new Error(`the forked sandbox exited before it connected (${how})`)
+}
+
+function forkedProcess (conns: Connections, fork: Fork, kill: () => void): SandboxProcess {
+  let alive = true
+  const exited = fork.exited.then((status) => { alive = false; return status })
+  return {
+    chan: conns.proto,
+    stdout: conns.stdout,
+    stderr: conns.stderr,
+    exited,
+    get alive () { return alive },
+    kill: () => { if (alive) kill() }
+  }
+}

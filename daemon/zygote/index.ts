@@ -1,0 +1,67 @@
+// Zygotes for the runtimes that can fork (Python), chosen at start-up:
+// ZYGOTE=auto tries and falls back to spawning with a warning, on insists,
+// off never tries.
+import { join } from 'node:path'
+import type { Config } from '../config.js'
+import type { RuntimeName } from '../sandbox/runtimes.js'
+import { zygoteSpec } from '../sandbox/runtimes.js'
+import { zygoteArgv } from './argv.js'
+import { Forker } from './forker.js'
+import { Rendezvous } from './rendezvous.js'
+
+export { Forker, type ForkerStats } from './forker.js'
+
+export interface Forkers {
+  readonly byRuntime: Partial<Record<RuntimeName, Forker>>
+  close: () => Promise<void>
+}
+
+export interface ForkersOptions {
+  readonly config: Config
+  readonly hostUid: number | null
+  readonly seccompFile: string | null
+  /** this daemon's own directory under RUNTIME_DIR */
+  readonly instanceDir: string
+  /** tests force the spawn fallback with false */
+  readonly capabilities?: boolean
+  readonly warn: (msg: string, fields?: Record<string, unknown>) => void
+}
+
+export async function startForkers (o: ForkersOptions): Promise<Forkers> {
+  const c = o.config
+  if (c.zygote === 'off') return { byRuntime: {}, close: async () => {} }
+  const rendezvous = await Rendezvous.open(join(o.instanceDir, 'python'), o.hostUid)
+  const forker = new Forker({
+    runtime: 'python',
+    argv: zygoteArgv({
+      runtime: zygoteSpec(c.root),
+      hostUid: o.hostUid,
+      rendezvousDir: rendezvous.dir,
+      tmpBytes: c.sandboxTmpBytes,
+      capabilities: o.capabilities
+    }),
+    seccompFile: o.seccompFile,
+    rendezvous,
+    maxForks: c.zygoteMaxForks,
+    maxAgeMs: c.zygoteMaxAgeMs,
+    startTimeoutMs: c.spawnTimeoutMs,
+    onStderr: (line) => o.warn('python zygote: stderr', { line }),
+    onTrouble: (err) => o.warn(`python zygote: ${err.message}`)
+  })
+  const close = async (): Promise<void> => {
+    await forker.close()
+    await rendezvous.close()
+  }
+  try {
+    await forker.start()
+  } catch (err) {
+    const reason = (err as Error).message
+    if (c.zygote === 'on') {
+      await close()
+      throw new Error(`ZYGOTE=on, but the python zygote cannot start: ${reason}`)
+    }
+    forker.unavailable = reason
+    o.warn('NO PYTHON ZYGOTE: fresh Python sandboxes are spawned, each paying a whole interpreter start', { reason })
+  }
+  return { byRuntime: { python: forker }, close }
+}

@@ -1,0 +1,225 @@
+// One zygote process: started with bwrap, ready handshake, then `fork`
+// requests over its control channel (fd 3) and the exit of every child it
+// forked. A zygote that dies takes its children with it (they live in its pid
+// namespace), so each of their exits is reported as SIGKILL.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import { constants } from 'node:os'
+import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
+import type { ExitStatus } from '../sandbox/process.js'
+import { findChild, findDescendant } from './host-pid.js'
+
+export interface ZygoteOptions {
+  readonly argv: readonly string[]
+  readonly seccompFile: string | null
+  readonly startTimeoutMs: number
+  /** lines the zygote (or a child, before it has its own stderr) wrote to fd 2 */
+  readonly onStderr?: (line: string) => void
+}
+
+/** The zygote started, but says it cannot isolate children on this host. */
+export class ZygoteUnavailable extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ZygoteUnavailable'
+  }
+}
+
+export interface Fork {
+  readonly hostPid: number
+  readonly exited: Promise<ExitStatus>
+}
+
+interface Child {
+  fork?: { resolve: (f: Fork) => void, reject: (e: Error) => void }
+  exited: Promise<ExitStatus>
+  resolveExit: (s: ExitStatus) => void
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]))
+
+export class Zygote {
+  readonly started = Date.now()
+  /** forks requested so far */
+  forks = 0
+  private readonly child: ChildProcess
+  private readonly ctl: Socket
+  private readonly decoder = new FrameDecoder<ZygoteMessage>(1 << 20, validateZygote)
+  private readonly children = new Map<string, Child>()
+  private hostPid = 0
+  private onReady: ((err: Error | null) => void) | null = null
+  private stderrTail = ''
+  readonly exited: Promise<void>
+
+  private constructor (opts: ZygoteOptions) {
+    const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
+    try {
+      this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore'],
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
+      })
+    } finally {
+      if (seccompFd !== null) closeSync(seccompFd)
+    }
+    this.ctl = this.child.stdio[3] as Socket
+    this.ctl.on('data', (chunk: Buffer) => this.onFrames(chunk))
+    this.ctl.on('error', () => {})
+    let partial = ''
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8')
+      this.stderrTail = (this.stderrTail + text).slice(-4096)
+      const lines = (partial + text).split('\n')
+      partial = lines.pop() ?? ''
+      for (const line of lines) if (line !== '') opts.onStderr?.(line)
+    })
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => { this.onExit(code, signal); resolve() })
+      this.child.once('error', (err) => { this.onReady?.(err); resolve() })
+    })
+  }
+
+  /** Spawns a zygote; resolves once it has said ready, after its self-test passed. */
+  static async start (opts: ZygoteOptions): Promise<Zygote> {
+    const zygote = new Zygote(opts)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`zygote not ready after ${opts.startTimeoutMs} ms`)), opts.startTimeoutMs)
+        zygote.onReady = (err) => {
+          clearTimeout(timer)
+          zygote.onReady = null
+          if (err === null) resolve()
+          else reject(err)
+        }
+      })
+    } catch (err) {
+      zygote.kill()
+      await zygote.exited
+      throw err
+    }
+    return zygote
+  }
+
+  get alive (): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  /** Children forked and not yet exited. */
+  get live (): number {
+    return this.children.size
+  }
+
+  /**
+   * Forks a child that will connect to the rendezvous socket with `nonce`.
+   * Resolves with its host pid once the zygote has forked it.
+   */
+  async fork (nonce: string, rlimits?: Rlimits): Promise<Fork> {
+    if (!this.alive) throw new Error('the zygote is gone')
+    this.forks++
+    let resolveExit!: (s: ExitStatus) => void
+    const exited = new Promise<ExitStatus>((resolve) => { resolveExit = resolve })
+    return await new Promise<Fork>((resolve, reject) => {
+      this.children.set(nonce, { fork: { resolve, reject }, exited, resolveExit })
+      this.send(rlimits === undefined ? { t: 'fork', nonce } : { t: 'fork', nonce, rlimits })
+    })
+  }
+
+  /** SIGKILL for a child: the zygote still holds it unreaped, so its pid cannot have been reused. */
+  killChild (nonce: string): void {
+    if (this.children.has(nonce) && this.alive) this.send({ t: 'kill', nonce })
+  }
+
+  /** No more forks: the zygote exits when its control channel closes; its children die with it. */
+  close (): void {
+    this.ctl.end()
+    const timer = setTimeout(() => this.kill(), 2000)
+    timer.unref()
+    void this.exited.then(() => clearTimeout(timer))
+  }
+
+  kill (): void {
+    if (this.alive) this.child.kill('SIGKILL')
+  }
+
+  private send (cmd: ZygoteCommand): void {
+    this.ctl.write(encodeFrame(cmd))
+  }
+
+  private onFrames (chunk: Buffer): void {
+    let messages: ZygoteMessage[]
+    try {
+      messages = this.decoder.push(chunk)
+    } catch (err) {
+      this.onStderrLine(`zygote broke the frame protocol: ${(err as Error).message}`)
+      this.kill()
+      return
+    }
+    for (const msg of messages) this.onMessage(msg)
+  }
+
+  private onStderrLine (line: string): void {
+    this.stderrTail = (this.stderrTail + line + '\n').slice(-4096)
+  }
+
+  private onMessage (msg: ZygoteMessage): void {
+    switch (msg.t) {
+      case 'ready': {
+        const pid = this.child.pid === undefined ? null : findDescendant(this.child.pid, msg.pid)
+        if (pid === null) {
+          this.onReady?.(new Error(`cannot find the zygote (pid ${msg.pid} in its namespace) under bwrap`))
+          return
+        }
+        this.hostPid = pid
+        this.onReady?.(null)
+        return
+      }
+      case 'unavailable':
+        this.onReady?.(new ZygoteUnavailable(msg.message))
+        return
+      case 'forked': {
+        const child = this.children.get(msg.nonce)
+        if (child?.fork === undefined) return
+        const fork = child.fork
+        child.fork = undefined
+        const hostPid = findChild(this.hostPid, msg.pid)
+        if (hostPid === null) {
+          this.killChild(msg.nonce)
+          fork.reject(new Error(`cannot find the forked child (pid ${msg.pid} in the zygote)`))
+          return
+        }
+        fork.resolve({ hostPid, exited: child.exited })
+        return
+      }
+      case 'failed': {
+        const child = this.children.get(msg.nonce)
+        this.children.delete(msg.nonce)
+        child?.fork?.reject(new Error(`the zygote cannot fork: ${msg.message}`))
+        child?.resolveExit({ code: null, signal: null, error: new Error(msg.message) })
+        return
+      }
+      case 'exited': {
+        const child = this.children.get(msg.nonce)
+        if (child === undefined) return
+        this.children.delete(msg.nonce)
+        const status = { code: msg.code, signal: msg.signal === null ? null : SIGNAL_NAMES.get(msg.signal) ?? 'SIGKILL' }
+        child.fork?.reject(new Error(`the forked child exited at once (${describe(status)})`))
+        child.resolveExit(status)
+      }
+    }
+  }
+
+  private onExit (code: number | null, signal: NodeJS.Signals | null): void {
+    const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
+    const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n')
+    this.onReady?.(new Error(`the zygote exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
+    for (const child of this.children.values()) {
+      child.fork?.reject(new Error(`the zygote exited (${how})`))
+      child.resolveExit({ code: null, signal: 'SIGKILL' })
+    }
+    this.children.clear()
+  }
+}
+
+function describe (s: ExitStatus): string {
+  return s.signal !== null ? `signal ${s.signal}` : `exit code ${s.code}`
+}

@@ -1,0 +1,185 @@
+// Python sandboxes forked from a zygote: what each child can and cannot do,
+// siblings alive at once, the zygote's fork budget, its death, and the
+// fallback to spawning where a zygote cannot work.
+import { readdirSync, readFileSync } from 'node:fs'
+import t from 'tap'
+import type { Runner } from '../daemon/pool/runner.js'
+import { call, startRunner, waitFor } from './helpers/runner.js'
+
+async function py (runner: Runner, code: string, functionKey?: string): Promise<any> {
+  const r = await call(runner, { language: 'python', code, input: '{}', functionKey })
+  if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
+  return JSON.parse(r.result.data)
+}
+
+function pythonRuntime (runner: Runner): Record<string, any> {
+  return runner.stats().runtimes.python as Record<string, any>
+}
+
+function childrenOf (pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number))
+  } catch {
+    return []
+  }
+}
+
+/** Host pids of this test process's zygotes (python3 running /hearth/zygote.py under bwrap). */
+function zygotePids (): number[] {
+  const all: number[] = []
+  for (let level = childrenOf(process.pid); level.length > 0; level = level.flatMap(childrenOf)) all.push(...level)
+  return all.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('/hearth/zygote.py')
+    } catch {
+      return false
+    }
+  })
+}
+
+t.test('fresh python sandboxes are forked from a zygote, and /readyz says so', async (t) => {
+  const { runner } = await startRunner(t)
+  const before = pythonRuntime(runner).forks
+  t.same(await py(runner, 'return 1 + 1'), 2)
+  t.equal(pythonRuntime(runner).mode, 'zygote')
+  t.ok(pythonRuntime(runner).forks > before, 'the call ran in a forked sandbox')
+  t.same(runner.stats().runtimes.node, { mode: 'spawn' })
+})
+
+t.test('a forked child holds no privilege and no way back to the daemon', async (t) => {
+  const { runner } = await startRunner(t)
+  const out = await py(runner, `import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+def err(rc):
+    return "ok" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+writes = {}
+for path in ["/x", "/hearth/x", "/dev/x", "/run/hearth/x"]:
+    try:
+        open(path, "w")
+        writes[path] = "written"
+    except OSError as e:
+        writes[path] = errno.errorcode[e.errno]
+return {
+    "caps": [status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")],
+    "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
+    "uid": os.getuid(), "pid": os.getpid(),
+    "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+    "rendezvous": os.listdir("/run/hearth"),
+    "unshare_user": err(libc.unshare(0x10000000)), "unshare_mnt": err(libc.unshare(0x00020000)),
+    "mount": err(libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None)),
+    "setuid0": err(libc.setuid(0)),
+    "writes": writes,
+    "cgroups": sorted(set(line.split(":", 2)[2] for line in open("/proc/self/cgroup").read().splitlines())),
+}`)
+  t.same(out.caps, Array(5).fill('0000000000000000'), 'no capability in any set')
+  t.equal(out.no_new_privs, '1') // bwrap set it on the zygote already; the child sets it again
+  t.equal(out.seccomp, '2', 'seccomp filter mode')
+  t.equal(out.uid, 65534)
+  t.equal(out.pid, 2, 'user code is not pid 1: an init reaps orphans')
+  t.same(out.fds, [0, 1, 2, 3, 4], 'fds 0-3, and the one listdir opened')
+  t.same(out.rendezvous, [], 'the daemon socket directory is unmounted')
+  t.same([out.unshare_user, out.unshare_mnt, out.mount], ['EPERM', 'EPERM', 'EPERM'])
+  t.equal(out.setuid0, 'EINVAL', 'uid 0 does not even exist in its user namespace')
+  t.same(out.writes, { '/x': 'EROFS', '/hearth/x': 'EROFS', '/dev/x': 'EROFS', '/run/hearth/x': 'EROFS' })
+  t.same(out.cgroups, ['/'], 'in every hierarchy, its own cgroup is the root of what it sees')
+})
+
+t.test('two children alive at once see nothing of each other', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '2' })
+  // A: leaves a trace of every kind, then stays alive, bound to its function.
+  const a = await py(runner, `import ctypes, os, socket, subprocess
+open("/tmp/mark", "w").write("a")
+open("/dev/shm/mark", "w").write("a")
+abstract = socket.socket(socket.AF_UNIX); abstract.bind("\\0hearth-sibling"); abstract.listen()
+path = socket.socket(socket.AF_UNIX); path.bind("/tmp/sock"); path.listen()
+libc = ctypes.CDLL(None, use_errno=True)
+shmid = libc.shmget(0x4845, 4096, 0o1666)
+sleeper = subprocess.Popen(["/bin/sleep", "60"])
+import builtins
+builtins.keep = (abstract, path, sleeper)
+return {"shmid": shmid, "sleeper": sleeper.pid, "hostname": socket.gethostname()}`, 'sib/a@1')
+  t.ok(a.shmid >= 0, 'A made a SysV segment')
+  // B: a different function, so a different forked child, while A lives.
+  const b = await py(runner, `import ctypes, errno, os, signal, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def connect(addr):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(addr)
+        return "connected"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return "killed"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+procs = sorted(open("/proc/%s/cmdline" % p).read().replace("\\0", " ").strip() for p in os.listdir("/proc") if p.isdigit())
+return {
+    "procs": procs,
+    "tmp": os.path.exists("/tmp/mark"), "shm": os.path.exists("/dev/shm/mark"),
+    "abstract": connect("\\0hearth-sibling"), "path": connect("/tmp/sock"),
+    "sysv": libc.shmget(0x4845, 4096, 0o666) >= 0,
+    "kill": kill(${a.sleeper as number}),
+    "ptrace": "ok" if libc.ptrace(16, ${a.sleeper as number}, 0, 0) == 0 else errno.errorcode[ctypes.get_errno()],
+}`, 'sib/b@1')
+  t.notMatch(b.procs.join('\n'), /sleep/, 'no view of the sibling\'s processes')
+  t.equal(b.tmp, false, '/tmp is its own')
+  t.equal(b.shm, false, '/dev/shm is its own')
+  t.equal(b.abstract, 'ECONNREFUSED', 'abstract sockets live in its own network namespace')
+  t.equal(b.path, 'ENOENT', 'path sockets live in its own /tmp')
+  t.equal(b.sysv, false, 'SysV IPC is its own')
+  t.equal(b.kill, 'ESRCH', 'cannot signal the sibling')
+  t.equal(b.ptrace, 'EPERM', 'cannot ptrace')
+  // A is untouched and still answers, warm.
+  const again = await call(runner, { language: 'python', code: 'import builtins\nreturn {"running": builtins.keep[2].poll() is None}', input: '{}', functionKey: 'sib/a@1' })
+  t.equal(again.result?.data, '{"running": true}', 'the sibling\'s sleeper still runs')
+  t.equal(again.result?.warm, true)
+})
+
+t.test('a zygote is replaced after its fork budget, with no failed call and no warm sandbox lost', async (t) => {
+  const { runner } = await startRunner(t, { ZYGOTE_MAX_FORKS: '3', POOL_MIN: '1' })
+  const counter = 'import builtins\nbuiltins.n = getattr(builtins, "n", 0) + 1\nreturn builtins.n'
+  t.equal(await py(runner, counter, 'budget/warm@1'), 1)
+  const results = await Promise.all(Array.from({ length: 12 }, async (_, i) => await py(runner, `return ${i}`)))
+  t.same(results, Array.from({ length: 12 }, (_, i) => i), 'every call answered')
+  t.ok(pythonRuntime(runner).started >= 4, `${pythonRuntime(runner).started as number} zygotes started for ${pythonRuntime(runner).forks as number} forks`)
+  t.equal(await py(runner, counter, 'budget/warm@1'), 2, 'the warm sandbox of a retired zygote still serves its function')
+  await waitFor(() => pythonRuntime(runner).zygotes <= 2, 10_000, 'retired zygotes without children exit')
+})
+
+t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1' })
+  const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
+  // The zygote is the python3 that is not a child of another python3: its children run zygote.py too.
+  const all = zygotePids()
+  const mine = all.filter((pid) => !all.includes(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])))
+  t.equal(mine.length, 1, 'one zygote')
+  const started = Date.now()
+  for (const pid of mine) process.kill(pid, 'SIGKILL')
+  const r = await slow
+  t.equal(r.error?.code, 'sandbox_crashed', 'the call in flight ends at once')
+  t.ok(Date.now() - started < 5000)
+  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
+})
+
+t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
+  const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
+  t.match(warnings, [{ msg: /NO PYTHON ZYGOTE/, reason: /EPERM|Operation not permitted/ }])
+  t.match(pythonRuntime(runner), { mode: 'spawn', reason: /Operation not permitted/ })
+  t.same(await py(runner, 'import os\nreturn os.getpid()'), 2, 'spawned by bwrap, served all the same')
+  t.equal(pythonRuntime(runner).forks, 0)
+})
+
+t.test('ZYGOTE=on refuses to start without a working zygote', async (t) => {
+  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the python zygote cannot start/)
+})
+
+t.test('ZYGOTE=off spawns every python sandbox', async (t) => {
+  const { runner } = await startRunner(t, { ZYGOTE: 'off' })
+  t.same(await py(runner, 'return 3'), 3)
+  t.same(pythonRuntime(runner), { mode: 'spawn' })
+})
