@@ -14,6 +14,10 @@ declare module 'autocannon' {
     expectBody?: string
     title?: string
     setupClient?: (client: any) => void
+    requests?: Array<{
+      setupRequest?: (req: Record<string, unknown>) => Record<string, unknown>
+      onResponse?: (status: number, body: string) => void
+    }>
   }
 
   interface Histogram {

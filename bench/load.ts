@@ -2,10 +2,15 @@
 // latency percentiles: autocannon's histogram keeps whole milliseconds, too
 // coarse for a warm call that takes a few hundred microseconds.
 import autocannon, { type Result } from 'autocannon'
+import { runPacedPart } from './paced.js'
 
 export interface LoadSpec {
   readonly title: string
   readonly url: string
+  /** request paths taken in turn (round-robin) instead of the url's own */
+  readonly paths?: readonly string[]
+  /** one caller paced at this many requests per second (bench/paced.ts), instead of autocannon */
+  readonly rate?: number
   readonly body: string
   readonly connections: number
   /** seconds */
@@ -110,11 +115,26 @@ export interface LoadPart {
 }
 
 export async function runLoadPart (spec: LoadSpec): Promise<LoadPart> {
+  if (spec.rate !== undefined) return await runPacedPart({ ...spec, rate: spec.rate })
   const samples = new Samples()
   const clients: AutocannonClient[] = []
   const started = performance.now()
   let lastResponse = started
+  let turn = 0
+  let wrongBodies = 0
+  const paths = spec.paths
+  // autocannon refuses expectBody together with `requests`: the body is checked here instead.
+  const rotate = paths === undefined || paths.length === 0
+    ? (spec.expectBody === undefined ? {} : { expectBody: spec.expectBody })
+    : {
+        requests: [{
+          setupRequest: (req: Record<string, unknown>) => ({ ...req, path: paths[turn++ % paths.length] }),
+          onResponse: (status: number, body: string) => { if (spec.expectBody !== undefined && status < 300 && body !== spec.expectBody) wrongBodies++ }
+        }]
+      }
   const result = await new Promise<Result>((resolve, reject) => {
+    // autocannon may call back synchronously (a bad option): the timer may not exist yet
+    const deadline: { timer?: NodeJS.Timeout } = {}
     const instance = autocannon({
       title: spec.title,
       url: spec.url,
@@ -127,13 +147,13 @@ export async function runLoadPart (spec: LoadSpec): Promise<LoadPart> {
       // autocannon notices the end (every client done) only at its next sample tick
       sampleInt: 100,
       setupClient: (client: AutocannonClient) => { clients.push(client) },
-      ...(spec.expectBody === undefined ? {} : { expectBody: spec.expectBody })
+      ...rotate
     }, (err, res) => {
-      clearTimeout(deadline)
+      clearTimeout(deadline.timer)
       if (err !== null) reject(err)
-      else resolve(res)
+      else resolve({ ...res, mismatches: res.mismatches + wrongBodies })
     })
-    const deadline = setTimeout(() => {
+    deadline.timer = setTimeout(() => {
       for (const c of clients) c.responseMax = Math.max(1, c.reqsMade)
     }, spec.duration * 1000)
     instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {

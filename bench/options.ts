@@ -30,7 +30,11 @@ export interface BenchOptions {
   /** sandbox layer (no HTTP): measured warm calls per series, and spawns per runtime */
   readonly layerCalls: number
   readonly layerSpawns: number
-  /** only these scenario groups: sandbox, bare, warm, targets, run-now, cold, sweep */
+  /** stored python functions called round-robin in the distinct-functions scenarios */
+  readonly distinctFunctions: number
+  /** requests per second of the paced run-now-<language>-c1 scenarios */
+  readonly pacedRate: number
+  /** only these scenario groups: sandbox, bare, warm, targets, run-now, distinct, spawn, cold, sweep */
   readonly only: ReadonlySet<string> | null
   /**
    * profile hearth (--cpu-prof) under warm python load after the measured runs:
@@ -44,7 +48,7 @@ export interface BenchOptions {
   readonly appendReadme: boolean
 }
 
-const GROUPS = ['sandbox', 'bare', 'warm', 'targets', 'run-now', 'cold', 'sweep']
+const GROUPS = ['sandbox', 'bare', 'warm', 'targets', 'run-now', 'distinct', 'spawn', 'cold', 'sweep']
 
 function fromArgv (argv: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {}
@@ -100,6 +104,8 @@ export function loadOptions (env: NodeJS.ProcessEnv = process.env, argv: readonl
     timeout: num('BENCH_TIMEOUT', 10, 1),
     layerCalls: Math.round(num('BENCH_LAYER_CALLS', 5000, 10)),
     layerSpawns: Math.round(num('BENCH_LAYER_SPAWNS', 20, 1)),
+    distinctFunctions: Math.round(num('BENCH_DISTINCT_FUNCTIONS', 2000, 1)),
+    pacedRate: num('BENCH_PACED_RATE', 5, 1),
     only,
     profile,
     profileConnections: Math.round(num('BENCH_PROFILE_CONNECTIONS', 32, 1)),

@@ -7,7 +7,7 @@ import type { ProfileSummary } from './profile.js'
 import type { CpuUsage } from './procstat.js'
 import type { LayerResult } from './sandbox-layer.js'
 
-export type Group = 'bare' | 'warm' | 'target' | 'run-now' | 'cold'
+export type Group = 'bare' | 'warm' | 'target' | 'run-now' | 'distinct' | 'cold'
 
 export interface Scenario extends LoadResult {
   readonly name: string
@@ -88,7 +88,21 @@ export function computeRatios (scenarios: readonly Scenario[]): Record<string, u
       run_now_vs_cold_throughput: ratio(s(`run-now-${l}`)?.rps, s(`cold-${l}`)?.rps)
     }
   }
+  const spawn = (name: string): Scenario | undefined => s(`${name}-spawn`)
+  const fresh = {
+    // issue 9: fresh sandboxes, forked from the zygote, against the cold model and
+    // against the same daemon spawning them (ZYGOTE=off), in the same run
+    run_now_python_vs_cold_throughput: ratio(s('run-now-python')?.rps, s('cold-python')?.rps),
+    run_now_python_vs_spawn_throughput: ratio(s('run-now-python')?.rps, spawn('run-now-python')?.rps),
+    run_now_python_c1_vs_spawn_p50_latency: ratio(spawn('run-now-python-c1')?.latency.p50, s('run-now-python-c1')?.latency.p50),
+    run_now_python_c1_vs_warm_paced_p50_latency: ratio(s('run-now-python-c1')?.latency.p50, s('warm-python-paced')?.latency.p50),
+    distinct_functions_vs_spawn_throughput: ratio(s('distinct-functions')?.rps, spawn('distinct-functions')?.rps),
+    run_now_javascript_vs_cold_throughput: ratio(s('run-now-javascript')?.rps, s('cold-javascript')?.rps),
+    run_now_typescript_vs_cold_throughput: ratio(s('run-now-typescript')?.rps, s('cold-typescript')?.rps),
+    warm_python_forked_vs_spawned_throughput: ratio(s('warm-python')?.rps, spawn('warm-python')?.rps)
+  }
   return {
+    ...fresh,
     // python warm against python cold / the bare server, each at its own connection count
     warm_vs_cold_throughput: byLanguage.python?.warm_vs_cold_throughput ?? null,
     warm_vs_bare_uws_throughput: byLanguage.python?.warm_vs_bare_uws_throughput ?? null,
@@ -110,7 +124,13 @@ export function computeTargets (scenarios: readonly Scenario[], ratios: Record<s
     check('warm_p99_c32_ms', `warm python p99 latency at concurrency ${c32}`, '≤ 5 ms', s('warm-python-c32')?.latency.p99, (v) => v <= 5),
     check('warm_vs_cold_throughput', 'warm python throughput / cold python throughput', '≥ 100×', r('warm_vs_cold_throughput'), (v) => v >= 100),
     check('warm_vs_bare_uws_throughput', 'warm python throughput / bare uWS throughput', '≥ 0.3×', r('warm_vs_bare_uws_throughput'), (v) => v >= 0.3),
-    check('ts_vs_js_warm_throughput', 'warm TypeScript throughput / warm JavaScript throughput', '≥ 0.9× (within 10 %)', r('ts_vs_js_warm_throughput'), (v) => v >= 0.9)
+    check('ts_vs_js_warm_throughput', 'warm TypeScript throughput / warm JavaScript throughput', '≥ 0.9× (within 10 %)', r('ts_vs_js_warm_throughput'), (v) => v >= 0.9),
+    check('run_now_python_vs_cold_throughput', 'run-now python throughput / cold python throughput (c=8)', '≥ 10×', r('run_now_python_vs_cold_throughput'), (v) => v >= 10),
+    check('run_now_python_p50_c1_ms', 'run-now python p50 latency, one caller paced below the refill rate', '≤ 2 ms', s('run-now-python-c1')?.latency.p50, (v) => v <= 2),
+    check('distinct_functions_vs_spawn_throughput', 'distinct python functions round-robin: forked / spawned (ZYGOTE=off)', '≥ 5×', r('distinct_functions_vs_spawn_throughput'), (v) => v >= 5),
+    check('run_now_javascript_vs_cold_throughput', 'run-now javascript throughput / cold javascript throughput', '≥ 1.3×', r('run_now_javascript_vs_cold_throughput'), (v) => v >= 1.3),
+    check('run_now_typescript_vs_cold_throughput', 'run-now typescript throughput / cold typescript throughput', '≥ 1.3×', r('run_now_typescript_vs_cold_throughput'), (v) => v >= 1.3),
+    check('warm_python_forked_vs_spawned_throughput', 'warm python: forked sandboxes / spawned sandboxes (same run)', '≥ 0.9× (within noise)', r('warm_python_forked_vs_spawned_throughput'), (v) => v >= 0.9)
   ]
 }
 
@@ -158,6 +178,8 @@ export function sweepTable (sweep: readonly SweepPoint[]): string {
   return rows.join('\n')
 }
 
+const ratioText = (x: number): string => String(Math.round(x * 100) / 100)
+
 export function layerTable (l: LayerResult): string {
   const us = (x: number): string => n(x, 0)
   const rows = [
@@ -168,11 +190,12 @@ export function layerTable (l: LayerResult): string {
     `| IPC floor: python3 echo over a socket pair, no bwrap | ${us(l.floor.p50)} | ${us(l.floor.p90)} | ${us(l.floor.p99)} | ${us(l.floor.max)} | 1 |`,
     `| warm python sandbox: \`Sandbox.run\` | ${us(l.warm.python.p50)} | ${us(l.warm.python.p90)} | ${us(l.warm.python.p99)} | ${us(l.warm.python.max)} | ${l.ratios.python_vs_floor_p50} |`,
     `| warm node sandbox (javascript): \`Sandbox.run\` | ${us(l.warm.javascript.p50)} | ${us(l.warm.javascript.p90)} | ${us(l.warm.javascript.p99)} | ${us(l.warm.javascript.max)} | ${l.ratios.javascript_vs_floor_p50} |`,
+    ...(l.warm['python-forked'] === undefined ? [] : [`| warm python sandbox forked from the zygote: \`Sandbox.run\` | ${us(l.warm['python-forked'].p50)} | ${us(l.warm['python-forked'].p90)} | ${us(l.warm['python-forked'].p99)} | ${us(l.warm['python-forked'].max)} | ${ratioText(l.warm['python-forked'].p50 / l.floor.p50)} |`]),
     '',
-    '| spawn-to-ready (cgroup + bwrap + bootstrap), ms | p50 | p90 | max | sandboxes |',
-    '|---|--:|--:|--:|--:|'
+    '| to ready, ms: spawn (cgroup + bwrap + bootstrap) or fork (cgroup + fork + isolation) | p50 | p90 | p99 | max | sandboxes |',
+    '|---|--:|--:|--:|--:|--:|'
   ]
-  for (const [runtime, s] of Object.entries(l.spawnToReady)) rows.push(`| ${runtime} | ${n(s.p50, 1)} | ${n(s.p90, 1)} | ${n(s.max, 1)} | ${s.count} |`)
+  for (const [runtime, s] of Object.entries(l.spawnToReady)) rows.push(`| ${runtime === 'python-forked' ? 'python, forked from the zygote' : `${runtime}, spawned`} | ${n(s.p50, 1)} | ${n(s.p90, 1)} | ${n(s.p99, 1)} | ${n(s.max, 1)} | ${s.count} |`)
   return rows.join('\n')
 }
 

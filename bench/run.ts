@@ -55,6 +55,10 @@ interface Def {
   readonly group: Group
   readonly language: Language | null
   readonly url: string
+  /** paths taken round-robin (distinct functions) */
+  readonly paths?: readonly string[]
+  /** paced requests per second instead of back to back */
+  readonly rate?: number
   readonly body: string
   readonly connections: number
   readonly duration: number
@@ -72,7 +76,7 @@ interface Part {
 }
 
 function specOf (d: Def): LoadSpec {
-  return { title: d.name, url: d.url, body: d.body, connections: d.connections, duration: d.duration, timeout: opts.timeout, expectBody: EXPECTED }
+  return { title: d.name, url: d.url, paths: d.paths, rate: d.rate, body: d.body, connections: d.connections, duration: d.duration, timeout: opts.timeout, expectBody: EXPECTED }
 }
 
 async function measurePart (server: Server, d: Def, duration: number): Promise<Part> {
@@ -157,27 +161,60 @@ async function bare (): Promise<void> {
   })
 }
 
-async function hearthScenarios (meta: Record<string, unknown>): Promise<void> {
-  await withServer(async () => await startHearth({ warmMaxPerFunction: opts.warmMaxPerFunction }), async (srv: HearthServer) => {
-    meta.limits = (await srv.readyz()).limits?.backend ?? 'unknown'
+/**
+ * hearth as configured by default (python sandboxes forked from a zygote), or
+ * with ZYGOTE=off (`spawn`: every fresh python sandbox spawned, as before issue
+ * 9), whose scenarios carry the suffix -spawn.
+ */
+async function hearthScenarios (meta: Record<string, unknown>, variant: 'zygote' | 'spawn'): Promise<void> {
+  const spawn = variant === 'spawn'
+  const suffix = spawn ? '-spawn' : ''
+  const env: Record<string, string> = spawn ? { ZYGOTE: 'off' } : {}
+  // BENCH_ONLY=spawn measures this variant's scenarios whatever their own groups
+  const want = (group: string): boolean => wants(opts, group) || (spawn && opts.only?.has('spawn') === true)
+  await withServer(async () => await startHearth({ warmMaxPerFunction: opts.warmMaxPerFunction, env }), async (srv: HearthServer) => {
+    const ready = await srv.readyz()
+    if (!spawn) meta.limits = ready.limits?.backend ?? 'unknown'
+    meta[`python_fresh_sandboxes${suffix}`] = ready.runtimes?.python?.mode ?? 'unknown'
     await upload(srv)
     const stored = (l: Language): string => `${srv.url}/run/${pathOf(l)}`
-    if (wants(opts, 'warm')) {
-      await measureInterleaved(srv, LANGUAGES.map((l) => ({
-        name: `warm-${l}`, group: 'warm', language: l, url: stored(l), body: STORED_BODY, connections: opts.connections, duration: opts.duration, warmup: opts.warmup
-      })), opts.rounds)
+    const languages = spawn ? ['python' as const] : LANGUAGES
+    if (want('warm')) {
+      await measureInterleaved(srv, languages.map((l) => ({
+        name: `warm-${l}${suffix}`, group: 'warm', language: l, url: stored(l), body: STORED_BODY, connections: opts.connections, duration: opts.duration, warmup: opts.warmup
+      })), spawn ? 1 : opts.rounds)
     }
-    if (wants(opts, 'targets')) {
+    if (!spawn && wants(opts, 'targets')) {
       for (const c of [opts.targetC1, opts.targetC32]) {
         await measure(srv, { name: `warm-python-c${c}`, group: 'target', language: 'python', url: stored('python'), body: STORED_BODY, connections: c, duration: opts.duration, warmup: opts.warmup })
       }
     }
-    if (wants(opts, 'run-now')) {
-      for (const l of LANGUAGES) {
-        await srv.settle()
+    if (!spawn && want('run-now')) {
+      // The floor of a paced caller on this machine (each request finds the
+      // processes asleep): what run-now-python-c1 is compared with.
+      await measure(srv, { name: 'warm-python-paced', group: 'target', language: 'python', url: stored('python'), body: STORED_BODY, connections: 1, rate: opts.pacedRate, duration: opts.coldDuration, warmup: 0 })
+    }
+    if (want('run-now')) {
+      for (const l of languages) {
         const body = JSON.stringify({ language: l, code: CODE[l], input: INPUT })
-        await measure(srv, { name: `run-now-${l}`, group: 'run-now', language: l, url: `${srv.url}/run-now`, body, connections: opts.coldConnections, duration: opts.coldDuration, warmup: 0 })
+        await srv.settle()
+        await measure(srv, { name: `run-now-${l}${suffix}`, group: 'run-now', language: l, url: `${srv.url}/run-now`, body, connections: opts.coldConnections, duration: opts.coldDuration, warmup: 0 })
+        // One caller below the refill rate: what a latency-sensitive client sees
+        // when a fresh sandbox is waiting (back to back, c=1 measures the refill).
+        await srv.settle()
+        await measure(srv, { name: `run-now-${l}-c1${suffix}`, group: 'run-now', language: l, url: `${srv.url}/run-now`, body, connections: 1, rate: opts.pacedRate, duration: opts.coldDuration, warmup: 0 })
       }
+    }
+    if (want('distinct')) {
+      const paths: string[] = []
+      for (let i = 0; i < opts.distinctFunctions; i++) {
+        const path = `bench/distinct/f${i}`
+        const res = await postJson(`${srv.url}/upload`, { path, language: 'python', code: CODE.python })
+        if (res.status !== 200) throw new Error(`upload of ${path} failed: ${res.status} ${JSON.stringify(res.body)}`)
+        paths.push(`/run/${path}`)
+      }
+      await srv.settle()
+      await measure(srv, { name: `distinct-functions${suffix}`, group: 'distinct', language: 'python', url: `${srv.url}${paths[0] as string}`, paths, body: STORED_BODY, connections: opts.coldConnections, duration: opts.coldDuration, warmup: 0 })
     }
   })
 }
@@ -200,7 +237,8 @@ async function sandboxLayer (): Promise<LayerResult> {
   say(line('ipc-floor', l.floor))
   say(`${line('sandbox-python', l.warm.python)}  (${l.ratios.python_vs_floor_p50}× the floor)`)
   say(`${line('sandbox-javascript', l.warm.javascript)}  (${l.ratios.javascript_vs_floor_p50}× the floor)`)
-  for (const [runtime, s] of Object.entries(l.spawnToReady)) say(`spawn-to-ready ${runtime.padEnd(6)} p50 ${s.p50.toFixed(1)} ms  p90 ${s.p90.toFixed(1)} ms  max ${s.max.toFixed(1)} ms (${s.count} sandboxes)`)
+  say(line('sandbox-py-forked', l.warm['python-forked']))
+  for (const [runtime, s] of Object.entries(l.spawnToReady)) say(`${runtime === 'python-forked' ? 'fork-to-ready python' : `spawn-to-ready ${runtime.padEnd(6)}`} p50 ${s.p50.toFixed(1)} ms  p90 ${s.p90.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  max ${s.max.toFixed(1)} ms (${s.count} sandboxes)`)
   return l
 }
 
@@ -324,7 +362,8 @@ async function main (): Promise<void> {
     `${opts.connections} connections × ${opts.duration} s (cold and run-now ${opts.coldConnections} × ${opts.coldDuration} s)`)
   const layer = wants(opts, 'sandbox') ? await sandboxLayer() : null
   if (wants(opts, 'bare')) await bare()
-  if (wants(opts, 'warm') || wants(opts, 'targets') || wants(opts, 'run-now')) await hearthScenarios(meta)
+  if (['warm', 'targets', 'run-now', 'distinct'].some((g) => wants(opts, g))) await hearthScenarios(meta, 'zygote')
+  if (wants(opts, 'spawn')) await hearthScenarios(meta, 'spawn')
   if (wants(opts, 'cold')) await cold()
   const ratios = computeRatios(scenarios)
   const targets = computeTargets(scenarios, ratios, opts.targetC1, opts.targetC32)
@@ -348,6 +387,7 @@ async function main (): Promise<void> {
       sweepDuration: opts.sweepDuration,
       layerCalls: opts.layerCalls,
       layerSpawns: opts.layerSpawns,
+      distinctFunctions: opts.distinctFunctions,
       timeout: opts.timeout,
       hearth: {
         poolMin: hearthDefaults.poolMin,

@@ -1,8 +1,10 @@
 // The sandbox layer without HTTP (issue 2's figures), in the bench process:
-// spawn-to-ready per runtime, and the warm round trip of Sandbox.run next to
-// the bare IPC floor, a Python echo over the same kind of socket pair with no
-// bwrap, no cgroup, no seccomp and no msgpack.
+// spawn-to-ready per runtime and fork-to-ready from the python zygote, and the
+// warm round trip of Sandbox.run next to the bare IPC floor, a Python echo
+// over the same kind of socket pair with no bwrap, no cgroup, no seccomp and
+// no msgpack.
 import { spawn } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { prepare } from '../daemon/compile.js'
 import { loadConfig, sandboxHostUid, type Config, type Language } from '../daemon/config.js'
@@ -13,6 +15,8 @@ import { probeBwrap } from '../daemon/sandbox/probe.js'
 import { runtimeSpec, RUNTIME_OF, type RuntimeName } from '../daemon/sandbox/runtimes.js'
 import { Sandbox } from '../daemon/sandbox/sandbox.js'
 import { seccompProgram } from '../daemon/sandbox/seccomp.js'
+import { makeInstanceDir } from '../daemon/runtime-dir.js'
+import { startForkers, type Forkers } from '../daemon/zygote/index.js'
 import { Samples, type Latency } from './load.js'
 
 export interface LayerOptions {
@@ -28,9 +32,10 @@ export interface RoundTrip extends Latency { readonly calls: number }
 export interface LayerResult {
   readonly limits: string
   readonly floor: RoundTrip
-  readonly warm: Record<'python' | 'javascript', RoundTrip>
-  /** milliseconds from cgroup creation to the bootstrap's ready frame */
-  readonly spawnToReady: Record<RuntimeName, Latency & { readonly count: number }>
+  /** python-forked: a python sandbox forked from the zygote */
+  readonly warm: Record<'python' | 'javascript' | 'python-forked', RoundTrip>
+  /** milliseconds from cgroup creation to the bootstrap's ready frame; python-forked: fork-to-ready */
+  readonly spawnToReady: Record<RuntimeName | 'python-forked', Latency & { readonly count: number }>
   readonly ratios: { readonly python_vs_floor_p50: number, readonly javascript_vs_floor_p50: number }
 }
 
@@ -78,14 +83,22 @@ async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
   }
 }
 
-function startOptions (config: Config, limits: LimitsBackend) {
+type Kind = RuntimeName | 'python-forked'
+
+function starter (config: Config, limits: LimitsBackend, forkers: Forkers) {
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   const hostUid = sandboxHostUid(config)
   const { disableUserns } = probeBwrap(hostUid)
   let seq = 0
-  return async (runtime: RuntimeName): Promise<Sandbox> => {
-    const id = `layer-${runtime}-${++seq}`
+  return async (kind: Kind): Promise<Sandbox> => {
+    const runtime: RuntimeName = kind === 'python-forked' ? 'python' : kind
+    const id = `layer-${kind}-${++seq}`
     const sandboxLimits = await limits.create(id)
+    const forker = forkers.byRuntime.python
+    if (kind === 'python-forked' && forker?.usable !== true) throw new Error(`no python zygote: ${forker?.unavailable ?? 'ZYGOTE=off'}`)
+    const launch = kind === 'python-forked'
+      ? (forker as NonNullable<typeof forker>).launch(sandboxLimits)
+      : spawnLaunch({ runtime: runtimeSpec(runtime, config.root), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits)
     return await Sandbox.start({
       id,
       runtime,
@@ -93,17 +106,25 @@ function startOptions (config: Config, limits: LimitsBackend) {
       spawnTimeoutMs: config.spawnTimeoutMs,
       logMaxBytes: config.logMaxBytes,
       resultMaxBytes: config.resultMaxBytes
-    }, spawnLaunch({ runtime: runtimeSpec(runtime, config.root), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits))
+    }, launch)
   }
 }
 
 export async function measureSandboxLayer (opts: LayerOptions, cgroupName: string): Promise<LayerResult> {
   const config = loadConfig({ ...process.env, CGROUP_NAME: cgroupName })
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
+  const instanceDir = makeInstanceDir(config.runtimeDir)
+  const forkers = await startForkers({
+    config: { ...config, zygote: 'on' },
+    hostUid: sandboxHostUid(config),
+    seccompFile: config.seccomp ? seccompProgram(config.root, config.stateDir) : null,
+    instanceDir,
+    warn: () => {}
+  })
   try {
-    const start = startOptions(config, limits)
-    const spawnToReady = {} as Record<RuntimeName, Latency & { count: number }>
-    for (const runtime of ['python', 'node'] as const) {
+    const start = starter(config, limits, forkers)
+    const spawnToReady = {} as Record<Kind, Latency & { count: number }>
+    for (const runtime of ['python', 'node', 'python-forked'] as const) {
       const samples = new Samples()
       for (let i = 0; i < opts.spawns; i++) {
         const t = process.hrtime.bigint()
@@ -113,15 +134,16 @@ export async function measureSandboxLayer (opts: LayerOptions, cgroupName: strin
       }
       spawnToReady[runtime] = { ...Samples.latency([samples]), count: opts.spawns }
     }
-    const warm = {} as Record<Language & ('python' | 'javascript'), RoundTrip>
+    const warm = {} as Record<'python' | 'javascript' | 'python-forked', RoundTrip>
     let frameBytes = 0
-    for (const language of ['python', 'javascript'] as const) {
-      const prepared = await prepare(language, CODE[language])
-      const sandbox = await start(RUNTIME_OF[language])
+    for (const kind of ['python', 'javascript', 'python-forked'] as const) {
+      const language: Language = kind === 'python-forked' ? 'python' : kind
+      const prepared = await prepare(language, CODE[language === 'python' ? 'python' : 'javascript'])
+      const sandbox = await start(kind === 'python-forked' ? kind : RUNTIME_OF[language])
       const call = { key: prepared.key, code: prepared.code, input: INPUT, filename: prepared.filename, timeoutMs: 10_000 }
       frameBytes = Math.max(frameBytes, encodeFrame({ t: 'run', id: 1, key: prepared.key, input: INPUT, filename: prepared.filename }).length)
       try {
-        warm[language] = await series(opts.calls, async () => { await sandbox.run(call) })
+        warm[kind] = await series(opts.calls, async () => { await sandbox.run(call) })
       } finally {
         await sandbox.destroy()
       }
@@ -135,6 +157,8 @@ export async function measureSandboxLayer (opts: LayerOptions, cgroupName: strin
       ratios: { python_vs_floor_p50: ratio(warm.python.p50, bare.p50), javascript_vs_floor_p50: ratio(warm.javascript.p50, bare.p50) }
     }
   } finally {
+    await forkers.close()
+    rmSync(instanceDir, { recursive: true, force: true })
     await limits.close()
   }
 }

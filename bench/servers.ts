@@ -143,6 +143,8 @@ export interface HearthServer extends Server {
 
 export interface HearthSettings {
   readonly warmMaxPerFunction: number
+  /** more of hearth's environment (ZYGOTE=off: the spawn path) */
+  readonly env?: Readonly<Record<string, string>>
   /** directory for --cpu-prof output, or null not to profile */
   readonly cpuProfDir?: string | null
 }
@@ -159,7 +161,8 @@ export async function startHearth (s: HearthSettings): Promise<HearthServer> {
     LOG_LEVEL: 'warn',
     CGROUP_NAME: cgroupName(),
     WARM_MAX_PER_FUNCTION: String(s.warmMaxPerFunction),
-    WARM_MAX_TOTAL: String(Math.max(32, 4 * s.warmMaxPerFunction))
+    WARM_MAX_TOTAL: String(Math.max(32, 4 * s.warmMaxPerFunction)),
+    ...s.env
   }
   // On the command line: NODE_OPTIONS may not carry --cpu-prof.
   const prof = s.cpuProfDir == null ? [] : ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`]

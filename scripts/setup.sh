@@ -11,11 +11,14 @@ declare -A NEED=(
   [setpriv]=util-linux
   [prlimit]=util-linux
   [systemd-analyze]=systemd
+  [cc]=gcc
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
+# The python zygote's C core needs libc's and the kernel's headers.
+[ -f /usr/include/linux/seccomp.h ] && [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 # The sandboxes run Debian's /usr/bin/python3, so its own modules must be there
 # (a pyenv or venv python on PATH does not count).
@@ -57,4 +60,10 @@ fi
 mkdir -p build
 if [ ! -s build/seccomp.bpf ] || [ runtimes/seccomp/generate.py -nt build/seccomp.bpf ]; then
   /usr/bin/python3 runtimes/seccomp/generate.py build/seccomp.bpf
+fi
+
+# The python zygote's C core (fork loop and per-child isolation).
+lib=build/libhearth-zygote.so
+if [ ! -s "$lib" ] || [ -n "$(find runtimes/python/zygote -newer "$lib" -name '*.[ch]')" ]; then
+  cc -O2 -Wall -Wextra -Werror -fPIC -shared -o "$lib" runtimes/python/zygote/*.c
 fi

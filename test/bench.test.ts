@@ -1,5 +1,7 @@
 // `make bench` itself: a short real run of the harness end to end (sandbox
-// layer, bare uWS, warm hearth, cold model), and its settings' validation.
+// layer, bare uWS, warm hearth, run-now, distinct functions, the spawn variant,
+// cold model), and its settings' validation. It checks that every scenario
+// ran without errors and was recorded, not how fast: figures are `make bench`'s.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,7 +15,7 @@ const run = promisify(execFile)
 
 t.test('settings: defaults, flags over the environment, bad values refused', async (t) => {
   const d = loadOptions({}, [])
-  t.match(d, { connections: 16, duration: 8, rounds: 2, sweepPools: [1, 2, 4, 8], only: null, profile: 'auto', appendReadme: true })
+  t.match(d, { connections: 16, duration: 8, rounds: 2, sweepPools: [1, 2, 4, 8], only: null, profile: 'auto', appendReadme: true, distinctFunctions: 2000, pacedRate: 5 })
   const o = loadOptions({ BENCH_CONNECTIONS: '4', BENCH_ONLY: 'warm' }, ['--connections=8', '--sweep-pools=1,3', '--profile=never'])
   t.equal(o.connections, 8)
   t.same(o.sweepPools, [1, 3])
@@ -28,21 +30,27 @@ t.test('settings: defaults, flags over the environment, bad values refused', asy
 t.test('a short run measures every server and writes the JSON and the chart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-test-'))
   await run(process.execPath, [join(ROOT, 'dist/bench/run.js'),
-    '--only=sandbox,bare,warm,cold', '--duration=1', '--warmup=0', '--rounds=1', '--cold-duration=1', '--cold-c1-duration=0',
-    '--layer-calls=200', '--layer-spawns=2', '--profile=never', '--readme=0', `--results-dir=${dir}`
-  ], { timeout: 120_000 })
+    '--only=sandbox,bare,warm,run-now,distinct,spawn,cold', '--duration=1', '--warmup=0', '--rounds=1', '--cold-duration=1', '--cold-c1-duration=0',
+    '--layer-calls=200', '--layer-spawns=2', '--distinct-functions=20', '--paced-rate=10', '--profile=never', '--readme=0', `--results-dir=${dir}`
+  ], { timeout: 150_000 })
   const r = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8'))
-  t.match(r.meta, { cores: Number, node: process.version })
-  t.same(r.scenarios.map((s: { name: string }) => s.name).sort(),
-    ['bare', 'cold-javascript', 'cold-python', 'cold-typescript', 'warm-javascript', 'warm-python', 'warm-typescript'])
+  t.match(r.meta, { cores: Number, node: process.version, python_fresh_sandboxes: 'zygote', 'python_fresh_sandboxes-spawn': 'spawn' })
+  const names = ['bare', 'cold-javascript', 'cold-python', 'cold-typescript', 'distinct-functions', 'distinct-functions-spawn',
+    'run-now-javascript', 'run-now-javascript-c1', 'run-now-python', 'run-now-python-c1', 'run-now-python-c1-spawn', 'run-now-python-spawn',
+    'run-now-typescript', 'run-now-typescript-c1', 'warm-javascript', 'warm-python', 'warm-python-paced', 'warm-python-spawn', 'warm-typescript']
+  t.same(r.scenarios.map((s: { name: string }) => s.name).sort(), names)
   for (const s of r.scenarios) {
     t.ok(s.rps > 0 && s.errors + s.mismatches + s.non2xx === 0, `${s.name}: ${s.rps} req/s, no errors`)
   }
   const cold = r.scenarios.find((s: { name: string }) => s.name === 'cold-python')
   t.ok(cold.sandboxesSpawned >= Math.round(cold.rps * cold.seconds), 'the cold model spawns a sandbox per request')
-  t.ok(r.ratios.warm_vs_cold_throughput > 10, `warm/cold throughput ${r.ratios.warm_vs_cold_throughput}`)
-  t.type(r.ratios.warm_vs_bare_uws_throughput, 'number')
-  t.type(r.ratios.cold_vs_warm_p50_latency, 'number')
-  t.ok(r.sandboxLayer.floor.p50 > 0 && r.sandboxLayer.warm.python.p50 > 0 && r.sandboxLayer.spawnToReady.node.count === 2)
+  const paced = r.scenarios.find((s: { name: string }) => s.name === 'run-now-python-c1')
+  t.ok(paced.rps <= 11, `the paced caller keeps to its rate (${paced.rps} req/s at 10)`)
+  for (const k of ['warm_vs_cold_throughput', 'run_now_python_vs_cold_throughput', 'distinct_functions_vs_spawn_throughput', 'run_now_python_c1_vs_warm_paced_p50_latency']) {
+    t.type(r.ratios[k], 'number', `ratio ${k} computed`)
+  }
+  t.ok(r.sandboxLayer.floor.p50 > 0 && r.sandboxLayer.warm.python.p50 > 0 && r.sandboxLayer.warm['python-forked'].p50 > 0)
+  t.equal(r.sandboxLayer.spawnToReady.node.count, 2)
+  t.equal(r.sandboxLayer.spawnToReady['python-forked'].count, 2, 'fork-to-ready measured')
   t.match(readFileSync(join(dir, 'latest.svg'), 'utf8'), /^<svg[^>]*>[\s\S]*warm-python[\s\S]*<\/svg>\s*$/)
 })

@@ -199,27 +199,36 @@ export class Runner {
     }
   }
 
-  /** Isolation contract: keep a sandbox only for its own function, else destroy it. */
+  /**
+   * Isolation contract: keep a sandbox only for its own function, else destroy
+   * it. The warm set's books change now; the teardown and the pool's refill run
+   * after the caller's answer is written (a setImmediate): measured, they took
+   * 0.4-2.4 ms of a run-now call's 3-5 ms when done first.
+   */
   private settle (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean): void {
     if (claim.kind === 'sandbox') { // already bound to groupKey
       if (keep && this.warm.release(groupKey as string, sandbox)) return
       if (!keep) this.warm.leave(groupKey as string) // release() gives up the place itself
-      this.detach(sandbox.destroy())
+      this.afterReply(async () => await sandbox.destroy())
       return
     }
     if (claim.kind === 'bind' && keep) {
       sandbox.adopted = true
-      this.detach(pool.retire(sandbox)) // off the pool's books, alive; the pool refills
-      if (!this.warm.release(groupKey as string, sandbox)) this.detach(sandbox.destroy())
+      this.afterReply(async () => await pool.retire(sandbox)) // off the pool's books, alive; the pool refills
+      if (!this.warm.release(groupKey as string, sandbox)) this.afterReply(async () => await sandbox.destroy())
       return
     }
     if (claim.kind === 'bind') this.warm.leave(groupKey as string)
-    this.detach(pool.retire(sandbox)) // run-now and failed sandboxes: never reused
+    this.afterReply(async () => await pool.retire(sandbox)) // run-now and failed sandboxes: never reused
   }
 
   /** Sandbox teardown runs off the request path; its failures are reported, never unhandled. */
   private detach (work: Promise<unknown>): void {
     work.catch((err: Error) => this.onBackgroundError(err))
+  }
+
+  private afterReply (work: () => Promise<unknown>): void {
+    setImmediate(() => this.detach(work()))
   }
 
   private explain (err: HearthError, prepared: Prepared): HearthError {

@@ -45,8 +45,8 @@ export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
   ])
 }
 
-/** The Python zygote (runtimes/python/zygote.py) with the modules it preloads. */
-export function zygoteSpec (root: string): RuntimeSpec {
+/** The Python zygote (runtimes/python/zygote.py): the bootstrap it preloads and its C core. */
+export function zygoteSpec (root: string, library: string): RuntimeSpec {
   const py = (file: string): Bind => ({ src: join(root, 'runtimes/python', file), dest: `/hearth/${file}` })
-  return scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), py('isolate.py')])
+  return scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), { src: library, dest: '/hearth/libhearth-zygote.so' }])
 }

@@ -172,7 +172,7 @@ export class Forker {
     const expected = this.closed || (!this.retiring.has(z) && this.current !== z)
     this.retiring.delete(z)
     if (this.current === z) this.current = null
-    if (!expected) this.opts.onTrouble?.(new Error(`a ${this.opts.runtime} zygote died; its sandboxes with it`))
+    if (!expected) this.opts.onTrouble?.(new Error(`a ${this.opts.runtime} zygote died (${z.exitStatus}); its sandboxes with it`))
   }
 }
 

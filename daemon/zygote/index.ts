@@ -7,6 +7,7 @@ import type { RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteSpec } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
 import { Forker } from './forker.js'
+import { zygoteLibrary } from './library.js'
 import { Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
@@ -31,10 +32,17 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   const c = o.config
   if (c.zygote === 'off') return { byRuntime: {}, close: async () => {} }
   const rendezvous = await Rendezvous.open(join(o.instanceDir, 'python'), o.hostUid)
+  let library = ''
+  let noLibrary: string | null = null
+  try {
+    library = zygoteLibrary(c.root, c.stateDir)
+  } catch (err) {
+    noLibrary = (err as Error).message
+  }
   const forker = new Forker({
     runtime: 'python',
     argv: zygoteArgv({
-      runtime: zygoteSpec(c.root),
+      runtime: zygoteSpec(c.root, library),
       hostUid: o.hostUid,
       rendezvousDir: rendezvous.dir,
       tmpBytes: c.sandboxTmpBytes,
@@ -53,6 +61,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     await rendezvous.close()
   }
   try {
+    if (noLibrary !== null) throw new Error(noLibrary)
     await forker.start()
   } catch (err) {
     const reason = (err as Error).message

@@ -44,15 +44,19 @@ export class Zygote {
   /** forks requested so far */
   forks = 0
   private readonly child: ChildProcess
+  private readonly opts: ZygoteOptions
   private readonly ctl: Socket
   private readonly decoder = new FrameDecoder<ZygoteMessage>(1 << 20, validateZygote)
   private readonly children = new Map<string, Child>()
   private hostPid = 0
   private onReady: ((err: Error | null) => void) | null = null
   private stderrTail = ''
+  /** how the zygote ended, once it has */
+  exitStatus = ''
   readonly exited: Promise<void>
 
   private constructor (opts: ZygoteOptions) {
+    this.opts = opts
     const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
     try {
       this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
@@ -150,7 +154,7 @@ export class Zygote {
     try {
       messages = this.decoder.push(chunk)
     } catch (err) {
-      this.onStderrLine(`zygote broke the frame protocol: ${(err as Error).message}`)
+      this.onStderrLine(`the zygote broke the frame protocol: ${(err as Error).message}`)
       this.kill()
       return
     }
@@ -159,6 +163,7 @@ export class Zygote {
 
   private onStderrLine (line: string): void {
     this.stderrTail = (this.stderrTail + line + '\n').slice(-4096)
+    this.opts.onStderr?.(line)
   }
 
   private onMessage (msg: ZygoteMessage): void {
@@ -210,6 +215,7 @@ export class Zygote {
 
   private onExit (code: number | null, signal: NodeJS.Signals | null): void {
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
+    this.exitStatus = how
     const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n')
     this.onReady?.(new Error(`the zygote exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
     for (const child of this.children.values()) {

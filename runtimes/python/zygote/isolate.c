@@ -1,0 +1,149 @@
+/* Per-child hardening of a forked sandbox (isolate.h). Plain system calls in
+ * the forked process: no interpreter code runs here, so the child copies
+ * almost none of the zygote's memory (a copy-on-write fault is the dominant
+ * cost of a fork on a paravirtualized host, where each one flushes TLBs). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "isolate.h"
+
+/* Mount, UTS, IPC, network and cgroup namespaces of its own (its pid
+ * namespace comes from the zygote's fork): no view of a sibling's files, SysV
+ * IPC, processes or abstract sockets, no network at all, and its own cgroup
+ * (entered after the daemon placed it there) as the root of what it sees. The
+ * user namespace stays the zygote's, whose only uid is the sandbox uid. */
+#define NAMESPACES (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP)
+
+static void fail (const char *step) {
+  int e = errno;
+  char line[256];
+  int n = snprintf(line, sizeof line, "hearth zygote child: %s: %s\n", step, strerror(e));
+  if (n > 0) (void)!write(2, line, (size_t)n);
+  _exit(EXIT_SETUP_FAILED);
+}
+
+static void check (int rc, const char *step) {
+  if (rc != 0) fail(step);
+}
+
+static int connect_hello (const struct isolation *iso, const char *nonce, const char *kind) {
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  char hello[64];
+  int n = snprintf(hello, sizeof hello, "HEARTH %s %s\n", nonce, kind);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) fail("socket");
+  memcpy(addr.sun_path, iso->rendezvous_sock, strlen(iso->rendezvous_sock) + 1);
+  check(connect(fd, (struct sockaddr *)&addr, sizeof addr), "connect");
+  if (n <= 0 || write(fd, hello, (size_t)n) != n) fail("hello");
+  return fd;
+}
+
+static void set_rlimit (int resource, int64_t value, const char *step) {
+  if (value < 0) return;
+  struct rlimit r = { (rlim_t)value, (rlim_t)value };
+  check(setrlimit(resource, &r), step);
+}
+
+static void setup_filesystem (const struct isolation *iso) {
+  check(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, iso->tmp_options), "mount /tmp");
+  /* POSIX shm and semaphores (multiprocessing): private, so siblings share
+   * no shm objects; /dev itself stays read-only. */
+  check(mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, iso->tmp_options), "mount /dev/shm");
+  check(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount /proc");
+  /* The zygote's devpts would let siblings open each other's terminals. */
+  check(mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620"), "mount /dev/pts");
+  /* The socket we came through: gone from our mount namespace, so nothing we
+   * run can open another connection to the daemon. */
+  check(umount2(iso->rendezvous_dir, MNT_DETACH), "umount rendezvous");
+  check(chdir("/tmp"), "chdir /tmp");
+}
+
+/* fds 1, 2, 3 = stdout, stderr, frames (when connected); 0 = /dev/null; nothing else. */
+static void arrange_fds (const struct channels *ch) {
+  int null = open("/dev/null", O_RDWR);
+  if (null < 0) fail("open /dev/null");
+  /* Above 3 first, so that no dup2 overwrites a source still to be moved. */
+  int want[4] = { null, ch->out, ch->err, ch->proto };
+  for (int i = 0; i < 4; i++) {
+    if (want[i] < 0) continue;
+    want[i] = fcntl(want[i], F_DUPFD, 10);
+    if (want[i] < 0) fail("dup");
+  }
+  for (int i = 0; i < 4; i++) {
+    if (want[i] >= 0 && dup2(want[i], i) != i) fail("dup2");
+  }
+  int first = ch->proto < 0 ? 3 : 4;
+  if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
+    for (int fd = first; fd < 1024; fd++) close(fd);
+  }
+}
+
+static void drop_privileges (const struct isolation *iso) {
+  check(setsid() < 0 ? -1 : 0, "setsid"); /* no controlling terminal to push input into (TIOCSTI) */
+  for (int cap = 0; cap <= iso->last_cap; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail("PR_CAPBSET_DROP");
+  }
+  check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "PR_CAP_AMBIENT_CLEAR_ALL");
+  struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  check((int)syscall(SYS_capset, &header, data), "capset");
+  /* bwrap set no_new_privs on the zygote already, so we inherit it; set it
+   * here anyway: the seccomp filter below depends on it. */
+  check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS");
+  if (iso->bpf != NULL && iso->bpf_len > 0) {
+    struct sock_fprog prog = { (unsigned short)(iso->bpf_len / sizeof(struct sock_filter)), (struct sock_filter *)iso->bpf };
+    check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0), "seccomp");
+  }
+}
+
+/* init's duty: reap everything, end with the program (pid 1 cannot kill itself with a signal). */
+static void reap_until (pid_t program) {
+  signal(SIGINT, SIG_IGN);
+  for (int fd = 0; fd <= 3; fd++) close(fd); /* the program alone holds the channels */
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) _exit(EXIT_SETUP_FAILED);
+    if (pid == program) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+}
+
+void become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim) {
+  struct channels ch = { -1, -1, -1 };
+  if (nonce != NULL) {
+    ch.proto = connect_hello(iso, nonce, "proto");
+    ch.out = connect_hello(iso, nonce, "stdout");
+    ch.err = connect_hello(iso, nonce, "stderr");
+    char go = 0;
+    if (read(ch.proto, &go, 1) != 1 || go != 'g') _exit(EXIT_SETUP_FAILED); /* the daemon gave up on us */
+  }
+  if (lim != NULL) {
+    set_rlimit(RLIMIT_DATA, lim->data, "RLIMIT_DATA");
+    set_rlimit(RLIMIT_NPROC, lim->nproc, "RLIMIT_NPROC");
+    set_rlimit(RLIMIT_CORE, lim->core, "RLIMIT_CORE");
+  }
+  check(unshare(NAMESPACES), "unshare");
+  setup_filesystem(iso);
+  arrange_fds(&ch);
+  drop_privileges(iso);
+  pid_t program = fork();
+  if (program < 0) fail("fork");
+  if (program > 0) reap_until(program);
+}

@@ -1,0 +1,271 @@
+/* The zygote's loop: `fork` and `kill` frames on the control channel,
+ * `forked` and `exited` back (runtimes/PROTOCOL.md, "Zygote"). It runs in C,
+ * called once from zygote.py with the interpreter loaded: between two forks
+ * the zygote touches a few pages of its own instead of the interpreter's, and
+ * each of those pages is one copy-on-write fault after every fork.
+ *
+ * hz_serve() returns 0 in a forked program (which then runs the bootstrap),
+ * 1 in the zygote when the daemon closes the channel, 2 when the self-test
+ * failed (reported as `unavailable`), -1 on any other error (on fd 2). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "frames.h"
+#include "isolate.h"
+
+#define NONCE_LEN 32
+#define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
+
+struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
+
+struct zygote {
+  int ctl, sigfd, own_pidns;
+  sigset_t old_mask;
+  struct isolation iso;
+  struct child *children;
+  size_t nchildren, cap;
+  uint8_t in[2 * FRAME_MAX];
+  size_t inlen;
+};
+
+static int send_frame (struct zygote *z, struct out *o) {
+  size_t n = out_finish(o), done = 0;
+  if (n == 0) return -1;
+  while (done < n) {
+    ssize_t w = write(z->ctl, o->buf + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    done += (size_t)w;
+  }
+  return 0;
+}
+
+/* fork() whose child is pid 1 of a new pid namespace: unshare(CLONE_NEWPID)
+ * applies to our next child only, and setns() back lets the one after get a
+ * fresh namespace too (the kernel refuses a second unshare until then). */
+static pid_t fork_init (struct zygote *z) {
+  if (unshare(CLONE_NEWPID) != 0) return -1;
+  pid_t pid = fork();
+  if (pid != 0 && setns(z->own_pidns, CLONE_NEWPID) != 0) {
+    perror("hearth zygote: setns own pid namespace");
+    exit(EXIT_SETUP_FAILED);
+  }
+  return pid;
+}
+
+/* In a child: nothing of the zygote's loop stays open. */
+static void leave_zygote (struct zygote *z) {
+  close(z->ctl);
+  close(z->sigfd);
+  close(z->own_pidns);
+}
+
+static int valid_nonce (struct value v) {
+  if (v.kind != K_STR || v.len != NONCE_LEN) return 0;
+  for (size_t i = 0; i < v.len; i++) {
+    if (!((v.str[i] >= '0' && v.str[i] <= '9') || (v.str[i] >= 'a' && v.str[i] <= 'f'))) return 0;
+  }
+  return 1;
+}
+
+static int64_t limit_of (struct value rl, const char *key) {
+  if (rl.kind != K_MAP) return -1;
+  struct value v = map_get(rl.map, rl.map_len, key);
+  return v.kind == K_INT && v.i >= 0 ? v.i : -1;
+}
+
+static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
+  struct value nonce = map_get(msg, len, "nonce");
+  if (!valid_nonce(nonce)) return -1;
+  struct value rl = map_get(msg, len, "rlimits");
+  struct rlimits lim = { limit_of(rl, "data"), limit_of(rl, "nproc"), limit_of(rl, "core") };
+  char id[NONCE_LEN + 1];
+  memcpy(id, nonce.str, NONCE_LEN);
+  id[NONCE_LEN] = 0;
+  if (z->nchildren == z->cap) {
+    size_t cap = z->cap == 0 ? 64 : 2 * z->cap;
+    struct child *grown = realloc(z->children, cap * sizeof *grown);
+    if (grown == NULL) return -1;
+    z->children = grown;
+    z->cap = cap;
+  }
+  pid_t pid = fork_init(z);
+  struct out o;
+  if (pid < 0) {
+    out_map(&o, 3);
+    out_cstr(&o, "t"); out_cstr(&o, "failed");
+    out_cstr(&o, "nonce"); out_cstr(&o, id);
+    out_cstr(&o, "message"); out_cstr(&o, strerror(errno));
+    return send_frame(z, &o);
+  }
+  if (pid == 0) {
+    leave_zygote(z);
+    become_sandbox(&z->iso, id, &lim);
+    sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
+    return IS_PROGRAM;
+  }
+  z->children[z->nchildren].pid = pid;
+  memcpy(z->children[z->nchildren].nonce, id, sizeof id);
+  z->nchildren++;
+  out_map(&o, 3);
+  out_cstr(&o, "t"); out_cstr(&o, "forked");
+  out_cstr(&o, "nonce"); out_cstr(&o, id);
+  out_cstr(&o, "pid"); out_int(&o, pid);
+  return send_frame(z, &o);
+}
+
+/* SIGKILL for a child we hold unreaped: its pid cannot have been reused. */
+static void on_kill (struct zygote *z, const uint8_t *msg, size_t len) {
+  struct value nonce = map_get(msg, len, "nonce");
+  if (!valid_nonce(nonce)) return;
+  for (size_t i = 0; i < z->nchildren; i++) {
+    if (memcmp(z->children[i].nonce, nonce.str, NONCE_LEN) == 0) kill(z->children[i].pid, SIGKILL);
+  }
+}
+
+static int reap (struct zygote *z) {
+  struct signalfd_siginfo info;
+  while (read(z->sigfd, &info, sizeof info) == sizeof info) {}
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return 0;
+    for (size_t i = 0; i < z->nchildren; i++) {
+      if (z->children[i].pid != pid) continue;
+      struct out o;
+      out_map(&o, 4);
+      out_cstr(&o, "t"); out_cstr(&o, "exited");
+      out_cstr(&o, "nonce"); out_cstr(&o, z->children[i].nonce);
+      out_cstr(&o, "code");
+      if (WIFEXITED(status)) out_int(&o, WEXITSTATUS(status)); else out_nil(&o);
+      out_cstr(&o, "signal");
+      if (WIFSIGNALED(status)) out_int(&o, WTERMSIG(status)); else out_nil(&o);
+      z->children[i] = z->children[--z->nchildren];
+      if (send_frame(z, &o) != 0) return -1;
+      break;
+    }
+  }
+}
+
+/* Frames read so far: handles every complete one. */
+static int on_input (struct zygote *z) {
+  ssize_t n = read(z->ctl, z->in + z->inlen, sizeof z->in - z->inlen);
+  if (n < 0 && errno == EINTR) return 0;
+  if (n <= 0) return 1; /* the daemon closed the channel: retire */
+  z->inlen += (size_t)n;
+  size_t at = 0;
+  while (z->inlen - at >= 4) {
+    const uint8_t *p = z->in + at;
+    size_t size = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (size > FRAME_MAX) { fprintf(stderr, "hearth zygote: frame of %zu bytes\n", size); return -1; }
+    if (z->inlen - at < 4 + size) break;
+    struct value t = map_get(p + 4, size, "t");
+    int rc = 0;
+    if (value_is(t, "fork")) rc = on_fork(z, p + 4, size);
+    else if (value_is(t, "kill")) on_kill(z, p + 4, size);
+    if (rc != 0) return rc;
+    at += 4 + size;
+  }
+  memmove(z->in, z->in + at, z->inlen - at);
+  z->inlen -= at;
+  return 0;
+}
+
+/* One child through every isolation step before we say ready: where the host
+ * forbids them (no capabilities in user namespaces), the daemon hears
+ * `unavailable` with the reason and spawns sandboxes instead. */
+static int self_test (struct zygote *z, char *reason, size_t size) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return -1;
+  pid_t pid = fork_init(z);
+  if (pid == 0) {
+    leave_zygote(z);
+    close(pipefd[0]);
+    dup2(pipefd[1], 2);
+    become_sandbox(&z->iso, NULL, NULL);
+    _exit(0); /* the program: everything held */
+  }
+  close(pipefd[1]);
+  if (pid < 0) {
+    snprintf(reason, size, "cannot fork into a new pid namespace: %s", strerror(errno));
+    close(pipefd[0]);
+    return 1;
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  ssize_t n = read(pipefd[0], reason, size - 1);
+  close(pipefd[0]);
+  reason[n > 0 ? n : 0] = 0;
+  if (n > 0 && reason[n - 1] == '\n') reason[n - 1] = 0;
+  if (status == 0) return 0;
+  if (reason[0] == 0) snprintf(reason, size, "self-test child ended with status %d", status);
+  return 1;
+}
+
+static int last_cap (void) {
+  int cap = 40;
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%d", &cap) != 1) cap = 40;
+    fclose(f);
+  }
+  return cap;
+}
+
+int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len) {
+  static struct zygote z;
+  z.ctl = ctl;
+  z.iso.rendezvous_dir = rendezvous_dir;
+  snprintf(z.iso.rendezvous_sock, sizeof z.iso.rendezvous_sock, "%s/sock", rendezvous_dir);
+  z.iso.tmp_options = tmp_options;
+  z.iso.bpf = bpf;
+  z.iso.bpf_len = bpf_len;
+  z.iso.last_cap = last_cap();
+  z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (z.own_pidns < 0 || sigprocmask(SIG_BLOCK, &chld, &z.old_mask) != 0) { perror("hearth zygote"); return -1; }
+  z.sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (z.sigfd < 0) { perror("hearth zygote: signalfd"); return -1; }
+
+  char reason[512];
+  int tested = self_test(&z, reason, sizeof reason);
+  struct out o;
+  if (tested != 0) {
+    out_map(&o, 2);
+    out_cstr(&o, "t"); out_cstr(&o, "unavailable");
+    out_cstr(&o, "message"); out_cstr(&o, tested < 0 ? strerror(errno) : reason);
+    send_frame(&z, &o);
+    return 2;
+  }
+  out_map(&o, 3);
+  out_cstr(&o, "t"); out_cstr(&o, "ready");
+  out_cstr(&o, "runtime"); out_cstr(&o, "python");
+  out_cstr(&o, "pid"); out_int(&o, getpid());
+  if (send_frame(&z, &o) != 0) return -1;
+
+  for (;;) {
+    struct pollfd fds[2] = { { z.ctl, POLLIN, 0 }, { z.sigfd, POLLIN, 0 } };
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      perror("hearth zygote: poll");
+      return -1;
+    }
+    if (fds[1].revents != 0 && reap(&z) != 0) return -1;
+    if (fds[0].revents != 0) {
+      int rc = on_input(&z);
+      if (rc == IS_PROGRAM) return 0;
+      if (rc != 0) return rc;
+    }
+  }
+}
