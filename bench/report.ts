@@ -195,7 +195,8 @@ export function layerTable (l: LayerResult): string {
     '| to ready, ms: spawn (cgroup + bwrap + bootstrap) or fork (cgroup + fork + isolation) | p50 | p90 | p99 | max | sandboxes |',
     '|---|--:|--:|--:|--:|--:|'
   ]
-  for (const [runtime, s] of Object.entries(l.spawnToReady)) rows.push(`| ${runtime === 'python-forked' ? 'python, forked from the zygote' : `${runtime}, spawned`} | ${n(s.p50, 1)} | ${n(s.p90, 1)} | ${n(s.p99, 1)} | ${n(s.max, 1)} | ${s.count} |`)
+  const how: Record<string, string> = { python: 'python, spawned by bwrap', node: 'node, spawned by bwrap', 'python-forked': 'python, forked from the zygote', 'node-zygote': 'node, executed by the zygote after its isolation' }
+  for (const [runtime, s] of Object.entries(l.spawnToReady)) rows.push(`| ${how[runtime] ?? runtime} | ${n(s.p50, 1)} | ${n(s.p90, 1)} | ${n(s.p99, 1)} | ${n(s.max, 1)} | ${s.count} |`)
   return rows.join('\n')
 }
 

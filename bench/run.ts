@@ -238,7 +238,7 @@ async function sandboxLayer (): Promise<LayerResult> {
   say(`${line('sandbox-python', l.warm.python)}  (${l.ratios.python_vs_floor_p50}× the floor)`)
   say(`${line('sandbox-javascript', l.warm.javascript)}  (${l.ratios.javascript_vs_floor_p50}× the floor)`)
   say(line('sandbox-py-forked', l.warm['python-forked']))
-  for (const [runtime, s] of Object.entries(l.spawnToReady)) say(`${runtime === 'python-forked' ? 'fork-to-ready python' : `spawn-to-ready ${runtime.padEnd(6)}`} p50 ${s.p50.toFixed(1)} ms  p90 ${s.p90.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  max ${s.max.toFixed(1)} ms (${s.count} sandboxes)`)
+  for (const [runtime, s] of Object.entries(l.spawnToReady)) say(`${runtime.endsWith('-forked') || runtime.endsWith('-zygote') ? `zygote-to-ready ${runtime.split('-')[0] as string}` : `spawn-to-ready ${runtime.padEnd(6)}`} p50 ${s.p50.toFixed(1)} ms  p90 ${s.p90.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  max ${s.max.toFixed(1)} ms (${s.count} sandboxes)`)
   return l
 }
 

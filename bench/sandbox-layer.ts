@@ -34,8 +34,8 @@ export interface LayerResult {
   readonly floor: RoundTrip
   /** python-forked: a python sandbox forked from the zygote */
   readonly warm: Record<'python' | 'javascript' | 'python-forked', RoundTrip>
-  /** milliseconds from cgroup creation to the bootstrap's ready frame; python-forked: fork-to-ready */
-  readonly spawnToReady: Record<RuntimeName | 'python-forked', Latency & { readonly count: number }>
+  /** milliseconds from cgroup creation to the bootstrap's ready frame; python-forked: fork-to-ready; node-zygote: through the zygote */
+  readonly spawnToReady: Record<RuntimeName | 'python-forked' | 'node-zygote', Latency & { readonly count: number }>
   readonly ratios: { readonly python_vs_floor_p50: number, readonly javascript_vs_floor_p50: number }
 }
 
@@ -83,7 +83,8 @@ async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
   }
 }
 
-type Kind = RuntimeName | 'python-forked'
+/** python-forked: forked by the zygote; node-zygote: executed by the zygote after its isolation */
+type Kind = RuntimeName | 'python-forked' | 'node-zygote'
 
 function starter (config: Config, limits: LimitsBackend, forkers: Forkers) {
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
@@ -91,13 +92,14 @@ function starter (config: Config, limits: LimitsBackend, forkers: Forkers) {
   const { disableUserns } = probeBwrap(hostUid)
   let seq = 0
   return async (kind: Kind): Promise<Sandbox> => {
-    const runtime: RuntimeName = kind === 'python-forked' ? 'python' : kind
+    const runtime: RuntimeName = kind === 'python-forked' ? 'python' : kind === 'node-zygote' ? 'node' : kind
+    const viaZygote = kind === 'python-forked' || kind === 'node-zygote'
     const id = `layer-${kind}-${++seq}`
     const sandboxLimits = await limits.create(id)
     const forker = forkers.byRuntime.python
-    if (kind === 'python-forked' && forker?.usable !== true) throw new Error(`no python zygote: ${forker?.unavailable ?? 'ZYGOTE=off'}`)
-    const launch = kind === 'python-forked'
-      ? (forker as NonNullable<typeof forker>).launch(sandboxLimits)
+    if (viaZygote && forker?.usable !== true) throw new Error(`no zygote: ${forker?.unavailable ?? 'ZYGOTE=off'}`)
+    const launch = viaZygote
+      ? (forker as NonNullable<typeof forker>).launch(sandboxLimits, runtime)
       : spawnLaunch({ runtime: runtimeSpec(runtime, config.root), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits)
     return await Sandbox.start({
       id,
@@ -124,7 +126,7 @@ export async function measureSandboxLayer (opts: LayerOptions, cgroupName: strin
   try {
     const start = starter(config, limits, forkers)
     const spawnToReady = {} as Record<Kind, Latency & { count: number }>
-    for (const runtime of ['python', 'node', 'python-forked'] as const) {
+    for (const runtime of ['python', 'node', 'python-forked', 'node-zygote'] as const) {
       const samples = new Samples()
       for (let i = 0; i < opts.spawns; i++) {
         const t = process.hrtime.bigint()

@@ -16,7 +16,8 @@ export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMe
 
 // A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
 export interface Rlimits { data?: number, nproc?: number, core?: number }
-export interface ForkCommand { t: 'fork', nonce: string, rlimits?: Rlimits }
+/** runtime 'node': after the same isolation the child executes node instead of returning into python */
+export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits }
 export interface KillCommand { t: 'kill', nonce: string }
 export type ZygoteCommand = ForkCommand | KillCommand
 export interface ZygoteReady { t: 'ready', runtime: string, pid: number }

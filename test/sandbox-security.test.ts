@@ -1,5 +1,5 @@
-// What code inside a sandbox cannot do or see: for python sandboxes forked
-// from the zygote and for spawned ones (ZYGOTE=off, and every node sandbox).
+// What code inside a sandbox cannot do or see: for sandboxes the zygote
+// started (python forked, node executed) and for ones bwrap spawned (ZYGOTE=off).
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import tap, { type Test } from 'tap'
@@ -9,9 +9,10 @@ import { call, startRunner } from './helpers/runner.js'
 process.env.HEARTH_TEST_SECRET = 'do-not-leak'
 
 for (const mode of ['zygote', 'spawn'] as const) {
-  await tap.test(`python sandboxes ${mode === 'zygote' ? 'forked from the zygote' : 'spawned by bwrap'}`, async (t) => {
+  await tap.test(`sandboxes ${mode === 'zygote' ? 'started by the zygote' : 'spawned by bwrap'}`, async (t) => {
     const { runner } = await startRunner(t, { ZYGOTE: mode === 'zygote' ? 'on' : 'off' })
     t.equal((runner.stats().runtimes.python as { mode: string }).mode, mode)
+    t.equal((runner.stats().runtimes.node as { mode: string }).mode, mode)
     hostile(t, runner)
   })
 }
@@ -96,5 +97,32 @@ return {p: write(p) for p in ["/evil", "/usr/evil", "/hearth/evil", "/dev/evil",
   t.test('the seccomp filter denies namespaces, ptrace and non-unix sockets', async (t) => {
     const out = await py('import ctypes, errno, socket\nlibc = ctypes.CDLL(None, use_errno=True)\ndef err(rc):\n    return errno.errorcode.get(ctypes.get_errno(), "ok") if rc != 0 else "ok"\nr = {"unshare": err(libc.unshare(0x00020000)), "ptrace": err(libc.ptrace(16, 1, 0, 0))}\ntry:\n    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\n    r["netlink"] = "ok"\nexcept OSError as e:\n    r["netlink"] = errno.errorcode[e.errno]\nr["unix"] = len(socket.socketpair())\nreturn r')
     t.same(out, { unshare: 'EPERM', ptrace: 'EPERM', netlink: 'EAFNOSUPPORT', unix: 2 })
+  })
+
+  t.test('a node sandbox holds no privilege and writes nowhere but /tmp and /dev/shm', async (t) => {
+    const r = await call(runner, {
+      language: 'javascript',
+      input: '{}',
+      code: `const fs = require('fs')
+const status = Object.fromEntries(fs.readFileSync('/proc/self/status', 'utf8').split('\\n').filter((l) => l.includes(':\\t')).map((l) => l.split(':\\t')))
+const write = (p) => { try { fs.writeFileSync(p, 'x'); return 'written' } catch (e) { return e.code } }
+const unshare = require('child_process').spawnSync('/usr/bin/unshare', ['-n', 'true'], { encoding: 'utf8' })
+return {
+  caps: ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map((k) => status[k].trim()),
+  noNewPrivs: status.NoNewPrivs.trim(), seccomp: status.Seccomp.trim(), uid: process.getuid(),
+  env: Object.keys(process.env).sort(),
+  writes: Object.fromEntries(['/evil', '/usr/evil', '/hearth/evil', '/dev/evil', '/tmp/ok', '/dev/shm/ok'].map((p) => [p, write(p)])),
+  unshare: unshare.status === 0 ? 'ran' : 'refused'
+}`
+    })
+    t.same(JSON.parse(r.result?.data ?? 'null'), {
+      caps: Array(5).fill('0000000000000000'),
+      noNewPrivs: '1',
+      seccomp: '2',
+      uid: 65534,
+      env: ['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONIOENCODING'],
+      writes: { '/evil': 'EROFS', '/usr/evil': 'EROFS', '/hearth/evil': 'EROFS', '/dev/evil': 'EROFS', '/tmp/ok': 'written', '/dev/shm/ok': 'written' },
+      unshare: 'refused'
+    }, r.error?.message ?? 'the probe answered')
   })
 }

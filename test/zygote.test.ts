@@ -1,6 +1,7 @@
-// Python sandboxes forked from a zygote: what each child can and cannot do,
-// siblings alive at once, the zygote's fork budget, its death, and the
-// fallback to spawning where a zygote cannot work.
+// Fresh sandboxes started by the zygote (python ones forked into its
+// interpreter, node ones executed after the same isolation): what each child
+// can and cannot do, siblings alive at once, the zygote's fork budget, its
+// death, and the fallback to spawning where a zygote cannot work.
 import { readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Runner } from '../daemon/pool/runner.js'
@@ -37,13 +38,17 @@ function zygotePids (): number[] {
   })
 }
 
-t.test('fresh python sandboxes are forked from a zygote, and /readyz says so', async (t) => {
+t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says so', async (t) => {
   const { runner } = await startRunner(t)
-  const before = pythonRuntime(runner).forks
+  const node = (): Record<string, any> => runner.stats().runtimes.node as Record<string, any>
+  const before = { python: pythonRuntime(runner).forks, node: node().forks }
   t.same(await py(runner, 'return 1 + 1'), 2)
-  t.equal(pythonRuntime(runner).mode, 'zygote')
-  t.ok(pythonRuntime(runner).forks > before, 'the call ran in a forked sandbox')
-  t.same(runner.stats().runtimes.node, { mode: 'spawn' })
+  const js = await call(runner, { language: 'javascript', code: 'return [process.pid, process.getuid(), require("fs").readdirSync("/run/hearth")]', input: '{}' })
+  t.equal(js.result?.data, '[2,65534,[]]', 'node: pid 2 under an init, the sandbox uid, no way back to the daemon')
+  t.match(pythonRuntime(runner), { mode: 'zygote', start: 'fork' })
+  t.match(node(), { mode: 'zygote', start: 'exec' })
+  t.ok(pythonRuntime(runner).forks > before.python, 'the python call ran in a forked sandbox')
+  t.ok(node().forks > before.node, 'the javascript call ran in a sandbox the zygote started')
 })
 
 t.test('a forked child holds no privilege and no way back to the daemon', async (t) => {
@@ -168,18 +173,21 @@ t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung
 
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
   const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
-  t.match(warnings, [{ msg: /NO PYTHON ZYGOTE/, reason: /EPERM|Operation not permitted/ }])
+  t.match(warnings, [{ msg: /NO ZYGOTE/, reason: /EPERM|Operation not permitted/ }])
   t.match(pythonRuntime(runner), { mode: 'spawn', reason: /Operation not permitted/ })
   t.same(await py(runner, 'import os\nreturn os.getpid()'), 2, 'spawned by bwrap, served all the same')
   t.equal(pythonRuntime(runner).forks, 0)
+  const js = await call(runner, { language: 'javascript', code: 'return 2', input: '{}' })
+  t.equal(js.result?.data, '2')
+  t.match(runner.stats().runtimes.node, { mode: 'spawn' })
 })
 
 t.test('ZYGOTE=on refuses to start without a working zygote', async (t) => {
-  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the python zygote cannot start/)
+  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the zygote cannot start/)
 })
 
-t.test('ZYGOTE=off spawns every python sandbox', async (t) => {
+t.test('ZYGOTE=off spawns every sandbox', async (t) => {
   const { runner } = await startRunner(t, { ZYGOTE: 'off' })
   t.same(await py(runner, 'return 3'), 3)
-  t.same(pythonRuntime(runner), { mode: 'spawn' })
+  t.same(runner.stats().runtimes, { python: { mode: 'spawn' }, node: { mode: 'spawn' } })
 })

@@ -97,7 +97,7 @@ export class Runner {
         const limits = await opts.limits.create(id)
         // Forked from the runtime's zygote while it works; spawned otherwise.
         const launch = forker?.usable === true
-          ? forker.launch(limits)
+          ? forker.launch(limits, runtime)
           : spawnLaunch({ runtime: spec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
         const sandbox = await Sandbox.start({
           id,
@@ -239,7 +239,7 @@ export class Runner {
 
   stats (): { pools: LanguagePoolStats[], warm: ReturnType<WarmSet['stats']>, sandboxes: number, runtimes: Record<RuntimeName, RuntimeStats> } {
     const runtimes = {} as Record<RuntimeName, RuntimeStats>
-    for (const name of new Set(Object.values(RUNTIME_OF))) runtimes[name] = this.forkers[name]?.stats() ?? { mode: 'spawn' }
+    for (const name of new Set(Object.values(RUNTIME_OF))) runtimes[name] = this.forkers[name]?.stats(name) ?? { mode: 'spawn' }
     return {
       pools: [...this.pools.values()].map((p) => p.stats()),
       warm: this.warm.stats(),

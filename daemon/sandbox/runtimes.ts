@@ -45,8 +45,13 @@ export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
   ])
 }
 
-/** The Python zygote (runtimes/python/zygote.py): the bootstrap it preloads and its C core. */
-export function zygoteSpec (root: string, library: string): RuntimeSpec {
+/**
+ * The zygote (runtimes/python/zygote.py): the python bootstrap it preloads,
+ * its C core, and what its node children execute (the node runtime's binds).
+ */
+export function zygoteSpec (root: string, library: string): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
   const py = (file: string): Bind => ({ src: join(root, 'runtimes/python', file), dest: `/hearth/${file}` })
-  return scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), { src: library, dest: '/hearth/libhearth-zygote.so' }])
+  const node = runtimeSpec('node', root)
+  const spec = scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), { src: library, dest: '/hearth/libhearth-zygote.so' }, ...node.binds])
+  return { ...spec, nodeCommand: node.command }
 }

@@ -9,6 +9,8 @@ export interface ZygoteArgvOptions {
   /** host directory holding the rendezvous socket, bound read-only at /run/hearth */
   readonly rendezvousDir: string
   readonly tmpBytes: number
+  /** what a node child executes once isolated */
+  readonly nodeCommand: readonly string[]
   /** tests force the spawn fallback with false: a zygote without capabilities cannot isolate a child */
   readonly capabilities?: boolean
   readonly bwrap?: string
@@ -58,6 +60,6 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/tmp',
-    '--', ...o.runtime.command, String(o.tmpBytes)
+    '--', ...o.runtime.command, String(o.tmpBytes), ...o.nodeCommand
   ]
 }

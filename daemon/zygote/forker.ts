@@ -1,4 +1,5 @@
-// Fresh sandboxes for one runtime, forked from a zygote. Replaces the zygote
+// Fresh sandboxes started by a zygote: python ones forked into its interpreter,
+// node ones executed after the same isolation. Replaces the zygote
 // after ZYGOTE_MAX_FORKS forks or ZYGOTE_MAX_AGE (siblings share its address
 // space layout and hash seed: the budget bounds that), starting the successor
 // ahead of time so no call waits for it; a retired zygote lives on, forking
@@ -11,7 +12,6 @@ import type { Connections, Rendezvous } from './rendezvous.js'
 import { Zygote, type Fork } from './zygote.js'
 
 export interface ForkerOptions {
-  readonly runtime: string
   readonly argv: readonly string[]
   readonly seccompFile: string | null
   readonly rendezvous: Rendezvous
@@ -26,12 +26,17 @@ export interface ForkerOptions {
 export interface ForkerStats {
   readonly mode: 'zygote' | 'spawn'
   readonly reason?: string
+  /** how a fresh sandbox of this runtime starts in the zygote: forked into its interpreter, or executed */
+  readonly start: 'fork' | 'exec'
   readonly zygotes: number
   readonly retiring: number
   readonly started: number
+  /** this runtime's sandboxes started by zygotes so far */
   readonly forks: number
   readonly currentForks: number
 }
+
+export type ZygoteRuntime = 'python' | 'node'
 
 /** Start earlier than the budget runs out, so the swap costs no call a wait. */
 const SUCCESSOR_AT = 0.9
@@ -44,7 +49,7 @@ export class Forker {
   private readonly retiring = new Set<Zygote>()
   private readonly opts: ForkerOptions
   private started = 0
-  private forks = 0
+  private readonly forks: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
   private closed = false
 
   constructor (opts: ForkerOptions) {
@@ -60,8 +65,8 @@ export class Forker {
     return this.unavailable === null && !this.closed
   }
 
-  /** How a sandbox with `limits` comes to life: forked, placed in its cgroup, then let go. */
-  launch (limits: SandboxLimits): Launch {
+  /** How a `runtime` sandbox with `limits` comes to life: forked, placed in its cgroup, then let go. */
+  launch (limits: SandboxLimits, runtime: ZygoteRuntime): Launch {
     return async (signal) => {
       const zygote = await this.zygote()
       const nonce = randomBytes(16).toString('hex')
@@ -75,8 +80,8 @@ export class Forker {
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        fork = await zygote.fork(nonce, limits.rlimits)
-        this.forks++
+        fork = await zygote.fork(nonce, runtime, limits.rlimits)
+        this.forks[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
         const conns = await Promise.race([arrived, fork.exited.then(gone)])
         // Into its cgroup before it may go on: no user code, no child of it,
@@ -94,14 +99,15 @@ export class Forker {
     }
   }
 
-  stats (): ForkerStats {
+  stats (runtime: ZygoteRuntime): ForkerStats {
     return {
       mode: this.usable ? 'zygote' : 'spawn',
       ...(this.unavailable === null ? {} : { reason: this.unavailable }),
+      start: runtime === 'python' ? 'fork' : 'exec',
       zygotes: (this.current?.alive === true ? 1 : 0) + this.retiring.size,
       retiring: this.retiring.size,
       started: this.started,
-      forks: this.forks,
+      forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0
     }
   }
@@ -118,7 +124,7 @@ export class Forker {
 
   /** The zygote to fork from now, replacing a worn or dead one. */
   private async zygote (): Promise<Zygote> {
-    if (this.closed) throw new Error(`the ${this.opts.runtime} forker is closed`)
+    if (this.closed) throw new Error('the zygote forker is closed')
     const z = this.current
     if (z !== null && z.alive) {
       const used = Math.max(z.forks / this.opts.maxForks, (Date.now() - z.started) / this.opts.maxAgeMs)
@@ -142,7 +148,7 @@ export class Forker {
       void z.exited.then(() => this.onExit(z))
       if (this.closed) {
         z.kill()
-        throw new Error(`the ${this.opts.runtime} forker is closed`)
+        throw new Error('the zygote forker is closed')
       }
       const old = this.current
       this.current = z
@@ -172,7 +178,7 @@ export class Forker {
     const expected = this.closed || (!this.retiring.has(z) && this.current !== z)
     this.retiring.delete(z)
     if (this.current === z) this.current = null
-    if (!expected) this.opts.onTrouble?.(new Error(`a ${this.opts.runtime} zygote died (${z.exitStatus}); its sandboxes with it`))
+    if (!expected) this.opts.onTrouble?.(new Error(`a zygote died (${z.exitStatus}); its sandboxes with it`))
   }
 }
 

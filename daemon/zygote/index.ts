@@ -1,6 +1,7 @@
-// Zygotes for the runtimes that can fork (Python), chosen at start-up:
-// ZYGOTE=auto tries and falls back to spawning with a warning, on insists,
-// off never tries.
+// The zygote that starts every fresh sandbox (python ones forked into the
+// preloaded interpreter, node ones executed after the same isolation), chosen
+// at start-up: ZYGOTE=auto tries and falls back to spawning with a warning, on
+// insists, off never tries.
 import { join } from 'node:path'
 import type { Config } from '../config.js'
 import type { RuntimeName } from '../sandbox/runtimes.js'
@@ -39,10 +40,11 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   } catch (err) {
     noLibrary = (err as Error).message
   }
+  const spec = zygoteSpec(c.root, library)
   const forker = new Forker({
-    runtime: 'python',
     argv: zygoteArgv({
-      runtime: zygoteSpec(c.root, library),
+      runtime: spec,
+      nodeCommand: spec.nodeCommand,
       hostUid: o.hostUid,
       rendezvousDir: rendezvous.dir,
       tmpBytes: c.sandboxTmpBytes,
@@ -53,8 +55,8 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     maxForks: c.zygoteMaxForks,
     maxAgeMs: c.zygoteMaxAgeMs,
     startTimeoutMs: c.spawnTimeoutMs,
-    onStderr: (line) => o.warn('python zygote: stderr', { line }),
-    onTrouble: (err) => o.warn(`python zygote: ${err.message}`)
+    onStderr: (line) => o.warn('zygote: stderr', { line }),
+    onTrouble: (err) => o.warn(`zygote: ${err.message}`)
   })
   const close = async (): Promise<void> => {
     await forker.close()
@@ -67,10 +69,10 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     const reason = (err as Error).message
     if (c.zygote === 'on') {
       await close()
-      throw new Error(`ZYGOTE=on, but the python zygote cannot start: ${reason}`)
+      throw new Error(`ZYGOTE=on, but the zygote cannot start: ${reason}`)
     }
     forker.unavailable = reason
-    o.warn('NO PYTHON ZYGOTE: fresh Python sandboxes are spawned, each paying a whole interpreter start', { reason })
+    o.warn('NO ZYGOTE: fresh sandboxes are spawned by bwrap, each Python one paying a whole interpreter start', { reason })
   }
-  return { byRuntime: { python: forker }, close }
+  return { byRuntime: { python: forker, node: forker }, close }
 }

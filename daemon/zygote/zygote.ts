@@ -117,14 +117,14 @@ export class Zygote {
    * Forks a child that will connect to the rendezvous socket with `nonce`.
    * Resolves with its host pid once the zygote has forked it.
    */
-  async fork (nonce: string, rlimits?: Rlimits): Promise<Fork> {
+  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits): Promise<Fork> {
     if (!this.alive) throw new Error('the zygote is gone')
     this.forks++
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((resolve) => { resolveExit = resolve })
     return await new Promise<Fork>((resolve, reject) => {
       this.children.set(nonce, { fork: { resolve, reject }, exited, resolveExit })
-      this.send(rlimits === undefined ? { t: 'fork', nonce } : { t: 'fork', nonce, rlimits })
+      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }) })
     })
   }
 

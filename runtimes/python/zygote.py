@@ -5,7 +5,10 @@ namespace, loads the interpreter and the bootstrap once, and never runs user
 code. Then it hands over to its C core (zygote/serve.c, built at set-up as
 libhearth-zygote.so): the fork loop and each child's isolation
 (zygote/isolate.c) run there, touching almost none of the interpreter's memory.
-hz_serve() returns in a forked program only, which runs the bootstrap.
+hz_serve() returns in a forked python program only, which runs the bootstrap;
+a node child executes the command given after the tmpfs size instead.
+
+usage: zygote.py TMP_BYTES [NODE_ARGV...]
 """
 import ctypes
 import gc
@@ -49,13 +52,16 @@ def main():
     bpf = read_seccomp()
     # PyDLL: the call keeps the GIL, as os.fork() does around fork(2).
     core = ctypes.PyDLL(LIBRARY)
-    core.hz_serve.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+    core.hz_serve.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
+                              ctypes.POINTER(ctypes.c_char_p)]
     core.hz_serve.restype = ctypes.c_int
+    node = [arg.encode() for arg in sys.argv[2:]]
+    node_argv = (ctypes.c_char_p * (len(node) + 1))(*node, None)
     # Objects made so far are never collected: a child's GC then leaves the
     # zygote's pages shared instead of touching every object header.
     gc.collect()
     gc.freeze()
-    rc = core.hz_serve(CONTROL_FD, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf))
+    rc = core.hz_serve(CONTROL_FD, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
     if rc != 0:
         os._exit(0 if rc in (1, 2) else 70)
     # A forked program: the fork happened in C, so Python's own after-fork

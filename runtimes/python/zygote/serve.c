@@ -4,9 +4,12 @@
  * the zygote touches a few pages of its own instead of the interpreter's, and
  * each of those pages is one copy-on-write fault after every fork.
  *
- * hz_serve() returns 0 in a forked program (which then runs the bootstrap),
- * 1 in the zygote when the daemon closes the channel, 2 when the self-test
- * failed (reported as `unavailable`), -1 on any other error (on fd 2). */
+ * A python child's program returns into the interpreter; a node child's
+ * program, just as isolated, executes node instead (`node_argv`).
+ *
+ * hz_serve() returns 0 in a forked python program (which then runs the
+ * bootstrap), 1 in the zygote when the daemon closes the channel, 2 when the
+ * self-test failed (reported as `unavailable`), -1 on any other error (on fd 2). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +32,7 @@ struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
   int ctl, sigfd, own_pidns;
+  char *const *node_argv; /* NULL: no node children */
   sigset_t old_mask;
   struct isolation iso;
   struct child *children;
@@ -87,6 +91,8 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   struct value nonce = map_get(msg, len, "nonce");
   if (!valid_nonce(nonce)) return -1;
   struct value rl = map_get(msg, len, "rlimits");
+  int node = value_is(map_get(msg, len, "runtime"), "node");
+  if (node && z->node_argv == NULL) return -1;
   struct rlimits lim = { limit_of(rl, "data"), limit_of(rl, "nproc"), limit_of(rl, "core") };
   char id[NONCE_LEN + 1];
   memcpy(id, nonce.str, NONCE_LEN);
@@ -111,7 +117,12 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     leave_zygote(z);
     become_sandbox(&z->iso, id, &lim);
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
-    return IS_PROGRAM;
+    if (!node) return IS_PROGRAM;
+    execve(z->node_argv[0], z->node_argv, environ);
+    char line[160];
+    int n = snprintf(line, sizeof line, "hearth zygote child: exec %s: %s\n", z->node_argv[0], strerror(errno));
+    if (n > 0) (void)!write(2, line, (size_t)n);
+    _exit(EXIT_SETUP_FAILED);
   }
   z->children[z->nchildren].pid = pid;
   memcpy(z->children[z->nchildren].nonce, id, sizeof id);
@@ -221,9 +232,10 @@ static int last_cap (void) {
   return cap;
 }
 
-int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len) {
+int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len, char *const *node_argv) {
   static struct zygote z;
   z.ctl = ctl;
+  z.node_argv = node_argv != NULL && node_argv[0] != NULL ? node_argv : NULL;
   z.iso.rendezvous_dir = rendezvous_dir;
   snprintf(z.iso.rendezvous_sock, sizeof z.iso.rendezvous_sock, "%s/sock", rendezvous_dir);
   z.iso.tmp_options = tmp_options;
