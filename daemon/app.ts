@@ -69,7 +69,11 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   // which version is current is trusted only while it is live.
   const subscriber = redis.duplicate()
   subscriber.on('error', () => {})
-  const store = new FunctionStore(redis, subscriber)
+  const store = new FunctionStore(redis, subscriber, {
+    timeoutMs: config.redisTimeoutMs,
+    idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+    staleSeconds: config.staleIfRedisDownSeconds
+  })
   // Listen only once Redis answers (or after its timeout: run-now works without it).
   if (!await redisReady(redis, config.redisTimeoutMs)) log.warn('Redis is not answering yet; store endpoints answer 503 until it does')
 

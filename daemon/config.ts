@@ -20,6 +20,7 @@ export interface Config {
   readonly maxPids: number
   readonly codeMaxSize: number
   readonly inputMaxSize: number
+  readonly inputMaxDepth: number
   readonly logMaxBytes: number
   readonly resultMaxBytes: number
   readonly timeoutMs: number // TIMEOUT_SCRIPT: the ceiling of a call; a request may ask for less
@@ -48,6 +49,8 @@ export interface Config {
   readonly redisPassword: string
   readonly redisDb: number
   readonly redisTimeoutMs: number
+  readonly idempotencyTtlSeconds: number
+  readonly staleIfRedisDownSeconds: number
   readonly stateDir: string
   readonly shutdownGraceMs: number
   readonly logLevel: string
@@ -63,6 +66,8 @@ const DEFAULTS = {
   MAX_PIDS: '64',
   CODE_MAX_SIZE: String(256 << 10),
   INPUT_MAX_SIZE: String(1 << 20),
+  // Python's json decoder recurses, within the interpreter's limit of 1,000 frames.
+  INPUT_MAX_DEPTH: '512',
   LOG_MAX_BYTES: String(1 << 20),
   RESULT_MAX_BYTES: String(1 << 20),
   TIMEOUT_SCRIPT: '30',
@@ -90,6 +95,8 @@ const DEFAULTS = {
   REDIS_PASSWORD: '',
   REDIS_DB: '0',
   REDIS_TIMEOUT_SECONDS: '5',
+  IDEMPOTENCY_TTL_SECONDS: '86400',
+  STALE_IF_REDIS_DOWN_SECONDS: '0',
   STATE_DIR: '.state',
   SHUTDOWN_GRACE_SECONDS: '10',
   LOG_LEVEL: 'info'
@@ -185,6 +192,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     maxPids: integer(env, 'MAX_PIDS', 4, 1 << 22),
     codeMaxSize: integer(env, 'CODE_MAX_SIZE', 1),
     inputMaxSize: integer(env, 'INPUT_MAX_SIZE', 2),
+    inputMaxDepth: integer(env, 'INPUT_MAX_DEPTH', 1, 900),
     logMaxBytes: integer(env, 'LOG_MAX_BYTES', 0),
     resultMaxBytes: integer(env, 'RESULT_MAX_BYTES', 16),
     timeoutMs: Math.round(positiveNumber(env, 'TIMEOUT_SCRIPT') * 1000),
@@ -212,6 +220,8 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     redisPassword: env.REDIS_PASSWORD ?? '',
     redisDb: integer(env, 'REDIS_DB', 0, 15),
     redisTimeoutMs: Math.round(positiveNumber(env, 'REDIS_TIMEOUT_SECONDS') * 1000),
+    idempotencyTtlSeconds: integer(env, 'IDEMPOTENCY_TTL_SECONDS', 1, 30 * 86400),
+    staleIfRedisDownSeconds: integer(env, 'STALE_IF_REDIS_DOWN_SECONDS', 0, 7 * 86400),
     stateDir: resolve(root, (env.STATE_DIR ?? DEFAULTS.STATE_DIR).trim()),
     shutdownGraceMs: Math.round(positiveNumber(env, 'SHUTDOWN_GRACE_SECONDS') * 1000),
     logLevel: (env.LOG_LEVEL ?? DEFAULTS.LOG_LEVEL).trim()

@@ -50,7 +50,10 @@ t.test('every invalid value is refused with the variable named', async (t) => {
     [{ SANDBOX_UID: '0' }, /^SANDBOX_UID must be an integer from 1/],
     [{ ZYGOTE: 'yes' }, /^ZYGOTE must be one of auto, on, off/],
     [{ ZYGOTE_MAX_FORKS: '0' }, /^ZYGOTE_MAX_FORKS must be an integer from 1/],
-    [{ ZYGOTE_MAX_AGE_SECONDS: 'forever' }, /^ZYGOTE_MAX_AGE_SECONDS must be a positive number/]
+    [{ ZYGOTE_MAX_AGE_SECONDS: 'forever' }, /^ZYGOTE_MAX_AGE_SECONDS must be a positive number/],
+    [{ INPUT_MAX_DEPTH: '1000' }, /^INPUT_MAX_DEPTH must be an integer from 1 to 900/],
+    [{ IDEMPOTENCY_TTL_SECONDS: '0' }, /^IDEMPOTENCY_TTL_SECONDS must be an integer from 1/],
+    [{ STALE_IF_REDIS_DOWN_SECONDS: '-1' }, /^STALE_IF_REDIS_DOWN_SECONDS must be an integer from 0/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env))

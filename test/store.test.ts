@@ -56,5 +56,12 @@ t.test('with Redis down, run-now still works and store endpoints answer 503 quic
     ok = (await post(`${a.url}/upload`, { path: 'outage/fn', language: 'javascript', code: 'return "after"' })).status === 200
   }
   t.ok(ok, 'the daemon reconnected by itself')
+  // b reconnects on its own schedule: wait for it too, not only for a.
+  let bReady = false
+  for (let i = 0; i < 100 && !bReady; i++) {
+    bReady = (await get(`${b.url}/readyz`)).body.redis === true
+    if (!bReady) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.ok(bReady, 'the other daemon reconnected by itself')
   t.same((await post(`${b.url}/run/outage/fn`, {})).body, { data: 'after', type: 'string' })
 })

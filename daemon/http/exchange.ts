@@ -12,6 +12,7 @@ const STATUS_TEXT: Record<number, string> = {
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
   422: '422 Unprocessable Entity',
+  431: '431 Request Header Fields Too Large',
   500: '500 Internal Server Error',
   502: '502 Bad Gateway',
   503: '503 Service Unavailable',
@@ -22,6 +23,8 @@ export class Exchange implements CallerGone {
   readonly method: string
   readonly url: string
   readonly query: string
+  /** the Idempotency-Key header ('' when absent) */
+  readonly idempotencyKey: string
   readonly started = process.hrtime.bigint()
   /** set when the client goes away: the call's sandbox is killed (CallerGone) */
   aborted = false
@@ -42,6 +45,7 @@ export class Exchange implements CallerGone {
     this.method = req.getMethod().toUpperCase()
     this.url = req.getUrl()
     this.query = req.getQuery() ?? ''
+    this.idempotencyKey = req.getHeader('idempotency-key')
     const length = req.getHeader('content-length')
     this.contentLength = length === '' ? -1 : Number(length)
     this.log = log
@@ -111,7 +115,7 @@ export class Exchange implements CallerGone {
   }
 
   /** Starts a Server-Sent Events response. */
-  startStream (): void {
+  startStream (headers: Record<string, string> = {}): void {
     if (this.finished || this.streaming) return
     this.streaming = true
     this.status = 200
@@ -120,6 +124,7 @@ export class Exchange implements CallerGone {
       this.res.writeHeader('Content-Type', 'text/event-stream')
       this.res.writeHeader('Cache-Control', 'no-cache')
       this.res.writeHeader('X-Accel-Buffering', 'no')
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
     })
   }
 

@@ -2,7 +2,7 @@
 import { prepare } from '../compile.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
-import { parseCode, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
+import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
 
 export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
@@ -12,9 +12,10 @@ export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   // JavaScript and TypeScript that do not parse are refused now, with the
   // compiler's message and position; the compiled output is cached for the runs.
   await prepare(language, code)
-  const meta = await deps.store.upload(path, language, code)
-  Object.assign(x.logFields, { function: path, version: meta.version, language })
-  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }))
+  const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey))
+  Object.assign(x.logFields, { function: path, version: meta.version, language, ...(meta.replayed ? { replayed: true } : {}) })
+  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }),
+    meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
 }
 
 export async function list (x: Exchange, deps: HttpDeps): Promise<void> {

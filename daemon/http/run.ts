@@ -13,6 +13,8 @@ interface Execution {
   readonly timeoutMs: number
   readonly stream: boolean
   readonly functionKey?: string
+  /** headers of a successful answer (X-Hearth-Stale) */
+  readonly headers?: Record<string, string>
 }
 
 /** Bodies may carry code and input with JSON escaping: room for both, doubled. */
@@ -42,12 +44,14 @@ export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpD
   const stream = parseStream(fields.stream)
   const fn = await deps.store.resolve(path, version)
   Object.assign(x.logFields, { function: path, version: fn.version, language: fn.language })
-  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}` })
+  const headers = fn.staleSeconds === undefined ? undefined : { 'X-Hearth-Stale': String(fn.staleSeconds) }
+  if (headers !== undefined) x.logFields.staleSeconds = fn.staleSeconds
+  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}`, headers })
 }
 
 async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void> {
   if (x.aborted) return
-  if (e.stream) x.startStream()
+  if (e.stream) x.startStream(e.headers)
   try {
     const result = await deps.runner.run({
       language: e.language,
@@ -64,7 +68,7 @@ async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void
       x.rawEvent(`{"event":"result","data":${result.data},"type":"${result.type}"}`)
       x.end()
     } else {
-      x.json(200, resultBody(result), result.logsTruncated ? { 'X-Hearth-Logs-Truncated': '1' } : {})
+      x.json(200, resultBody(result), result.logsTruncated ? { ...e.headers, 'X-Hearth-Logs-Truncated': '1' } : (e.headers ?? {}))
     }
   } catch (err) {
     x.error(asHearthError(err))

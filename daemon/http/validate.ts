@@ -1,4 +1,5 @@
 // Request bodies and parameters → typed values, or a 4xx naming the field.
+import { isUtf8 } from 'node:buffer'
 import { LANGUAGES, type Config, type Language } from '../config.js'
 import { HearthError, invalidField } from '../errors.js'
 
@@ -6,6 +7,9 @@ export const PATH_MAX = 256
 
 export function parseJsonBody (body: Buffer, optional = false): Record<string, unknown> {
   if (body.length === 0 && optional) return {}
+  // toString() would turn invalid bytes into U+FFFD silently: the caller's
+  // code or input would not be what it sent.
+  if (!isUtf8(body)) throw new HearthError('invalid_json', 'request body is not valid UTF-8')
   let value: unknown
   try {
     value = JSON.parse(body.toString('utf8'))
@@ -52,15 +56,60 @@ export function parseLanguage (raw: unknown): Language {
   return raw as Language
 }
 
+/** Where a string holds half of a UTF-16 surrogate pair (from a \uD800-style JSON escape): not Unicode text. */
+function loneSurrogate (s: string): number {
+  if (s.isWellFormed()) return -1
+  const m = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(s)
+  return m?.index ?? -1
+}
+
 export function parseCode (raw: unknown, config: Config): string {
   if (raw === undefined || raw === null) throw invalidField('code', 'is required')
   if (typeof raw !== 'string') throw invalidField('code', 'must be a string')
   if (raw.trim() === '') throw invalidField('code', 'must not be empty')
+  const at = loneSurrogate(raw)
+  if (at !== -1) {
+    const unit = raw.charCodeAt(at).toString(16).toUpperCase()
+    throw invalidField('code', `is not valid Unicode text: a lone surrogate (U+${unit}) at character ${at}`)
+  }
   const size = Buffer.byteLength(raw)
   if (size > config.codeMaxSize) {
     throw new HearthError('code_too_large', `code is ${size} bytes, over CODE_MAX_SIZE (${config.codeMaxSize})`, { field: 'code', limit: config.codeMaxSize })
   }
   return raw
+}
+
+/** How deeply arrays and objects nest in JSON text (a scan, no recursion). */
+export function jsonDepth (text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) {
+      inString = true
+    } else if (c === 91 || c === 123) {
+      if (++depth > max) max = depth
+    } else if (c === 93 || c === 125) {
+      depth--
+    }
+  }
+  return max
+}
+
+/**
+ * Raw lone surrogates inside JSON text (a caller's "\uD800" escape, unescaped
+ * by the request body's own parse) written back as escapes: the text stays the
+ * same JSON, and becomes UTF-8 that every runtime decodes. Each runtime then
+ * holds the lone surrogate as its JSON decoder gives it.
+ */
+function escapeLoneSurrogates (text: string): string {
+  if (text.isWellFormed()) return text
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16)}`)
 }
 
 /**
@@ -79,12 +128,31 @@ export function parseInput (raw: unknown, config: Config): string {
     }
     text = raw
   } else {
-    text = JSON.stringify(raw)
+    try {
+      text = JSON.stringify(raw)
+    } catch (err) {
+      // JSON.parse takes any depth; JSON.stringify recurses (measured: the stack is gone near 5,000 levels).
+      if (err instanceof RangeError) tooDeep(config)
+      throw err
+    }
   }
   if (Buffer.byteLength(text) > config.inputMaxSize) {
     throw new HearthError('input_too_large', `input is over INPUT_MAX_SIZE (${config.inputMaxSize} bytes)`, { field: 'input', limit: config.inputMaxSize })
   }
-  return text
+  // Each level takes two characters: shorter text cannot be too deep, and needs no scan.
+  if (text.length > 2 * config.inputMaxDepth && jsonDepth(text) > config.inputMaxDepth) tooDeep(config)
+  return escapeLoneSurrogates(text)
+}
+
+function tooDeep (config: Config): never {
+  throw new HearthError('invalid_field', `input is nested deeper than INPUT_MAX_DEPTH (${config.inputMaxDepth} levels of arrays and objects)`, { field: 'input', limit: config.inputMaxDepth })
+}
+
+/** Idempotency-Key: 1-255 printable ASCII characters (the IETF draft's shape), or absent. */
+export function parseIdempotencyKey (raw: string): string | undefined {
+  if (raw === '') return undefined
+  if (raw.length > 255 || !/^[\x21-\x7e]+$/.test(raw)) throw invalidField('Idempotency-Key', 'must be 1 to 255 printable ASCII characters without spaces')
+  return raw
 }
 
 export function parseStream (raw: unknown): boolean {

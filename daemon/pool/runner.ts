@@ -248,20 +248,26 @@ export class Runner {
     }
   }
 
-  /** Every language has a ready sandbox (or can make one without failing). */
+  /**
+   * Able to take work soon: every language has started a sandbox and its last
+   * start did not fail. A pool whose sandboxes are all busy is ready (a load
+   * balancer must not pull a node at its busiest); a runtime that cannot
+   * start is not.
+   */
   ready (): boolean {
     return [...this.pools.values()].every((p) => {
       const s = p.stats()
-      return s.ready > 0 && s.consecutiveFailures === 0
+      return s.spawned > 0 && s.consecutiveFailures === 0
     })
   }
 
-  /** Kills every sandbox, in use or not, and stops the pools. */
+  /** Kills every sandbox, in use or not, and stops the pools: calls still running answer shutting_down. */
   async close (): Promise<void> {
     this.closing = true
     for (const pool of this.pools.values()) pool.close()
     this.warm.drainIdle()
-    await Promise.all([...this.live].map(async (s) => await s.destroy()))
+    const stopped = new HearthError('shutting_down', 'the daemon stopped before the call finished')
+    await Promise.all([...this.live].map(async (s) => await s.destroy(stopped)))
     await Promise.allSettled([...this.starting])
   }
 }

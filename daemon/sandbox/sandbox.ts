@@ -167,9 +167,9 @@ export class Sandbox {
    * Kills the whole tree and removes its cgroup. SIGKILL at once: a sandbox has
    * nothing to save, and a SIGTERM grace would only give hostile code more time.
    */
-  async destroy (): Promise<void> {
+  async destroy (reason = new HearthError('sandbox_crashed', 'the sandbox was destroyed during the call')): Promise<void> {
     this.destroying ??= (async () => {
-      this.fail(new HearthError('sandbox_crashed', 'the sandbox was destroyed during the call'))
+      this.fail(reason)
       await this.exited
       await this.limits.destroy()
     })()

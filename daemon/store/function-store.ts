@@ -14,9 +14,16 @@ export interface VersionMeta {
   readonly created: number // unix seconds
 }
 
+export interface UploadOutcome extends VersionMeta {
+  /** the answer of an earlier upload with the same Idempotency-Key; nothing new was stored */
+  readonly replayed: boolean
+}
+
 export interface StoredFunction extends VersionMeta {
   readonly path: string
   readonly code: string
+  /** served from the cache while Redis is unreachable: seconds since Redis last confirmed it */
+  readonly staleSeconds?: number
 }
 
 export interface FunctionSummary {
@@ -27,21 +34,31 @@ export interface FunctionSummary {
 }
 
 type ScriptedRedis = Redis & {
-  hearthUpload: (seq: string, versions: string, code: string, meta: string, codeArg: string, language: string, size: number, sha: string, channel: string, path: string) => Promise<[number, number]>
+  hearthUpload: (seq: string, versions: string, code: string, meta: string, idempotency: string,
+    codeArg: string, language: string, size: number, sha: string, channel: string, path: string, fingerprint: string, ttl: number) => Promise<[number, number, number, string]>
   hearthDelete: (seq: string, versions: string, code: string, meta: string, channel: string, path: string, ...version: string[]) => Promise<[number, number]>
 }
 
 const CODE_CACHE_MAX = 1024
 const LATEST_CACHE_MAX = 16384
 
-/** Redis errors become store_unavailable: the caller may retry; nothing was half-done. */
-async function guarded<T> (work: () => Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    if (err instanceof HearthError) throw err
-    throw new HearthError('store_unavailable', `the function store is unavailable: ${(err as Error).message}`)
+/**
+ * What went wrong with Redis, in hearth's words (the client's own, such as
+ * "Stream isn't writeable and enableOfflineQueue options is false", mean
+ * nothing to a caller), and whether a command may have run anyway: one that
+ * was never sent did not; one sent and not answered may have.
+ */
+export function storeFailure (err: Error, timeoutMs: number): { reason: string, maybeDone: boolean } {
+  const m = err.message
+  if (/enableOfflineQueue|Connection is closed|ECONNREFUSED|ENOENT|EPIPE|ECONNRESET|not connected/i.test(m) && !/timed out/i.test(m)) {
+    return { reason: 'Redis is not reachable', maybeDone: /Connection is closed|ECONNRESET|EPIPE/i.test(m) }
   }
+  if (/timed out/i.test(m)) return { reason: `Redis did not answer within ${timeoutMs / 1000} s`, maybeDone: true }
+  if (/max retries per request/i.test(m)) return { reason: 'Redis is not reachable (the connection dropped and the retry failed)', maybeDone: true }
+  if (/NOAUTH|WRONGPASS/i.test(m)) return { reason: 'Redis refused hearth\'s credentials (REDIS_PASSWORD)', maybeDone: false }
+  if (/LOADING/.test(m)) return { reason: 'Redis is loading its data set', maybeDone: false }
+  if (/READONLY/.test(m)) return { reason: 'Redis is a read-only replica', maybeDone: false }
+  return { reason: `Redis answered with an error (${m.split('\n')[0] ?? m})`, maybeDone: false }
 }
 
 /**
@@ -54,15 +71,25 @@ async function guarded<T> (work: () => Promise<T>): Promise<T> {
  */
 export class FunctionStore {
   private readonly redis: ScriptedRedis
+  private readonly timeoutMs: number
+  private readonly idempotencyTtl: number
   private readonly code = new Map<string, StoredFunction>() // path@version → function (immutable)
   private readonly latest = new Map<string, number>() // path → current version
   private live = false
+  /** when the subscription was last lost: what was cached while live was current until then */
+  private lostAt = 0
+  /** path → the version last resolved as current, and when Redis confirmed it (null: while live) */
+  private readonly lastKnown = new Map<string, { fn: StoredFunction, at: number | null }>()
+  private readonly staleMs: number
   // Bumped by every invalidation and by every change of subscription state: a
   // Redis answer that raced one of them is used but not cached.
   private epoch = 0
 
-  constructor (redis: Redis, subscriber: Redis | null = null) {
-    redis.defineCommand('hearthUpload', { numberOfKeys: 4, lua: UPLOAD })
+  constructor (redis: Redis, subscriber: Redis | null = null, opts: { timeoutMs?: number, idempotencyTtlSeconds?: number, staleSeconds?: number } = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 5000
+    this.staleMs = (opts.staleSeconds ?? 0) * 1000
+    this.idempotencyTtl = opts.idempotencyTtlSeconds ?? 86400
+    redis.defineCommand('hearthUpload', { numberOfKeys: 5, lua: UPLOAD })
     redis.defineCommand('hearthDelete', { numberOfKeys: 4, lua: DELETE })
     this.redis = redis as ScriptedRedis
     if (subscriber !== null) {
@@ -83,6 +110,7 @@ export class FunctionStore {
   }
 
   private lose (): void {
+    if (this.live) this.lostAt = Date.now()
     this.live = false
     this.epoch++
     this.latest.clear()
@@ -91,6 +119,7 @@ export class FunctionStore {
   private invalidate (path: string): void {
     this.epoch++
     this.latest.delete(path)
+    this.lastKnown.delete(path)
     for (const id of this.code.keys()) if (id.startsWith(`${path}@`)) this.code.delete(id)
   }
 
@@ -99,15 +128,28 @@ export class FunctionStore {
     return this.live
   }
 
-  async upload (path: string, language: Language, code: string): Promise<VersionMeta> {
+  /**
+   * Stores a new version. With an idempotency key, a second upload with the
+   * same key (within IDEMPOTENCY_TTL) answers the first one's outcome and
+   * stores nothing: a client that did not hear the answer can simply retry.
+   */
+  async upload (path: string, language: Language, code: string, idempotencyKey?: string): Promise<UploadOutcome> {
     const k = functionKeys(path)
     const size = Buffer.byteLength(code)
     const sha256 = createHash('sha256').update(code).digest('hex')
-    return await guarded(async () => {
-      const [version, created] = await this.redis.hearthUpload(k.seq, k.versions, k.code, k.meta, code, language, size, sha256, INVALIDATE_CHANNEL, path)
-      await this.redis.zadd(INDEX_KEY, 0, path)
-      return { version: Number(version), language, size, sha256, created: Number(created) }
-    })
+    const fingerprint = idempotencyKey === undefined ? '' : createHash('sha256').update(language).update('\0').update(code).digest('hex')
+    const record = k.idempotency(idempotencyKey === undefined ? '-' : createHash('sha256').update(idempotencyKey).digest('hex'))
+    const hint = idempotencyKey === undefined
+      ? 'Send an Idempotency-Key header to make a retry safe, or look at the versions (GET /functions/' + path + ').'
+      : 'Retry with the same Idempotency-Key: the answer will be this upload\'s outcome.'
+    const [version, created, replayed, first] = await this.guarded(async () => await this.redis.hearthUpload(
+      k.seq, k.versions, k.code, k.meta, record, code, language, size, sha256, INVALIDATE_CHANNEL, path, fingerprint, this.idempotencyTtl
+    ), { write: 'the upload', hint })
+    if (Number(replayed) === 1 && first !== fingerprint) {
+      throw new HearthError('idempotency_key_reused', 'this Idempotency-Key was used for another upload (other code or language) to this path', { field: 'Idempotency-Key' })
+    }
+    await this.guarded(async () => await this.redis.zadd(INDEX_KEY, 0, path))
+    return { version: Number(version), language, size, sha256, created: Number(created), replayed: Number(replayed) === 1 }
   }
 
   /**
@@ -122,9 +164,35 @@ export class FunctionStore {
       const hit = v === undefined ? undefined : this.code.get(`${path}@${v}`)
       if (hit !== undefined) return hit
     }
+    try {
+      return await this.resolveFromRedis(path, version)
+    } catch (err) {
+      const stale = (err as HearthError).code === 'store_unavailable' ? this.stale(path, version) : null
+      if (stale === null) throw err
+      return stale
+    }
+  }
+
+  /**
+   * STALE_IF_REDIS_DOWN_SECONDS: while Redis is unreachable, the version last
+   * known to be current (or a pinned version still cached) is served for that
+   * long after Redis last confirmed it. An upload or delete made meanwhile
+   * through another daemon is not seen: the answer says how stale it is.
+   */
+  private stale (path: string, version?: number): StoredFunction | null {
+    if (this.staleMs <= 0) return null
+    const known = this.lastKnown.get(path)
+    if (known === undefined) return null
+    const fn = version === undefined || version === known.fn.version ? known.fn : this.code.get(`${path}@${version}`)
+    if (fn === undefined) return null
+    const age = Date.now() - (known.at ?? (this.live ? Date.now() : this.lostAt))
+    return age <= this.staleMs ? { ...fn, staleSeconds: Math.floor(age / 1000) } : null
+  }
+
+  private async resolveFromRedis (path: string, version?: number): Promise<StoredFunction> {
     const k = functionKeys(path)
     const epoch = this.epoch
-    return await guarded(async () => {
+    return await this.guarded(async () => {
       let v = version
       if (v === undefined) {
         const latest = await this.redis.zrange(k.versions, '-1', '-1')
@@ -150,6 +218,11 @@ export class FunctionStore {
           this.latest.set(path, v)
           if (this.latest.size > LATEST_CACHE_MAX) this.latest.delete(this.latest.keys().next().value as string)
         }
+        if (version === undefined && this.staleMs > 0) {
+          this.lastKnown.delete(path) // most recent last: eviction takes from the front
+          this.lastKnown.set(path, { fn, at: this.live ? null : Date.now() })
+          if (this.lastKnown.size > LATEST_CACHE_MAX) this.lastKnown.delete(this.lastKnown.keys().next().value as string)
+        }
       }
       return fn
     })
@@ -157,7 +230,7 @@ export class FunctionStore {
 
   async versions (path: string): Promise<VersionMeta[]> {
     const k = functionKeys(path)
-    return await guarded(async () => {
+    return await this.guarded(async () => {
       const meta = await this.redis.hgetall(k.meta)
       const list = Object.entries(meta).map(([v, json]) => parseMeta(Number(v), json)).sort((a, b) => a.version - b.version)
       if (list.length === 0) throw new HearthError('function_not_found', `no function at path ${JSON.stringify(path)}`, { path })
@@ -167,7 +240,7 @@ export class FunctionStore {
 
   /** Paths in lexical order after `cursor`, `limit` at a time. */
   async list (cursor: string, limit: number): Promise<{ functions: FunctionSummary[], next: string | null }> {
-    return await guarded(async () => {
+    return await this.guarded(async () => {
       const start = cursor === '' ? '-' : `(${cursor}`
       const paths = await this.redis.zrangebylex(INDEX_KEY, start, '+', 'LIMIT', 0, limit + 1)
       const page = paths.slice(0, limit)
@@ -185,7 +258,8 @@ export class FunctionStore {
   /** Deletes one version or all; returns how many were deleted. Version numbers are never reused. */
   async delete (path: string, version?: number): Promise<number> {
     const k = functionKeys(path)
-    return await guarded(async () => {
+    const hint = 'Deleting again is safe: it answers 404 when the first delete was done.'
+    return await this.guarded(async () => {
       const args = version === undefined ? [] : [String(version)]
       const [deleted, remaining] = await this.redis.hearthDelete(k.seq, k.versions, k.code, k.meta, INVALIDATE_CHANNEL, path, ...args)
       if (remaining === 0) await this.redis.zrem(INDEX_KEY, path)
@@ -196,7 +270,24 @@ export class FunctionStore {
       }
       this.invalidate(path)
       return deleted
-    })
+    }, { write: 'the delete', hint })
+  }
+
+  /**
+   * Redis failures become store_unavailable (nothing was done; retry) or, for
+   * a write Redis may have applied without answering, store_outcome_unknown.
+   */
+  private async guarded<T> (work: () => Promise<T>, write?: { write: string, hint: string }): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      if (err instanceof HearthError) throw err
+      const { reason, maybeDone } = storeFailure(err as Error, this.timeoutMs)
+      if (write !== undefined && maybeDone) {
+        throw new HearthError('store_outcome_unknown', `${write.write} was sent to Redis, but ${reason}: it may or may not have been done. ${write.hint}`)
+      }
+      throw new HearthError('store_unavailable', `the function store is unavailable: ${reason}`)
+    }
   }
 
   async ping (): Promise<boolean> {

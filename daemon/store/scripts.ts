@@ -5,11 +5,22 @@
  * Upload: version = the server's unix time in seconds (go-faas's shape), but
  * strictly above the last version ever handed out for this path, so two uploads
  * in one second, or from two daemons at once, never share a version.
- * ARGV: code, language, size, sha256, invalidation channel, path. Returns
- * {version, created}. The PUBLISH is part of the same atomic step, so every
- * daemon's subscriber has the invalidation before this upload's reply is sent.
+ * KEYS[5]: the upload's Idempotency-Key record (same slot).
+ * ARGV: code, language, size, sha256, invalidation channel, path, the
+ * request's fingerprint ('' without an Idempotency-Key), the record's TTL.
+ * Returns {version, created, replayed (0/1), fingerprint of the first request}:
+ * a key already used answers the first upload's outcome and changes nothing.
+ * The PUBLISH is part of the same atomic step, so every daemon's subscriber
+ * has the invalidation before this upload's reply is sent.
  */
 export const UPLOAD = `
+if ARGV[7] ~= '' then
+  local prior = redis.call('GET', KEYS[5])
+  if prior then
+    local p = cjson.decode(prior)
+    return {p.version, p.created, 1, p.request}
+  end
+end
 local now = tonumber(redis.call('TIME')[1])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local v = now
@@ -19,7 +30,10 @@ redis.call('ZADD', KEYS[2], v, v)
 redis.call('HSET', KEYS[3], v, ARGV[1])
 redis.call('HSET', KEYS[4], v, cjson.encode({language = ARGV[2], size = tonumber(ARGV[3]), sha256 = ARGV[4], created = now}))
 redis.call('PUBLISH', ARGV[5], ARGV[6])
-return {v, now}
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[5], cjson.encode({version = v, created = now, request = ARGV[7]}), 'EX', tonumber(ARGV[8]))
+end
+return {v, now, 0, ''}
 `
 
 /**

@@ -23,7 +23,10 @@ class Channel:
         self.buf = bytearray()
 
     def send(self, msg):
-        body = msgpack.packb(msg, use_bin_type=True)
+        try:
+            body = msgpack.packb(msg, use_bin_type=True)
+        except UnicodeEncodeError:  # a lone surrogate in a log line or a stdout result
+            body = msgpack.packb({k: _well_formed(v) for k, v in msg.items()}, use_bin_type=True)
         self.sock.sendall(HEADER.pack(len(body)) + body)
 
     def recv(self):
@@ -33,7 +36,8 @@ class Channel:
                 if len(self.buf) >= 4 + size:
                     body = bytes(self.buf[4:4 + size])
                     del self.buf[:4 + size]
-                    return msgpack.unpackb(body, raw=False)
+                    # surrogatepass: what JavaScript strings may hold arrives as it was sent
+                    return msgpack.unpackb(body, raw=False, unicode_errors='surrogatepass')
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 return None
@@ -75,6 +79,23 @@ class LineCapture(io.TextIOBase):
         if line.strip():
             self.last_line = line
         self.chan.send({'t': 'log', 'id': self.call_id, 'stream': self.stream, 'data': line})
+
+
+def _well_formed(value):
+    """A str with lone surrogates (valid in Python and JSON, not in UTF-8) gets U+FFFD for each."""
+    if isinstance(value, str):
+        return value.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
+    return value
+
+
+def result_json(value):
+    """JSON text of a returned value; a lone surrogate is kept as its \\u escape."""
+    text = json.dumps(value, default=_json_default, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        text = json.dumps(value, default=_json_default, ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def _json_default(value):
@@ -128,11 +149,11 @@ def compile_function(code):
 
 
 def describe(exc):
-    """{name, message, stack} with only the user's frames in the stack."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
-        tb = tb.tb_next
-    stack = ''.join(traceback.format_exception(type(exc), exc, tb))
+    """{name, message, stack} with only the user's frames in the stack: the
+    bootstrap's own (and the library frames it called) say nothing about the code."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == FILENAME]
+    head = 'Traceback (most recent call last):\n' if frames else ''
+    stack = head + ''.join(traceback.format_list(frames)) + ''.join(traceback.format_exception_only(type(exc), exc))
     message = str(exc)
     if isinstance(exc, SyntaxError):
         message = '%s (%s, line %s)' % (exc.msg, FILENAME, exc.lineno)
@@ -143,7 +164,7 @@ def warm_up():
     """One call's code path, run before `ready`: a sandbox forked from the
     zygote pays its copy-on-write faults here rather than on its first real call."""
     fn, _ = compile_function('x = [event, input]\nreturn {"ok": x[0]}')
-    text = json.dumps(fn(json.loads('{"a": [1, "b"]}'), None), default=_json_default, ensure_ascii=False, allow_nan=False)
+    text = result_json(fn(json.loads('{"a": [1, "b"]}'), None))
     msgpack.packb({'t': 'result', 'id': 0, 'json': text}, use_bin_type=True)
 
 
@@ -189,8 +210,7 @@ def main():
                 if value is None:
                     reply = {'t': 'result', 'id': call_id, 'stdout': out.last_line}
                 else:
-                    text = json.dumps(value, default=_json_default, ensure_ascii=False, allow_nan=False)
-                    reply = {'t': 'result', 'id': call_id, 'json': text}
+                    reply = {'t': 'result', 'id': call_id, 'json': result_json(value)}
         except SystemExit as exc:
             out.end_call()
             err.end_call()

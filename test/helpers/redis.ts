@@ -48,12 +48,22 @@ export class TestRedis {
     }
   }
 
+  /** SIGSTOP: the server keeps its connections but answers nothing, as a hung Redis does. */
+  freeze (): void {
+    this.child?.kill('SIGSTOP')
+  }
+
+  thaw (): void {
+    this.child?.kill('SIGCONT')
+  }
+
   async down (): Promise<void> {
     const child = this.child
     if (child === null || child.exitCode !== null) return
     this.child = null
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill('SIGKILL')
+    child.kill('SIGCONT') // a frozen server dies too
     await exited
   }
 }
