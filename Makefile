@@ -4,8 +4,14 @@
 setup:
 	@scripts/setup.sh
 
-build: setup
+# Compiled only when a source changed, so that make run starts at once.
+TS_SOURCES := $(shell find daemon bench test -name '*.ts') tsconfig.json package.json package-lock.json
+
+dist/.built: $(TS_SOURCES)
 	@npm run --silent build
+	@touch $@
+
+build: setup dist/.built
 
 run: build
 	node dist/daemon/main.js

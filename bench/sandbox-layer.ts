@@ -12,10 +12,11 @@ import { encodeFrame } from '../daemon/protocol.js'
 import { spawnLaunch } from '../daemon/sandbox/process.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
 import { probeBwrap } from '../daemon/sandbox/probe.js'
-import { runtimeSpec, RUNTIME_OF, type RuntimeName } from '../daemon/sandbox/runtimes.js'
+import { runtimeSpec, RUNTIME_OF, type RuntimeFiles, type RuntimeName } from '../daemon/sandbox/runtimes.js'
 import { Sandbox } from '../daemon/sandbox/sandbox.js'
 import { seccompProgram } from '../daemon/sandbox/seccomp.js'
 import { makeInstanceDir } from '../daemon/runtime-dir.js'
+import { prepareRuntimeFiles } from '../daemon/runtime-files.js'
 import { startForkers, type Forkers } from '../daemon/zygote/index.js'
 import { Samples, type Latency } from './load.js'
 
@@ -86,7 +87,7 @@ async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
 /** python-forked: forked by the zygote; node-zygote: executed by the zygote after its isolation */
 type Kind = RuntimeName | 'python-forked' | 'node-zygote'
 
-function starter (config: Config, limits: LimitsBackend, forkers: Forkers) {
+function starter (config: Config, limits: LimitsBackend, forkers: Forkers, files: RuntimeFiles) {
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   const hostUid = sandboxHostUid(config)
   const { disableUserns } = probeBwrap(hostUid)
@@ -100,7 +101,7 @@ function starter (config: Config, limits: LimitsBackend, forkers: Forkers) {
     if (viaZygote && forker?.usable !== true) throw new Error(`no zygote: ${forker?.unavailable ?? 'ZYGOTE=off'}`)
     const launch = viaZygote
       ? (forker as NonNullable<typeof forker>).launch(sandboxLimits, runtime)
-      : spawnLaunch({ runtime: runtimeSpec(runtime, config.root), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits)
+      : spawnLaunch({ runtime: runtimeSpec(runtime, files), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits)
     return await Sandbox.start({
       id,
       runtime,
@@ -116,15 +117,18 @@ export async function measureSandboxLayer (opts: LayerOptions, cgroupName: strin
   const config = loadConfig({ ...process.env, CGROUP_NAME: cgroupName })
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   const instanceDir = makeInstanceDir(config.runtimeDir)
+  const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)
   const forkers = await startForkers({
     config: { ...config, zygote: 'on' },
     hostUid: sandboxHostUid(config),
     seccompFile: config.seccomp ? seccompProgram(config.root, config.stateDir) : null,
     instanceDir,
+    files,
+    zygoteProblem,
     warn: () => {}
   })
   try {
-    const start = starter(config, limits, forkers)
+    const start = starter(config, limits, forkers, files)
     const spawnToReady = {} as Record<Kind, Latency & { count: number }>
     for (const runtime of ['python', 'node', 'python-forked', 'node-zygote'] as const) {
       const samples = new Samples()

@@ -12,6 +12,8 @@ import { connectRedis, targetFromConfig } from './store/connection.js'
 import { EmbeddedRedis } from './store/embedded-redis.js'
 import { FunctionStore } from './store/function-store.js'
 import { makeInstanceDir, removeStale } from './runtime-dir.js'
+import { checkReadable, prepareRuntimeFiles } from './runtime-files.js'
+import { foreignBinds } from './sandbox/runtimes.js'
 import { startForkers } from './zygote/index.js'
 
 export interface App {
@@ -39,6 +41,10 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   } else {
     log.info({ backend: limits.name, detail: limits.detail, ...limits.limits }, 'resource limits')
   }
+  // In the background: a dead tree's cgroups may stay busy for ~2 s.
+  limits.removeStale().then((removed) => {
+    if (removed > 0) log.info({ removed }, 'removed the sandbox cgroups of daemons that are gone')
+  }, (err: Error) => log.warn({ err: err.message }, 'cannot remove stale sandbox cgroups'))
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
   if (seccompFile === null) log.warn('SECCOMP=off: sandboxes run without the seccomp filter')
   const hostUid = sandboxHostUid(config)
@@ -50,11 +56,15 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   const stale = removeStale(config.runtimeDir)
   if (stale > 0) log.info({ runtimeDir: config.runtimeDir, removed: stale }, 'removed the runtime directories of daemons that are gone')
   const instanceDir = makeInstanceDir(config.runtimeDir)
+  const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)
+  checkReadable(foreignBinds(files), hostUid)
   const forkers = await startForkers({
     config,
     hostUid,
     seccompFile,
     instanceDir,
+    files,
+    zygoteProblem,
     warn: (msg, fields) => log.warn(fields ?? {}, msg)
   })
 
@@ -83,6 +93,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     seccompFile,
     disableUserns: bwrap.disableUserns,
     forkers: forkers.byRuntime,
+    runtimeFiles: files,
     onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })

@@ -2,9 +2,17 @@
 import t from 'tap'
 import { sandboxArgv } from '../daemon/sandbox/argv.js'
 import { probeBwrap } from '../daemon/sandbox/probe.js'
-import { runtimeSpec } from '../daemon/sandbox/runtimes.js'
+import { runtimeSpec, zygoteSpec } from '../daemon/sandbox/runtimes.js'
+import { zygoteArgv } from '../daemon/zygote/argv.js'
 
-const runtime = runtimeSpec('python', '/srv/hearth')
+const files = {
+  dir: '/run/hearth/1-a/files',
+  pythonBootstrap: '/run/hearth/1-a/files/python/bootstrap.py',
+  nodeBootstrap: '/run/hearth/1-a/files/node/bootstrap.mjs',
+  zygote: '/run/hearth/1-a/files/python/zygote.py',
+  zygoteLibrary: '/run/hearth/1-a/files/python/libhearth-zygote.so'
+}
+const runtime = runtimeSpec('python', files)
 const base = { runtime, limitsPrefix: ['/bin/sh', '-c', 'join'], hostUid: 65534, tmpBytes: 1024, seccompFd: 4 }
 
 t.test('joins the limits first, drops to an unprivileged uid, then bwrap', async (t) => {
@@ -25,8 +33,30 @@ t.test('carries every hardening flag, in bwrap\'s required order', async (t) => 
   t.equal(argv[argv.indexOf('--cap-drop') + 1], 'ALL')
   t.equal(argv[argv.indexOf('--size') + 2], '--tmpfs', '--size right before --tmpfs')
   t.equal(argv[argv.indexOf('--seccomp') + 1], '4')
-  t.same(argv.slice(argv.indexOf('/srv/hearth/runtimes/python/bootstrap.py') - 1, argv.indexOf('/srv/hearth/runtimes/python/bootstrap.py') + 2), ['--ro-bind', '/srv/hearth/runtimes/python/bootstrap.py', '/hearth/bootstrap.py'])
+  const bootstrap = argv.indexOf(files.pythonBootstrap)
+  t.same(argv.slice(bootstrap - 1, bootstrap + 2), ['--ro-bind', files.pythonBootstrap, '/hearth/bootstrap.py'], 'the bootstrap as installed for the sandbox uid')
   t.notOk(argv.some((a) => a === '/root' || a === '/home' || a === '/etc'), 'no host /etc, /home or /root')
+})
+
+t.test('everything is read-only but a private /tmp and /dev/shm', async (t) => {
+  const argv = sandboxArgv(base)
+  const at = (...seq: string[]): number => argv.findIndex((_, i) => seq.every((s, j) => argv[i + j] === s))
+  t.ok(at('--size', '1024', '--tmpfs', '/tmp') > 0)
+  t.ok(at('--size', '1024', '--tmpfs', '/dev/shm') > at('--dev', '/dev'), '/dev/shm over bwrap\'s /dev')
+  t.ok(at('--remount-ro', '/') > at(files.pythonBootstrap), 'the root made read-only after every bind made its mount point')
+  t.ok(at('--remount-ro', '/dev') > at('--tmpfs', '/dev/shm'))
+})
+
+t.test('the zygote keeps capabilities in its own user namespace, builds /dev without devpts, and knows the node command', async (t) => {
+  const spec = zygoteSpec(files)
+  const argv = zygoteArgv({ runtime: spec, nodeCommand: spec.nodeCommand, hostUid: 65534, rendezvousDir: '/run/hearth/1-a/rendezvous', tmpBytes: 4096 })
+  t.equal(argv[argv.indexOf('--cap-add') + 1], 'ALL')
+  t.notOk(argv.includes('--dev'), '--dev would nest a second user namespace')
+  t.notOk(argv.includes('--disable-userns'))
+  t.same(argv.slice(argv.indexOf('/run/hearth/1-a/rendezvous') - 1, argv.indexOf('/run/hearth/1-a/rendezvous') + 2), ['--ro-bind', '/run/hearth/1-a/rendezvous', '/run/hearth'])
+  t.same(argv.slice(argv.lastIndexOf('--') + 1), ['/usr/bin/python3', '-I', '-B', '/hearth/zygote.py', '4096', ...spec.nodeCommand])
+  const without = zygoteArgv({ runtime: spec, nodeCommand: spec.nodeCommand, hostUid: null, rendezvousDir: '/r', tmpBytes: 1, capabilities: false })
+  t.equal(without[without.indexOf('--cap-drop') + 1], 'ALL', 'the fallback test\'s zygote')
 })
 
 t.test('drops only --disable-userns where bwrap cannot apply it', async (t) => {

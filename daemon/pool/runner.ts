@@ -5,7 +5,7 @@ import { mapStack, prepare, type Prepared } from '../compile.js'
 import { HearthError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
-import { RUNTIME_OF, runtimeSpec, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
 import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
 import type { Forker, ForkerStats } from '../zygote/index.js'
@@ -43,6 +43,8 @@ export interface RunResult extends TypedResult {
 
 export interface RunnerOptions {
   readonly config: Config
+  /** what sandboxes run, installed where the sandbox uid can read it (daemon/runtime-files.ts) */
+  readonly runtimeFiles: RuntimeFiles
   readonly limits: LimitsBackend
   readonly seccompFile: string | null
   /** from probeBwrap(): false where --disable-userns cannot work */
@@ -88,7 +90,7 @@ export class Runner {
     this.forkers = {}
     for (const language of LANGUAGES) {
       const runtime = RUNTIME_OF[language]
-      const spec = specs.get(runtime) ?? opts.runtimes?.[runtime] ?? runtimeSpec(runtime, c.root)
+      const spec = specs.get(runtime) ?? opts.runtimes?.[runtime] ?? runtimeSpec(runtime, opts.runtimeFiles)
       specs.set(runtime, spec)
       const forker = opts.runtimes?.[runtime] === undefined ? opts.forkers?.[runtime] : undefined
       if (forker !== undefined) this.forkers[runtime] = forker

@@ -1,5 +1,6 @@
-// The resident bootstraps under runtimes/, and which languages each one serves.
-import { dirname, join } from 'node:path'
+// The resident bootstraps, which languages each one serves, and what a sandbox
+// of each runtime binds and runs.
+import { dirname } from 'node:path'
 import type { Language } from '../config.js'
 
 export type RuntimeName = 'python' | 'node'
@@ -11,6 +12,17 @@ export const RUNTIME_OF: Readonly<Record<Language, RuntimeName>> = {
 }
 
 export interface Bind { readonly src: string, readonly dest: string }
+
+/** What sandboxes run, as installed for them at start (daemon/runtime-files.ts). */
+export interface RuntimeFiles {
+  readonly dir: string
+  readonly pythonBootstrap: string
+  /** bundled with msgpackr: one file */
+  readonly nodeBootstrap: string
+  readonly zygote: string
+  /** the zygote's C core, or null when it could not be built */
+  readonly zygoteLibrary: string | null
+}
 
 export interface RuntimeSpec {
   readonly name: RuntimeName
@@ -38,20 +50,25 @@ export function scriptSpec (name: RuntimeName, script: Bind, extra: readonly Bin
   return { name, command: [node, script.dest], binds }
 }
 
-export function runtimeSpec (name: RuntimeName, root: string): RuntimeSpec {
-  if (name === 'python') return scriptSpec(name, { src: join(root, 'runtimes/python/bootstrap.py'), dest: '/hearth/bootstrap.py' })
-  return scriptSpec(name, { src: join(root, 'runtimes/node/bootstrap.mjs'), dest: '/hearth/bootstrap.mjs' }, [
-    { src: join(root, 'node_modules/msgpackr'), dest: '/hearth/node_modules/msgpackr' }
-  ])
+export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {
+  if (name === 'python') return scriptSpec(name, { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' })
+  return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' })
 }
 
 /**
  * The zygote (runtimes/python/zygote.py): the python bootstrap it preloads,
  * its C core, and what its node children execute (the node runtime's binds).
  */
-export function zygoteSpec (root: string, library: string): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
-  const py = (file: string): Bind => ({ src: join(root, 'runtimes/python', file), dest: `/hearth/${file}` })
-  const node = runtimeSpec('node', root)
-  const spec = scriptSpec('python', py('zygote.py'), [py('bootstrap.py'), { src: library, dest: '/hearth/libhearth-zygote.so' }, ...node.binds])
+export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
+  const node = runtimeSpec('node', files)
+  const binds: Bind[] = [{ src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' }, ...node.binds]
+  if (files.zygoteLibrary !== null) binds.push({ src: files.zygoteLibrary, dest: '/hearth/libhearth-zygote.so' })
+  const spec = scriptSpec('python', { src: files.zygote, dest: '/hearth/zygote.py' }, binds)
   return { ...spec, nodeCommand: node.command }
+}
+
+/** Host paths the runtimes bind from outside /usr and the runtime directory (node installed elsewhere). */
+export function foreignBinds (files: RuntimeFiles): string[] {
+  const specs = [runtimeSpec('python', files), runtimeSpec('node', files)]
+  return [...new Set(specs.flatMap((s) => s.binds.map((b) => b.src)))].filter((p) => !p.startsWith('/usr/') && !p.startsWith(files.dir))
 }

@@ -38,7 +38,9 @@ export class EmbeddedRedis {
   }
 
   private spawn (): void {
-    const child = spawn('redis-server', [
+    // setpriv --pdeathsig: redis gets SIGTERM (it flushes its AOF and exits)
+    // when this daemon dies, even by SIGKILL, instead of living on under PID 1.
+    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'redis-server',
       '--port', '0', // no TCP: only this daemon talks to it
       '--unixsocket', this.socket,
       '--unixsocketperm', '700',

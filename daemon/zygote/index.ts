@@ -4,11 +4,9 @@
 // insists, off never tries.
 import { join } from 'node:path'
 import type { Config } from '../config.js'
-import type { RuntimeName } from '../sandbox/runtimes.js'
-import { zygoteSpec } from '../sandbox/runtimes.js'
+import { zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
 import { Forker } from './forker.js'
-import { zygoteLibrary } from './library.js'
 import { Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
@@ -24,6 +22,10 @@ export interface ForkersOptions {
   readonly seccompFile: string | null
   /** this daemon's own directory under RUNTIME_DIR */
   readonly instanceDir: string
+  /** what sandboxes run, installed for them */
+  readonly files: RuntimeFiles
+  /** why the zygote's C core is missing, if it is */
+  readonly zygoteProblem: string | null
   /** tests force the spawn fallback with false */
   readonly capabilities?: boolean
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
@@ -32,15 +34,8 @@ export interface ForkersOptions {
 export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   const c = o.config
   if (c.zygote === 'off') return { byRuntime: {}, close: async () => {} }
-  const rendezvous = await Rendezvous.open(join(o.instanceDir, 'python'), o.hostUid)
-  let library = ''
-  let noLibrary: string | null = null
-  try {
-    library = zygoteLibrary(c.root, c.stateDir)
-  } catch (err) {
-    noLibrary = (err as Error).message
-  }
-  const spec = zygoteSpec(c.root, library)
+  const rendezvous = await Rendezvous.open(join(o.instanceDir, 'rendezvous'), o.hostUid)
+  const spec = zygoteSpec(o.files)
   const forker = new Forker({
     argv: zygoteArgv({
       runtime: spec,
@@ -63,7 +58,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     await rendezvous.close()
   }
   try {
-    if (noLibrary !== null) throw new Error(noLibrary)
+    if (o.zygoteProblem !== null) throw new Error(o.zygoteProblem)
     await forker.start()
   } catch (err) {
     const reason = (err as Error).message

@@ -22,9 +22,9 @@ export function stateDir (): string {
   return mkdtempSync(join(tmpdir(), 'hearth-test-'))
 }
 
-/** Starts the daemon and resolves once it logs "hearth listening". */
-export async function startDaemon (t: Test, env: Record<string, string> = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, [MAIN], {
+/** Starts the daemon and resolves once it logs "hearth listening". `main`: another checkout's daemon. */
+export async function startDaemon (t: Test, env: Record<string, string> = {}, main = MAIN): Promise<Daemon> {
+  const proc = spawn(process.execPath, [main], {
     env: {
       PATH: process.env.PATH,
       HTTP_HOST: '127.0.0.1',

@@ -3,6 +3,7 @@ import type { Test } from 'tap'
 import { rmSync } from 'node:fs'
 import { loadConfig, sandboxHostUid, type Config, type Env } from '../../daemon/config.js'
 import { makeInstanceDir } from '../../daemon/runtime-dir.js'
+import { prepareRuntimeFiles } from '../../daemon/runtime-files.js'
 import { startForkers } from '../../daemon/zygote/index.js'
 import { Runner, type RunnerOptions, type RunRequest, type RunResult } from '../../daemon/pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
@@ -30,16 +31,19 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
   const seccompFile = seccompProgram(config.root, config.stateDir)
   const instanceDir = makeInstanceDir(config.runtimeDir)
+  const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)
   const warnings: Array<Record<string, unknown>> = []
   const forkers = await startForkers({
     config,
     hostUid: sandboxHostUid(config),
     seccompFile,
     instanceDir,
+    files,
+    zygoteProblem,
     capabilities: extra.zygoteCapabilities,
     warn: (msg, fields) => warnings.push({ msg, ...fields })
   })
-  const runner = new Runner({ config, limits, seccompFile, forkers: forkers.byRuntime, ...extra })
+  const runner = new Runner({ config, limits, seccompFile, forkers: forkers.byRuntime, runtimeFiles: files, ...extra })
   t.teardown(async () => {
     await runner.close()
     await forkers.close()

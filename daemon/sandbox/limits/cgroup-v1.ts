@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
@@ -77,6 +77,10 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     detail: [...parents.values()].join(' '),
     limits,
     create,
+    async removeStale () {
+      const counts = await Promise.all([...parents.values()].map(async (dir) => await removeStaleSandboxes(dir)))
+      return Math.max(0, ...counts)
+    },
     async close () {
       await Promise.all([...parents.values()].map(async (dir) => await removeCgroup(dir, join(dir, 'cgroup.procs'), 3)))
     }

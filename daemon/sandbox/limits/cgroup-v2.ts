@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
@@ -81,6 +81,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     detail: parent,
     limits,
     create,
+    removeStale: async () => await removeStaleSandboxes(parent),
     async close () {
       await removeCgroup(parent, join(parent, 'cgroup.procs'), 3)
     }

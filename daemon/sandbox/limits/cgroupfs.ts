@@ -1,6 +1,7 @@
 // Small helpers shared by the cgroup v1 and v2 backends.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
-import { readFile, rmdir, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
@@ -97,6 +98,39 @@ export async function removeCgroup (dir: string, procsFile = `${dir}/cgroup.proc
     await sleep(Math.min(50 * (i + 1), 500))
   }
   return false
+}
+
+/** A sandbox's cgroup is named <language>-<daemon pid>-<n> (runner.ts). */
+const SANDBOX_NAME = /^[a-z]+-(\d+)-\d+$/
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * The sandbox cgroups under `parent` left by daemons that are gone (SIGKILL
+ * leaves them, empty, forever): killed and removed. A daemon's are told apart
+ * by its pid in their names, so another daemon sharing CGROUP_NAME keeps its own.
+ * Returns how many were removed.
+ */
+export async function removeStaleSandboxes (parent: string): Promise<number> {
+  let names: string[] = []
+  try {
+    names = (await readdir(parent, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name)
+  } catch {
+    return 0
+  }
+  const stale = names.filter((name) => {
+    const m = SANDBOX_NAME.exec(name)
+    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]))
+  })
+  const removed = await Promise.all(stale.map(async (name) => await removeCgroup(join(parent, name))))
+  return removed.filter(Boolean).length
 }
 
 export async function write (file: string, value: string): Promise<void> {

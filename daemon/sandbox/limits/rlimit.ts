@@ -19,11 +19,12 @@ export function rlimitBackend (limits: Limits): LimitsBackend {
     detail: prefix.slice(1, -1).join(' '),
     limits,
     create: async () => sandbox,
+    removeStale: async () => 0,
     close: async () => {}
   }
 }
 
 export function noLimits (limits: Limits): LimitsBackend {
   const sandbox: SandboxLimits = { prefix: [], breach: () => null, destroy: async () => {} }
-  return { name: 'none', detail: 'no resource limits (LIMITS_BACKEND=none)', limits, create: async () => sandbox, close: async () => {} }
+  return { name: 'none', detail: 'no resource limits (LIMITS_BACKEND=none)', limits, create: async () => sandbox, removeStale: async () => 0, close: async () => {} }
 }

@@ -41,6 +41,8 @@ export interface LimitsBackend {
   readonly detail: string
   readonly limits: Limits
   create: (sandboxId: string) => Promise<SandboxLimits>
+  /** Removes the sandbox cgroups of daemons that died without cleaning up; how many. */
+  removeStale: () => Promise<number>
   /** Removes the backend's parent cgroup at shutdown (best effort). */
   close: () => Promise<void>
 }

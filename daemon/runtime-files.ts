@@ -1,0 +1,79 @@
+// What sandboxes run (bootstraps, the zygote and its C core), installed at
+// start into this daemon's runtime directory: bwrap binds them as the sandbox
+// uid, which may not be able to read the checkout (a clone under /root, mode
+// 700, is the common case). The node bootstrap is bundled with msgpackr into
+// one file, so user code's require() finds nothing of hearth's.
+import { spawnSync } from 'node:child_process'
+import { chmodSync, copyFileSync, mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { build } from 'esbuild'
+import type { Config } from './config.js'
+import { dropToHostUid } from './sandbox/argv.js'
+import type { RuntimeFiles } from './sandbox/runtimes.js'
+import { zygoteLibrary } from './zygote/library.js'
+
+export type { RuntimeFiles } from './sandbox/runtimes.js'
+
+function install (src: string, dest: string, mode = 0o644): string {
+  mkdirSync(dirname(dest), { recursive: true, mode: 0o755 })
+  copyFileSync(src, dest)
+  chmodSync(dest, mode)
+  return dest
+}
+
+/**
+ * Builds the zygote's C core if needed and installs everything into
+ * `<instanceDir>/files`. A zygote core that cannot be built is not fatal:
+ * `zygoteProblem` says why, and sandboxes are spawned instead.
+ */
+export async function prepareRuntimeFiles (config: Config, instanceDir: string): Promise<{ files: RuntimeFiles, zygoteProblem: string | null }> {
+  let library: string | null = null
+  let zygoteProblem: string | null = null
+  try {
+    library = zygoteLibrary(config.root, config.stateDir)
+  } catch (err) {
+    zygoteProblem = (err as Error).message
+  }
+  return { files: await installRuntimeFiles(config.root, join(instanceDir, 'files'), library), zygoteProblem }
+}
+
+export async function installRuntimeFiles (root: string, dir: string, zygoteLibrary: string | null): Promise<RuntimeFiles> {
+  const nodeBootstrap = join(dir, 'node/bootstrap.mjs')
+  mkdirSync(dirname(nodeBootstrap), { recursive: true, mode: 0o755 })
+  await build({
+    entryPoints: [join(root, 'runtimes/node/bootstrap.mjs')],
+    outfile: nodeBootstrap,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'silent'
+  })
+  chmodSync(nodeBootstrap, 0o644)
+  const files = {
+    dir,
+    pythonBootstrap: install(join(root, 'runtimes/python/bootstrap.py'), join(dir, 'python/bootstrap.py')),
+    nodeBootstrap,
+    zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
+    zygoteLibrary: zygoteLibrary === null ? null : install(zygoteLibrary, join(dir, 'python/libhearth-zygote.so'), 0o755)
+  }
+  // whatever the umask (hearth.service: UMask=0077)
+  for (const d of [dir, join(dir, 'python'), join(dir, 'node')]) chmodSync(d, 0o755)
+  return files
+}
+
+/**
+ * The paths a sandbox binds from outside /usr and RUNTIME_DIR must be readable
+ * by the uid bwrap runs as: checked once at start, with that uid, so a daemon
+ * that cannot start sandboxes says why instead of answering 503 to every call.
+ */
+export function checkReadable (paths: readonly string[], hostUid: number | null): void {
+  if (hostUid === null || paths.length === 0) return // the daemon's own uid binds what it can read
+  const argv = [...dropToHostUid(hostUid), '/bin/sh', '-c', 'for p; do [ -r "$p" ] || { echo "$p"; exit 1; }; done', 'check', ...paths]
+  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 })
+  if (r.status !== 0) {
+    const path = r.stdout.trim() || paths.join(', ')
+    throw new Error(`${path} is not readable by SANDBOX_UID ${hostUid}, which sandboxes run as: ` +
+      'every directory above it must let others in (chmod o+rx), or install it under /usr (Node.js: Debian\'s nodejs, or NodeSource)')
+  }
+}

@@ -1,0 +1,67 @@
+// A daemon killed with SIGKILL leaves nothing running, and the next daemon
+// sharing its CGROUP_NAME removes what it left on disk — and only that.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfig } from '../daemon/config.js'
+import { get, post, startDaemon, stateDir, type Daemon } from './helpers/daemon.js'
+
+const cgroupName = `hearth-kill-${process.pid}`
+
+async function until (check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** The directories holding this CGROUP_NAME's sandbox cgroups (one per v1 hierarchy, or the v2 one). */
+async function parents (d: Daemon): Promise<string[]> {
+  return String((await get(`${d.url}/readyz`)).body.limits.detail).split(' ')
+}
+
+const sandboxesOf = (dirs: readonly string[], pid: number): string[] =>
+  dirs.flatMap((dir) => readdirSync(dir).filter((n) => n.includes(`-${pid}-`)).map((n) => join(dir, n)))
+
+/** Processes whose command line mentions `text` (the daemon's state or runtime directory). */
+function processesMentioning (text: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(text)
+    } catch {
+      return false
+    }
+  })
+}
+
+t.test('after SIGKILL nothing of the daemon runs on; the next start removes its cgroups and runtime files, not a live daemon\'s', async (t) => {
+  const env = { CGROUP_NAME: cgroupName, POOL_MIN: '1' }
+  const aState = stateDir()
+  const a = await startDaemon(t, { ...env, STATE_DIR: aState })
+  const b = await startDaemon(t, { ...env, STATE_DIR: stateDir() })
+  const dirs = await parents(a)
+  t.ok(dirs.every((dir) => dir.endsWith(cgroupName)), `sandbox cgroups under ${dirs.join(' ')}`)
+  await post(`${a.url}/upload`, { path: 'kill/fn', language: 'python', code: 'return 1' })
+  t.same((await post(`${a.url}/run/kill/fn`, {})).body, { data: 1, type: 'number' }, 'a warm sandbox too')
+  const aPid = a.proc.pid as number
+  const runtimeDir = loadConfig({}).runtimeDir
+  await until(() => sandboxesOf(dirs, aPid).length >= 3, 'a\'s sandboxes')
+  t.ok(processesMentioning(`${runtimeDir}/${aPid}-`).length > 0, 'a\'s zygote runs')
+  t.ok(processesMentioning(aState).length > 0, 'a\'s embedded redis-server runs')
+
+  await a.stop('SIGKILL')
+  await until(() => processesMentioning(`${runtimeDir}/${aPid}-`).length === 0, 'a\'s zygote and sandboxes to die with it')
+  await until(() => processesMentioning(aState).length === 0, 'a\'s redis-server to end')
+  const left = sandboxesOf(dirs, aPid)
+  t.ok(left.length > 0, `${left.length} cgroups left behind by the kill`)
+  t.ok(left.every((dir) => !existsSync(dir) || readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() === ''), 'with no process in them')
+
+  const bSandboxes = sandboxesOf(dirs, b.proc.pid as number)
+  t.ok(bSandboxes.length > 0, 'b, alive, has sandboxes under the same CGROUP_NAME')
+  await startDaemon(t, { ...env, STATE_DIR: stateDir() })
+  await until(() => sandboxesOf(dirs, aPid).length === 0, 'the next start to remove a\'s cgroups')
+  t.ok(readdirSync(runtimeDir).every((n) => !n.startsWith(`${aPid}-`)), 'and a\'s runtime directory')
+  t.ok(bSandboxes.every((dir) => existsSync(dir)), 'b\'s cgroups are untouched')
+  t.same((await post(`${b.url}/run-now`, { language: 'python', code: 'return 2' })).body, { data: 2, type: 'number' }, 'b serves on')
+})
