@@ -1,5 +1,5 @@
 # Thin wrapper: npm scripts do the work; this adds the system set-up.
-.PHONY: setup build run test test-systemd lint bench install-systemd clean
+.PHONY: setup build run test test-systemd test-vm lint bench install-systemd clean
 
 setup:
 	@scripts/setup.sh
@@ -19,14 +19,17 @@ run: build
 lint: setup
 	@npm run --silent lint
 
+# Lint, tap, then hearth.service under systemd in nspawn and in VMs (scripts/test-all.sh).
 test: build
-	@npm run --silent lint
-	@npm test
-	@scripts/test-systemd.sh
+	@scripts/test-all.sh
 
 # A real systemd in a container running hearth.service (debootstrap once, cached).
 test-systemd: build
 	@scripts/test-systemd.sh
+
+# The production path: systemd + cgroup v2 in QEMU guests of Debian 12 and 13 (images cached).
+test-vm: build
+	@scripts/test-vm.sh
 
 bench: build
 	node dist/bench/run.js

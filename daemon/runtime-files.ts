@@ -14,10 +14,10 @@ import { zygoteLibrary } from './zygote/library.js'
 
 export type { RuntimeFiles } from './sandbox/runtimes.js'
 
-function install (src: string, dest: string, mode = 0o644): string {
+function install (src: string, dest: string): string {
   mkdirSync(dirname(dest), { recursive: true, mode: 0o755 })
   copyFileSync(src, dest)
-  chmodSync(dest, mode)
+  chmodSync(dest, 0o644)
   return dest
 }
 
@@ -55,7 +55,8 @@ export async function installRuntimeFiles (root: string, dir: string, zygoteLibr
     pythonBootstrap: install(join(root, 'runtimes/python/bootstrap.py'), join(dir, 'python/bootstrap.py')),
     nodeBootstrap,
     zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
-    zygoteLibrary: zygoteLibrary === null ? null : install(zygoteLibrary, join(dir, 'python/libhearth-zygote.so'), 0o755)
+    zygoteLibrary // read by the daemon, where it was built
+
   }
   // whatever the umask (hearth.service: UMask=0077)
   for (const d of [dir, join(dir, 'python'), join(dir, 'node')]) chmodSync(d, 0o755)

@@ -7,6 +7,7 @@
 # PID 1 is not systemd, so nspawn runs with --keep-unit --register=no, and the
 # container's first process remounts the cgroup v1 controllers read-write
 # (nspawn mounts them read-only) before it execs systemd.
+#   scripts/test-systemd.sh [prepare]   prepare: only install and cache the rootfs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,9 +21,7 @@ bad () { echo "not ok - $*"; fail=$((fail + 1)); }
 
 [ "$(id -u)" -eq 0 ] || { echo "test-systemd: needs root" >&2; exit 1; }
 [ -f dist/daemon/main.js ] || { echo "test-systemd: build first (make build)" >&2; exit 1; }
-command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap systemd-container >/dev/null
-}
+scripts/lib/need.sh debootstrap:debootstrap systemd-nspawn:systemd-container
 
 started=$(date +%s)
 if [ ! -x "$RFS/lib/systemd/systemd" ]; then
@@ -34,6 +33,7 @@ if [ ! -x "$RFS/lib/systemd/systemd" ]; then
   mv "$RFS.tmp" "$RFS"
 fi
 echo "# rootfs ready after $(( $(date +%s) - started )) s"
+[ "${1:-}" = prepare ] && exit 0
 
 cat >"$RFS/hearth-init" <<'INIT'
 #!/bin/sh

@@ -10,7 +10,7 @@ const files = {
   pythonBootstrap: '/run/hearth/1-a/files/python/bootstrap.py',
   nodeBootstrap: '/run/hearth/1-a/files/node/bootstrap.mjs',
   zygote: '/run/hearth/1-a/files/python/zygote.py',
-  zygoteLibrary: '/run/hearth/1-a/files/python/libhearth-zygote.so'
+  zygoteLibrary: '/srv/hearth/build/libhearth-zygote.so'
 }
 const runtime = runtimeSpec('python', files)
 const base = { runtime, limitsPrefix: ['/bin/sh', '-c', 'join'], hostUid: 65534, tmpBytes: 1024, seccompFd: 4 }

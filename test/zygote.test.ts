@@ -2,7 +2,10 @@
 // interpreter, node ones executed after the same isolation): what each child
 // can and cannot do, siblings alive at once, the zygote's fork budget, its
 // death, and the fallback to spawning where a zygote cannot work.
-import { readdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import type { Runner } from '../daemon/pool/runner.js'
 import { call, startRunner, waitFor } from './helpers/runner.js'
@@ -184,6 +187,16 @@ t.test('where a zygote cannot isolate children, python sandboxes are spawned ins
 
 t.test('ZYGOTE=on refuses to start without a working zygote', async (t) => {
   await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the zygote cannot start/)
+})
+
+t.test('the zygote works with RUNTIME_DIR on a noexec mount (systemd mounts /run so)', async (t) => {
+  if (process.getuid?.() !== 0) return t.comment('needs root to mount a tmpfs; skipped')
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-noexec-'))
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,nosuid,nodev,mode=755', 'hearth-noexec', dir])
+  t.teardown(() => { execFileSync('umount', ['-l', dir]); rmSync(dir, { recursive: true, force: true }) })
+  const { runner } = await startRunner(t, { RUNTIME_DIR: dir })
+  t.match(pythonRuntime(runner), { mode: 'zygote' })
+  t.same(await py(runner, 'return "forked"'), 'forked')
 })
 
 t.test('ZYGOTE=off spawns every sandbox', async (t) => {

@@ -20,7 +20,7 @@ export interface RuntimeFiles {
   /** bundled with msgpackr: one file */
   readonly nodeBootstrap: string
   readonly zygote: string
-  /** the zygote's C core, or null when it could not be built */
+  /** the zygote's C core (read by the daemon, handed to the zygote as an fd), or null when it could not be built */
   readonly zygoteLibrary: string | null
 }
 
@@ -56,13 +56,13 @@ export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpe
 }
 
 /**
- * The zygote (runtimes/python/zygote.py): the python bootstrap it preloads,
- * its C core, and what its node children execute (the node runtime's binds).
+ * The zygote (runtimes/python/zygote.py): the python bootstrap it preloads
+ * and what its node children execute (the node runtime's binds). Its C core
+ * is not bound: it is handed over as an fd.
  */
 export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
   const node = runtimeSpec('node', files)
   const binds: Bind[] = [{ src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' }, ...node.binds]
-  if (files.zygoteLibrary !== null) binds.push({ src: files.zygoteLibrary, dest: '/hearth/libhearth-zygote.so' })
   const spec = scriptSpec('python', { src: files.zygote, dest: '/hearth/zygote.py' }, binds)
   return { ...spec, nodeCommand: node.command }
 }

@@ -14,6 +14,7 @@ import { Zygote, type Fork } from './zygote.js'
 export interface ForkerOptions {
   readonly argv: readonly string[]
   readonly seccompFile: string | null
+  readonly libraryFile: string
   readonly rendezvous: Rendezvous
   readonly maxForks: number
   readonly maxAgeMs: number
@@ -140,6 +141,7 @@ export class Forker {
     this.next ??= Zygote.start({
       argv: this.opts.argv,
       seccompFile: this.opts.seccompFile,
+      libraryFile: this.opts.libraryFile,
       startTimeoutMs: this.opts.startTimeoutMs,
       onStderr: this.opts.onStderr
     }).then((z) => {

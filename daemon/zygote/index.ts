@@ -46,6 +46,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
       capabilities: o.capabilities
     }),
     seccompFile: o.seccompFile,
+    libraryFile: o.files.zygoteLibrary ?? '/nonexistent',
     rendezvous,
     maxForks: c.zygoteMaxForks,
     maxAgeMs: c.zygoteMaxAgeMs,

@@ -13,6 +13,8 @@ import { findChild, findDescendant } from './host-pid.js'
 export interface ZygoteOptions {
   readonly argv: readonly string[]
   readonly seccompFile: string | null
+  /** the C core (libhearth-zygote.so), handed over as fd 5 */
+  readonly libraryFile: string
   readonly startTimeoutMs: number
   /** lines the zygote (or a child, before it has its own stderr) wrote to fd 2 */
   readonly onStderr?: (line: string) => void
@@ -58,13 +60,15 @@ export class Zygote {
   private constructor (opts: ZygoteOptions) {
     this.opts = opts
     const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
+    const libraryFd = openSync(opts.libraryFile, 'r')
     try {
       this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore'],
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore', libraryFd],
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
       })
     } finally {
       if (seccompFd !== null) closeSync(seccompFd)
+      closeSync(libraryFd)
     }
     this.ctl = this.child.stdio[3] as Socket
     this.ctl.on('data', (chunk: Buffer) => this.onFrames(chunk))

@@ -3,7 +3,7 @@
 It runs in a bwrap sandbox of its own that keeps capabilities inside its user
 namespace, loads the interpreter and the bootstrap once, and never runs user
 code. Then it hands over to its C core (zygote/serve.c, built at set-up as
-libhearth-zygote.so): the fork loop and each child's isolation
+libhearth-zygote.so, given on fd 5): the fork loop and each child's isolation
 (zygote/isolate.c) run there, touching almost none of the interpreter's memory.
 hz_serve() returns in a forked python program only, which runs the bootstrap;
 a node child executes the command given after the tmpfs size instead.
@@ -21,22 +21,36 @@ import bootstrap  # noqa: E402  the runtime and every bootstrap import, loaded o
 
 CONTROL_FD = 3
 SECCOMP_FD = 4
+LIBRARY_FD = 5
 RENDEZVOUS_DIR = b'/run/hearth'
-LIBRARY = '/hearth/libhearth-zygote.so'
 
 
-def read_seccomp():
+def read_fd(fd):
+    """All of an inherited fd's bytes; b'' when it was not given."""
     try:
         chunks = []
         while True:
-            chunk = os.read(SECCOMP_FD, 1 << 16)
+            chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
-        os.close(SECCOMP_FD)
+        os.close(fd)
         return b''.join(chunks)
     except OSError:
         return b''  # SECCOMP=off: no fd 4
+
+
+def load_core():
+    """The C core arrives as fd 5 and is loaded from a memfd: where the daemon
+    keeps its files may be mounted noexec (systemd mounts /run so), and an
+    executable mapping of a file there would be refused."""
+    image = read_fd(LIBRARY_FD)
+    if not image:
+        raise SystemExit('hearth zygote: no C core on fd %d' % LIBRARY_FD)
+    fd = os.memfd_create('libhearth-zygote.so')
+    os.write(fd, image)
+    # PyDLL: the call keeps the GIL, as os.fork() does around fork(2).
+    return ctypes.PyDLL('/proc/self/fd/%d' % fd)
 
 
 def main():
@@ -49,9 +63,8 @@ def main():
         pass
     tmp_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 16 << 20
     tmp_options = ('size=%d,mode=1777,nr_inodes=%d' % (tmp_bytes, max(1024, tmp_bytes // 4096))).encode()
-    bpf = read_seccomp()
-    # PyDLL: the call keeps the GIL, as os.fork() does around fork(2).
-    core = ctypes.PyDLL(LIBRARY)
+    bpf = read_fd(SECCOMP_FD)
+    core = load_core()
     core.hz_serve.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
                               ctypes.POINTER(ctypes.c_char_p)]
     core.hz_serve.restype = ctypes.c_int

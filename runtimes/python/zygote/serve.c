@@ -25,6 +25,14 @@
 #include "frames.h"
 #include "isolate.h"
 
+/* The interpreter's own fork protocol (what os.fork() does around fork(2)),
+ * resolved in the python3 executable when zygote.py loads this library: the
+ * program, a descendant, calls PyOS_AfterFork_Child() before running Python
+ * again, and from Python 3.12 that releases the import lock PyOS_BeforeFork()
+ * took (measured: without it, Python 3.13 aborts there). */
+extern void PyOS_BeforeFork (void);
+extern void PyOS_AfterFork_Parent (void);
+
 #define NONCE_LEN 32
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
 
@@ -58,8 +66,11 @@ static int send_frame (struct zygote *z, struct out *o) {
  * fresh namespace too (the kernel refuses a second unshare until then). */
 static pid_t fork_init (struct zygote *z) {
   if (unshare(CLONE_NEWPID) != 0) return -1;
+  PyOS_BeforeFork();
   pid_t pid = fork();
-  if (pid != 0 && setns(z->own_pidns, CLONE_NEWPID) != 0) {
+  if (pid == 0) return 0; /* no Python runs in init; the program calls PyOS_AfterFork_Child() */
+  PyOS_AfterFork_Parent();
+  if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
     perror("hearth zygote: setns own pid namespace");
     exit(EXIT_SETUP_FAILED);
   }

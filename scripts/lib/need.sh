@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs with apt the packages whose command is missing, one install at a
+# time on this host (flock): make test prepares the VM images and the nspawn
+# rootfs at once, and two apt-get runs cannot share apt's locks.
+#   scripts/lib/need.sh COMMAND:PACKAGE...
+set -euo pipefail
+missing=()
+for pair in "$@"; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+[ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null || { echo "need: install ${missing[*]} (as root, with apt)" >&2; exit 1; }
+echo "# installing ${missing[*]}"
+exec 9>/var/lock/hearth-apt.lock
+flock 9
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

