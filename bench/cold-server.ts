@@ -14,7 +14,7 @@ import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import uWS, { type HttpResponse } from 'uWebSockets.js'
 import { prepare } from '../daemon/compile.js'
-import { LANGUAGES, loadConfig, ROOT, sandboxHostUid, type Language } from '../daemon/config.js'
+import { LANGUAGES, loadConfig, ROOT, sandboxHostUid, withDotenv, type Language } from '../daemon/config.js'
 import { resultBody, typeResult } from '../daemon/result.js'
 import { sandboxArgv } from '../daemon/sandbox/argv.js'
 import { chooseLimitsBackend, limitsOf } from '../daemon/sandbox/limits/index.js'
@@ -28,7 +28,7 @@ function wrapperSpec (name: RuntimeName): RuntimeSpec {
   return scriptSpec(name, { src: join(ROOT, 'bench/wrappers', file), dest: `/hearth/${file}` })
 }
 
-const config = loadConfig()
+const config = loadConfig(withDotenv())
 const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
 const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
 const hostUid = sandboxHostUid(config)

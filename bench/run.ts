@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, ROOT, type Language } from '../daemon/config.js'
+import { loadConfig, ROOT, withDotenv, type Language } from '../daemon/config.js'
 import { formatMs, renderChart } from './chart.js'
 import { runLoad, runLoadPart, summarize, type LoadPart, type LoadSpec } from './load.js'
 import { loadOptions, wants, type BenchOptions } from './options.js'
@@ -357,7 +357,7 @@ function writeOutputs (results: Results, o: BenchOptions): void {
 
 async function main (): Promise<void> {
   const meta = metadata()
-  const hearthDefaults = loadConfig({ ...process.env })
+  const hearthDefaults = loadConfig(withDotenv({ ...process.env }))
   say(`hearth bench on ${String(meta.cores)} cores, Node ${process.version}; ` +
     `${opts.connections} connections × ${opts.duration} s (cold and run-now ${opts.coldConnections} × ${opts.coldDuration} s)`)
   const layer = wants(opts, 'sandbox') ? await sandboxLayer() : null

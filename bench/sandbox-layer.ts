@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { prepare } from '../daemon/compile.js'
-import { loadConfig, sandboxHostUid, type Config, type Language } from '../daemon/config.js'
+import { loadConfig, sandboxHostUid, withDotenv, type Config, type Language } from '../daemon/config.js'
 import { encodeFrame } from '../daemon/protocol.js'
 import { spawnLaunch } from '../daemon/sandbox/process.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../daemon/sandbox/limits/index.js'
@@ -114,7 +114,7 @@ function starter (config: Config, limits: LimitsBackend, forkers: Forkers, files
 }
 
 export async function measureSandboxLayer (opts: LayerOptions, cgroupName: string): Promise<LayerResult> {
-  const config = loadConfig({ ...process.env, CGROUP_NAME: cgroupName })
+  const config = loadConfig(withDotenv({ ...process.env, CGROUP_NAME: cgroupName }))
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   const instanceDir = makeInstanceDir(config.runtimeDir)
   const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)

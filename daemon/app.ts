@@ -37,9 +37,9 @@ async function redisReady (redis: Redis, timeoutMs: number): Promise<boolean> {
 export async function startApp (config: Config, log: Logger): Promise<App> {
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   if (limits.name === 'rlimit') {
-    log.warn({ detail: limits.detail }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')
+    log.warn({ detail: limits.detail, passedOver: limits.passedOver }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')
   } else {
-    log.info({ backend: limits.name, detail: limits.detail, ...limits.limits }, 'resource limits')
+    log.info({ backend: limits.name, detail: limits.detail, ...limits.limits, passedOver: limits.passedOver }, 'resource limits')
   }
   // In the background: a dead tree's cgroups may stay busy for ~2 s.
   limits.removeStale().then((removed) => {

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseEnv } from 'node:util'
 
 export const LANGUAGES = ['python', 'javascript', 'typescript'] as const
 export type Language = typeof LANGUAGES[number]
@@ -53,7 +54,9 @@ export interface Config {
   readonly staleIfRedisDownSeconds: number
   readonly stateDir: string
   readonly shutdownGraceMs: number
-  readonly logLevel: string
+  /** the hard deadline of a stop: past it the daemon exits 1, whatever is left undone */
+  readonly shutdownTimeoutMs: number
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..')
@@ -99,25 +102,23 @@ const DEFAULTS = {
   STALE_IF_REDIS_DOWN_SECONDS: '0',
   STATE_DIR: '.state',
   SHUTDOWN_GRACE_SECONDS: '10',
+  // Under hearth.service's TimeoutStopSec=20s, so the daemon, not systemd's SIGKILL, ends a stop.
+  SHUTDOWN_TIMEOUT_SECONDS: '15',
   LOG_LEVEL: 'info'
 } as const
 
 export type EnvName = keyof typeof DEFAULTS
 export type Env = Partial<Record<string, string | undefined>>
 
-/** KEY=VALUE lines; `#` comments; optional quotes. Values already in the environment win. */
-export function parseDotenv (text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const raw of text.split('\n')) {
-    const line = raw.trim()
-    if (line === '' || line.startsWith('#')) continue
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
-    if (m === null) continue
-    let value = m[2] ?? ''
-    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1)
-    out[m[1] as string] = value
-  }
-  return out
+/**
+ * The environment over the checkout's `.env` file, if there is one: values
+ * already in the environment win. The file is read as Node reads `--env-file`
+ * (util.parseEnv: quotes, `export`, comments after a value).
+ */
+export function withDotenv (env: Env = process.env, root = ROOT): Env {
+  const file = resolve(root, '.env')
+  if (!existsSync(file)) return env
+  return { ...parseEnv(readFileSync(file, 'utf8')), ...env }
 }
 
 export class ConfigError extends Error {
@@ -173,14 +174,14 @@ function oneOf<T extends string> (env: Env, name: EnvName, allowed: readonly T[]
   return text
 }
 
+/** Validates every variable; the environment only: main.ts adds `.env` with withDotenv(). */
 export function loadConfig (env: Env = process.env, root = ROOT): Config {
-  const dotenvPath = resolve(root, '.env')
-  if (env === process.env && existsSync(dotenvPath)) {
-    env = { ...parseDotenv(readFileSync(dotenvPath, 'utf8')), ...process.env }
-  }
   const poolMin = integer(env, 'POOL_MIN', 0, 256)
   const poolMax = integer(env, 'POOL_MAX', 1, 256)
   if (poolMax < poolMin) throw new ConfigError('POOL_MAX', `must be at least POOL_MIN (${poolMin})`)
+  const shutdownGraceMs = Math.round(positiveNumber(env, 'SHUTDOWN_GRACE_SECONDS') * 1000)
+  const shutdownTimeoutMs = Math.round(positiveNumber(env, 'SHUTDOWN_TIMEOUT_SECONDS') * 1000)
+  if (shutdownTimeoutMs <= shutdownGraceMs) throw new ConfigError('SHUTDOWN_TIMEOUT_SECONDS', `must be more than SHUTDOWN_GRACE_SECONDS (${shutdownGraceMs / 1000})`)
   const redisUrl = (env.REDIS_URL ?? '').trim()
   const redisHost = (env.REDIS_HOST ?? '').trim()
   return Object.freeze({
@@ -209,7 +210,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     sandboxTmpBytes: bytes(env, 'SANDBOX_TMP_SIZE'),
     seccomp: flag(env, 'SECCOMP'),
     limitsBackend: oneOf(env, 'LIMITS_BACKEND', ['auto', 'cgroup2', 'cgroup1', 'rlimit', 'none'] as const),
-    cgroupName: (env.CGROUP_NAME ?? DEFAULTS.CGROUP_NAME).trim(),
+    cgroupName: cgroupName(env),
     zygote: oneOf(env, 'ZYGOTE', ['auto', 'on', 'off'] as const),
     zygoteMaxForks: integer(env, 'ZYGOTE_MAX_FORKS', 1),
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
@@ -223,9 +224,19 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     idempotencyTtlSeconds: integer(env, 'IDEMPOTENCY_TTL_SECONDS', 1, 30 * 86400),
     staleIfRedisDownSeconds: integer(env, 'STALE_IF_REDIS_DOWN_SECONDS', 0, 7 * 86400),
     stateDir: resolve(root, (env.STATE_DIR ?? DEFAULTS.STATE_DIR).trim()),
-    shutdownGraceMs: Math.round(positiveNumber(env, 'SHUTDOWN_GRACE_SECONDS') * 1000),
-    logLevel: (env.LOG_LEVEL ?? DEFAULTS.LOG_LEVEL).trim()
+    shutdownGraceMs,
+    shutdownTimeoutMs,
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)
   })
+}
+
+/** One path component: sandbox cgroups are made under it, so no `/`, `.` or `..`. */
+function cgroupName (env: Env): string {
+  const text = (env.CGROUP_NAME ?? DEFAULTS.CGROUP_NAME).trim()
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(text)) {
+    throw new ConfigError('CGROUP_NAME', `must be one name of letters, digits, '_', '.', '-' (got ${JSON.stringify(text)})`)
+  }
+  return text
 }
 
 /**

@@ -54,6 +54,18 @@ export class HearthError extends Error {
   }
 }
 
+/**
+ * The one mapping from a sandbox limit hit to what the caller sees. `during`:
+ * the error the call ended with (a timeout, a crash, a MemoryError), kept as
+ * the cause; the limit is the reason.
+ */
+export function limitError (breach: 'memory' | 'pids', during?: HearthError): HearthError {
+  const details = during === undefined ? {} : { cause: during.message }
+  return breach === 'memory'
+    ? new HearthError('memory_limit', 'the code exceeded its memory limit and was killed', details)
+    : new HearthError('pids_limit', 'the code exceeded its process limit', details)
+}
+
 export function invalidField (field: string, problem: string): HearthError {
   return new HearthError('invalid_field', `${field} ${problem}`, { field })
 }

@@ -1,13 +1,15 @@
 // Entry point: the only place that exits the process. SIGTERM/SIGINT start a
-// graceful stop; a second signal forces exit.
-import { ConfigError, loadConfig } from './config.js'
+// graceful stop (app.stop: calls in flight get SHUTDOWN_GRACE_SECONDS); a
+// second signal, or SHUTDOWN_TIMEOUT_SECONDS after the first, exits at once
+// with code 1, whatever the stop has left undone.
+import { ConfigError, loadConfig, withDotenv } from './config.js'
 import { startApp } from './app.js'
-import { createLogger, flushLogger } from './log.js'
+import { createLogger, flushLogger, flushLoggerSync } from './log.js'
 
 async function main (): Promise<void> {
   let config
   try {
-    config = loadConfig()
+    config = loadConfig(withDotenv())
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`hearth: ${err.message}\n`)
@@ -23,11 +25,16 @@ async function main (): Promise<void> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now')
-      log.flush()
+      flushLoggerSync(log)
       process.exit(1)
     }
     stopping = true
     log.info({ signal }, 'stopping')
+    setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'the stop overran SHUTDOWN_TIMEOUT_SECONDS: exiting now')
+      flushLoggerSync(log)
+      process.exit(1)
+    }, config.shutdownTimeoutMs).unref()
     app.stop().then(async () => {
       log.info('stopped')
       await flushLogger(log)

@@ -24,7 +24,8 @@ t.test('settings: defaults, flags over the environment, bad values refused', asy
   t.throws(() => loadOptions({}, ['--duration=0']), /BENCH_DURATION must be a number ≥ 1/)
   t.throws(() => loadOptions({}, ['--only=warm,nope']), /unknown group "nope"/)
   t.throws(() => loadOptions({}, ['--sweep-concurrency=1,x']), /comma-separated list/)
-  t.throws(() => loadOptions({}, ['connections=3']), /unknown argument/)
+  t.throws(() => loadOptions({}, ['connections=3']), /^bench: Unexpected argument 'connections=3'/)
+  t.throws(() => loadOptions({}, ['--conections=3']), /^bench: Unknown option '--conections'/)
 })
 
 t.test('a short run measures every server and writes the JSON and the chart', async (t) => {

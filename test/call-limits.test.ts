@@ -11,7 +11,7 @@ t.test('kills a sandbox that exceeds its timeout, then serves the next call', as
     const r = await call(runner, { language, code, input: '{}', timeoutMs: 500, functionKey: `limits/spin-${language}@1` })
     t.equal(r.error?.code, 'timeout', language)
     t.ok(Date.now() - started < 3000, `answered in ${Date.now() - started} ms`)
-    const next = await call(runner, { language, code: language === 'python' ? 'return 1' : 'return 1', input: '{}', functionKey: `limits/spin-${language}@1` })
+    const next = await call(runner, { language, code: 'return 1', input: '{}', functionKey: `limits/spin-${language}@1` })
     t.equal(next.result?.data, '1')
     t.equal(next.result?.warm, false, 'the timed-out sandbox was not reused')
   }

@@ -1,11 +1,11 @@
 // Configuration: go-faas's variables and hearth's own, validated at start-up.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { ConfigError, loadConfig, parseBytes, parseDotenv, ROOT, wantsEmbeddedRedis } from '../daemon/config.js'
+import { ConfigError, loadConfig, parseBytes, ROOT, wantsEmbeddedRedis, withDotenv } from '../daemon/config.js'
 
 t.test('defaults follow go-faas where it has a variable', async (t) => {
   const c = loadConfig({})
@@ -53,7 +53,13 @@ t.test('every invalid value is refused with the variable named', async (t) => {
     [{ ZYGOTE_MAX_AGE_SECONDS: 'forever' }, /^ZYGOTE_MAX_AGE_SECONDS must be a positive number/],
     [{ INPUT_MAX_DEPTH: '1000' }, /^INPUT_MAX_DEPTH must be an integer from 1 to 900/],
     [{ IDEMPOTENCY_TTL_SECONDS: '0' }, /^IDEMPOTENCY_TTL_SECONDS must be an integer from 1/],
-    [{ STALE_IF_REDIS_DOWN_SECONDS: '-1' }, /^STALE_IF_REDIS_DOWN_SECONDS must be an integer from 0/]
+    [{ STALE_IF_REDIS_DOWN_SECONDS: '-1' }, /^STALE_IF_REDIS_DOWN_SECONDS must be an integer from 0/],
+    [{ SHUTDOWN_GRACE_SECONDS: '20' }, /^SHUTDOWN_TIMEOUT_SECONDS must be more than SHUTDOWN_GRACE_SECONDS \(20\)/],
+    [{ LOG_LEVEL: 'verbose' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
+    [{ CGROUP_NAME: '../../x' }, /^CGROUP_NAME must be one name/],
+    [{ CGROUP_NAME: 'a/b' }, /^CGROUP_NAME must be one name/],
+    [{ CGROUP_NAME: '..' }, /^CGROUP_NAME must be one name/],
+    [{ CGROUP_NAME: '' }, /^CGROUP_NAME must be one name/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env))
@@ -61,16 +67,17 @@ t.test('every invalid value is refused with the variable named', async (t) => {
   }
 })
 
-t.test('reads an optional .env; the environment wins', async (t) => {
-  t.same(parseDotenv('# comment\nHTTP_PORT=9000\nexport MAX_MEMORY="256M"\nREDIS_PASSWORD=\'p w\'\nnot a line\n'), { HTTP_PORT: '9000', MAX_MEMORY: '256M', REDIS_PASSWORD: 'p w' })
+t.test('reads an optional .env as Node does; the environment wins', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-env-'))
-  writeFileSync(join(dir, '.env'), 'MAX_PIDS=99\nHTTP_PORT=9000\n')
-  const saved = process.env.HTTP_PORT
-  process.env.HTTP_PORT = '9100'
-  t.teardown(() => { if (saved === undefined) delete process.env.HTTP_PORT; else process.env.HTTP_PORT = saved })
-  const c = loadConfig(process.env, dir)
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  t.equal(withDotenv({ A: '1' }, dir).A, '1', 'no .env: the environment as it is')
+  writeFileSync(join(dir, '.env'), '# settings\nMAX_PIDS=99 # a comment after the value\nHTTP_PORT=9000\nexport MAX_MEMORY="256M"\nREDIS_PASSWORD=\'p # w\'\n')
+  const c = loadConfig(withDotenv({ HTTP_PORT: '9100' }, dir))
   t.equal(c.maxPids, 99)
-  t.equal(c.httpPort, 9100)
+  t.equal(c.maxMemoryBytes, 256 << 20)
+  t.equal(c.redisPassword, 'p # w')
+  t.equal(c.httpPort, 9100, 'the environment wins over the file')
+  t.equal(loadConfig({}, dir).maxPids, 64, 'loadConfig alone reads no file')
 })
 
 t.test('the daemon refuses to start on a bad value, naming it, with exit code 2', async (t) => {
@@ -78,4 +85,7 @@ t.test('the daemon refuses to start on a bad value, naming it, with exit code 2'
   const r = spawnSync(process.execPath, [main], { env: { PATH: process.env.PATH, MAX_MEMORY: 'lots' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
   t.equal(r.status, 2)
   t.match(r.stderr, /MAX_MEMORY must be a size/)
+  const level = spawnSync(process.execPath, [main], { env: { PATH: process.env.PATH, LOG_LEVEL: 'verbose' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
+  t.equal(level.status, 2, 'an unknown LOG_LEVEL is a config error too, not a logger crash')
+  t.match(level.stderr, /^hearth: LOG_LEVEL must be one of/)
 })

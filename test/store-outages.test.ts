@@ -4,13 +4,10 @@
 import t from 'tap'
 import { get, post, startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
+import { waitFor } from './helpers/wait.js'
 
 async function until (check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+  await waitFor(check, timeoutMs, what)
 }
 
 t.test('an upload to a frozen Redis answers outcome unknown; its retry with the same Idempotency-Key answers the first outcome', async (t) => {

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { get, post, startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
+import { waitFor } from './helpers/wait.js'
 
 const redis = await TestRedis.start(t)
 const [a, b] = await Promise.all([
@@ -50,18 +51,9 @@ t.test('with Redis down, run-now still works and store endpoints answer 503 quic
   t.same([ready.status, ready.body.redis], [503, false])
 
   await redis.up() // same port, empty: this test Redis keeps nothing on disk
-  let ok = false
-  for (let i = 0; i < 100 && !ok; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    ok = (await post(`${a.url}/upload`, { path: 'outage/fn', language: 'javascript', code: 'return "after"' })).status === 200
-  }
-  t.ok(ok, 'the daemon reconnected by itself')
+  await waitFor(async () => (await post(`${a.url}/upload`, { path: 'outage/fn', language: 'javascript', code: 'return "after"' })).status === 200,
+    10_000, 'the daemon to reconnect by itself and store an upload')
   // b reconnects on its own schedule: wait for it too, not only for a.
-  let bReady = false
-  for (let i = 0; i < 100 && !bReady; i++) {
-    bReady = (await get(`${b.url}/readyz`)).body.redis === true
-    if (!bReady) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.ok(bReady, 'the other daemon reconnected by itself')
+  await waitFor(async () => (await get(`${b.url}/readyz`)).body.redis === true, 10_000, 'the other daemon to reconnect by itself')
   t.same((await post(`${b.url}/run/outage/fn`, {})).body, { data: 'after', type: 'string' })
 })

@@ -1,5 +1,6 @@
 // The per-function warm set's policy, on stand-in sandboxes (a pure data structure).
 import t from 'tap'
+import { waitFor } from './helpers/wait.js'
 import { RetryClaim, WarmSet } from '../daemon/pool/warm-set.js'
 import type { Sandbox } from '../daemon/sandbox/sandbox.js'
 
@@ -7,7 +8,7 @@ function fake (uses = 1): Sandbox {
   return { state: 'idle', uses, destroy: async () => {} } as unknown as Sandbox
 }
 
-const options = { maxTotal: 8, maxPerFunction: 2, idleMs: 60_000, maxUses: 3, queueMax: 10, waitTimeoutMs: 2000 }
+const options = { maxTotal: 8, maxPerFunction: 2, idleMs: 60_000, maxUses: 3, queueMax: 10, waitTimeoutMs: 2000, onBackgroundError: (err: Error) => { throw err } }
 
 t.test('binds up to its share, then queues calls for the function\'s own sandboxes', async (t) => {
   const warm = new WarmSet(options)
@@ -50,4 +51,24 @@ t.test('evicts the least recently used idle sandbox when the total is reached', 
   t.same(await warm.claim('c@1'), { kind: 'bind' })
   t.equal(destroyed, 1)
   t.same(warm.stats(), { functions: 2, sandboxes: 2, idle: 1, waiting: 0 })
+})
+
+t.test('an idle sandbox is destroyed after WARM_IDLE_SECONDS, and its place freed', async (t) => {
+  const warm = new WarmSet({ ...options, idleMs: 50 })
+  let destroyed = 0
+  await warm.claim('f@1')
+  t.ok(warm.release('f@1', { ...fake(), destroy: async () => { destroyed++ } } as unknown as Sandbox))
+  t.same(warm.stats(), { functions: 1, sandboxes: 1, idle: 1, waiting: 0 })
+  await waitFor(() => destroyed === 1, 5000, 'the idle sandbox to be destroyed')
+  t.same(warm.stats(), { functions: 0, sandboxes: 0, idle: 0, waiting: 0 })
+})
+
+t.test('a teardown that fails off the call path is reported, not swallowed', async (t) => {
+  const reported: string[] = []
+  const warm = new WarmSet({ ...options, maxTotal: 1, maxPerFunction: 1, onBackgroundError: (err) => { reported.push(err.message) } })
+  await warm.claim('a@1')
+  warm.release('a@1', { ...fake(), destroy: async () => { throw new Error('cgroup busy') } } as unknown as Sandbox)
+  t.same(await warm.claim('b@1'), { kind: 'bind' }, 'a evicted for b')
+  await waitFor(() => reported.length === 1, 5000, 'the failed teardown to be reported')
+  t.same(reported, ['cgroup busy'])
 })

@@ -1,23 +1,15 @@
 // One HTTP request/response on uWebSockets.js: abort tracking, body reading with
 // a cap, corked writes, and the request log line.
+import { STATUS_CODES } from 'node:http'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { HearthError, RETRYABLE } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { CallerGone } from '../pool/runner.js'
 
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK',
-  400: '400 Bad Request',
-  404: '404 Not Found',
-  405: '405 Method Not Allowed',
-  413: '413 Payload Too Large',
-  422: '422 Unprocessable Entity',
-  431: '431 Request Header Fields Too Large',
-  500: '500 Internal Server Error',
-  502: '502 Bad Gateway',
-  503: '503 Service Unavailable',
-  504: '504 Gateway Timeout'
-}
+/** Status lines, built once from Node's own table. */
+const STATUS_TEXT: Record<number, string> = Object.fromEntries(
+  Object.entries(STATUS_CODES).map(([code, text]) => [Number(code), `${code} ${text ?? ''}`])
+)
 
 export class Exchange implements CallerGone {
   readonly method: string

@@ -10,6 +10,21 @@ import { bodyLimit, runNow, runStored } from './run.js'
 type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
 type WithoutBody = (x: Exchange, deps: HttpDeps) => Promise<void> | void
 
+/** The route table, once: what uWS serves, and what tells 405 from 404. */
+const ROUTES: ReadonlyArray<{ method: 'post' | 'get' | 'del', pattern: string } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })> = [
+  { method: 'post', pattern: '/upload', body: upload },
+  { method: 'post', pattern: '/run-now', body: runNow },
+  { method: 'post', pattern: '/run/*', body: runStored },
+  { method: 'get', pattern: '/functions', handler: list },
+  { method: 'get', pattern: '/functions/*', handler: show },
+  { method: 'del', pattern: '/functions/*', handler: remove },
+  { method: 'get', pattern: '/healthz', handler: healthz, duringDrain: true },
+  { method: 'get', pattern: '/readyz', handler: readyz, duringDrain: true }
+]
+
+const matches = (pattern: string, url: string): boolean =>
+  pattern.endsWith('/*') ? url.startsWith(pattern.slice(0, -1)) : url === pattern
+
 export class HttpServer {
   private readonly app: TemplatedApp
   private readonly deps: HttpDeps
@@ -22,22 +37,12 @@ export class HttpServer {
     this.deps = deps
     const limit = bodyLimit(deps)
     this.app = uWS.App()
-      .post('/upload', this.withBody(upload, limit))
-      .post('/run-now', this.withBody(runNow, limit))
-      .post('/run/*', this.withBody(runStored, limit))
-      .get('/functions', this.route(list))
-      .get('/functions/*', this.route(show))
-      .del('/functions/*', this.route(remove))
-      .get('/healthz', this.route(healthz, true))
-      .get('/readyz', this.route(readyz, true))
-      .any('/*', this.route((x) => { this.notFound(x) }, true))
+    for (const r of ROUTES) this.app[r.method](r.pattern, 'body' in r ? this.withBody(r.body, limit) : this.route(r.handler, r.duringDrain))
+    this.app.any('/*', this.route((x) => { this.notFound(x) }, true))
   }
 
   private notFound (x: Exchange): void {
-    const known = ['/upload', '/run-now', '/run/', '/functions', '/healthz', '/readyz']
-    const code = known.some((p) => x.url === p || (p.endsWith('/') && x.url.startsWith(p)) || x.url.startsWith('/functions/'))
-      ? 'method_not_allowed'
-      : 'route_not_found'
+    const code = ROUTES.some((r) => matches(r.pattern, x.url)) ? 'method_not_allowed' : 'route_not_found'
     x.error(new HearthError(code, `${x.method} ${x.url}: ${code === 'method_not_allowed' ? 'method not allowed' : 'no such route'}`))
   }
 

@@ -2,7 +2,7 @@
 // then keep the sandbox for its function or destroy it.
 import { LANGUAGES, sandboxHostUid, type Config, type Language } from '../config.js'
 import { mapStack, prepare, type Prepared } from '../compile.js'
-import { HearthError } from '../errors.js'
+import { HearthError, limitError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import { RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
@@ -73,9 +73,12 @@ export class Runner {
   private seq = 0
   private readonly onBackgroundError: (err: Error) => void
   private readonly forkers: Partial<Record<RuntimeName, Forker>>
+  /** POOL_MIN: sandboxes each language keeps started ahead of calls */
+  private readonly prewarms: number
 
   constructor (opts: RunnerOptions) {
     const c = opts.config
+    this.prewarms = c.poolMin
     this.onBackgroundError = opts.onBackgroundError ?? (() => {})
     this.warm = new WarmSet({
       maxTotal: c.warmMaxTotal,
@@ -83,7 +86,8 @@ export class Runner {
       idleMs: c.warmIdleMs,
       maxUses: c.warmMaxUses,
       queueMax: c.queueMax,
-      waitTimeoutMs: c.acquireTimeoutMs
+      waitTimeoutMs: c.acquireTimeoutMs,
+      onBackgroundError: (err) => this.onBackgroundError(err)
     })
     const hostUid = sandboxHostUid(c)
     const specs = new Map<string, RuntimeSpec>()
@@ -184,7 +188,7 @@ export class Runner {
     // A limit hit during a call ends the sandbox even when the call succeeded
     // (isolation contract, rule 3), and names the failure when it did not.
     const breach = sandbox.state === 'idle' ? sandbox.breach() : null
-    if (breach !== null && error !== null) error = new HearthError(breach === 'memory' ? 'memory_limit' : 'pids_limit', undefined, { cause: error.message })
+    if (breach !== null && error !== null) error = limitError(breach, error)
     const keep = groupKey !== null && breach === null && sandbox.state === 'idle' && (error === null || KEPT_AFTER.has(error.code))
     this.settle(claim, groupKey, sandbox, pool, keep)
     if (error !== null) throw this.explain(error, prepared)
@@ -251,15 +255,15 @@ export class Runner {
   }
 
   /**
-   * Able to take work soon: every language has started a sandbox and its last
-   * start did not fail. A pool whose sandboxes are all busy is ready (a load
-   * balancer must not pull a node at its busiest); a runtime that cannot
-   * start is not.
+   * Able to take work soon: every language has started a sandbox (or, with
+   * POOL_MIN=0, starts them on demand) and its last start did not fail. A pool
+   * whose sandboxes are all busy is ready (a load balancer must not pull a
+   * node at its busiest); a runtime that cannot start is not.
    */
   ready (): boolean {
     return [...this.pools.values()].every((p) => {
       const s = p.stats()
-      return s.spawned > 0 && s.consecutiveFailures === 0
+      return (s.spawned > 0 || this.prewarms === 0) && s.consecutiveFailures === 0
     })
   }
 

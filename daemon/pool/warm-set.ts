@@ -11,6 +11,8 @@ export interface WarmSetOptions {
   readonly maxUses: number
   readonly queueMax: number
   readonly waitTimeoutMs: number
+  /** a teardown that failed (idle expiry, eviction): off any call's path, reported */
+  readonly onBackgroundError: (err: Error) => void
 }
 
 interface Waiter {
@@ -90,7 +92,7 @@ export class WarmSet {
       group.idle.splice(i, 1)
       this.idleTimers.delete(sandbox)
       this.leave(key)
-      sandbox.destroy().catch(() => {}) // destroy() reports nothing worth failing a call for
+      this.destroy(sandbox)
     }, this.opts.idleMs)
     timer.unref()
     this.idleTimers.set(sandbox, timer)
@@ -143,6 +145,10 @@ export class WarmSet {
     return out
   }
 
+  private destroy (sandbox: Sandbox): void {
+    sandbox.destroy().catch((err: Error) => this.opts.onBackgroundError(err))
+  }
+
   private newGroup (key: string): Group {
     const group: Group = { idle: [], waiters: [], members: 0 }
     this.groups.set(key, group)
@@ -168,7 +174,7 @@ export class WarmSet {
       clearTimeout(this.idleTimers.get(sandbox))
       this.idleTimers.delete(sandbox)
       this.leave(key)
-      sandbox.destroy().catch(() => {}) // destroy() reports nothing worth failing a call for
+      this.destroy(sandbox)
       return true
     }
     return false

@@ -1,7 +1,7 @@
 // One sandbox process tree running one resident bootstrap: start, ready
 // handshake, calls one at a time, kill. States: starting → idle ⇄ busy → dead.
 import type { Socket } from 'node:net'
-import { HearthError } from '../errors.js'
+import { HearthError, limitError } from '../errors.js'
 import { encodeFrame, FrameDecoder, type InboundMessage } from '../protocol.js'
 import type { Breach, SandboxLimits } from './limits/index.js'
 import type { ExitStatus, Launch, SandboxProcess } from './process.js'
@@ -33,7 +33,6 @@ export interface Outcome {
   readonly json?: string
   /** last non-empty stdout line, when nothing was returned */
   readonly stdout?: string
-  readonly logBytes: number
   readonly logsTruncated: boolean
 }
 
@@ -137,7 +136,11 @@ export class Sandbox {
     return sandbox
   }
 
-  /** Runs one call. Rejects with a HearthError; the sandbox is dead after any error but script_error. */
+  /**
+   * Runs one call. Rejects with a HearthError; the sandbox stays usable after
+   * script_error and result_too_large (the call ended normally), and is dead
+   * after any other.
+   */
   async run (call: Call): Promise<Outcome> {
     if (this.state !== 'idle') throw new HearthError('internal', `sandbox ${this.id} is ${this.state}`)
     this.state = 'busy'
@@ -220,8 +223,8 @@ export class Sandbox {
       return this.fail(new HearthError('protocol_error', 'result frame carries invalid JSON'))
     }
     const outcome: Outcome = msg.json !== undefined
-      ? { json: msg.json, logBytes: p.logBytes, logsTruncated: p.logsTruncated }
-      : { stdout: msg.stdout ?? '', logBytes: p.logBytes, logsTruncated: p.logsTruncated }
+      ? { json: msg.json, logsTruncated: p.logsTruncated }
+      : { stdout: msg.stdout ?? '', logsTruncated: p.logsTruncated }
     this.settle(p, () => p.resolve(outcome))
   }
 
@@ -267,10 +270,8 @@ export class Sandbox {
     }
     const breach = this.limits.breach()
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
-    if (breach === 'memory') {
-      this.fail(new HearthError('memory_limit', 'the code exceeded its memory limit and was killed'))
-    } else if (breach === 'pids') {
-      this.fail(new HearthError('pids_limit', 'the code exceeded its process limit'))
+    if (breach !== null) {
+      this.fail(limitError(breach))
     } else if (this.state === 'starting') {
       const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n')
       this.fail(new HearthError('runtime_unavailable', `${this.runtime} sandbox exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
@@ -298,8 +299,6 @@ export class Sandbox {
   private refine (err: HearthError): HearthError {
     if (err.code !== 'timeout' && err.code !== 'sandbox_crashed' && err.code !== 'protocol_error') return err
     const breach = this.limits.breach()
-    if (breach === 'memory') return new HearthError('memory_limit', 'the code exceeded its memory limit and was killed')
-    if (breach === 'pids') return new HearthError('pids_limit', `the code exceeded its process limit${err.code === 'timeout' ? ' and ran past its time limit' : ''}`)
-    return err
+    return breach === null ? err : limitError(breach, err)
   }
 }

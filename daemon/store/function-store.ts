@@ -123,11 +123,6 @@ export class FunctionStore {
     for (const id of this.code.keys()) if (id.startsWith(`${path}@`)) this.code.delete(id)
   }
 
-  /** Whether calls are served from the cache (the invalidation subscription is live). */
-  get cacheLive (): boolean {
-    return this.live
-  }
-
   /**
    * Stores a new version. With an idempotency key, a second upload with the
    * same key (within IDEMPOTENCY_TTL) answers the first one's outcome and

@@ -21,8 +21,8 @@ wait_ready () {
 }
 # Everything after the backend check is about cgroup v2: without it, say why and stop.
 stop_here () {
-  echo "# hearth's warnings:"
-  journalctl -u hearth --no-pager -p warning -o cat -n 10 | sed 's/^/#   /'
+  echo "# hearth's warnings (pino level 40+ on its stdout):"
+  journalctl -u hearth --no-pager -o cat | grep -E '"level":(40|50|60)' | tail -n 5 | sed 's/^/#   /'
   echo "$pass passed, $fail failed (stopped early: $1)"
   exit 1
 }
@@ -37,14 +37,17 @@ printf 'HTTP_HOST=127.0.0.1\nHTTP_PORT=8080\nMAX_MEMORY=64M\nMAX_PIDS=32\nMAX_CP
 if (cd /mnt/checkout && scripts/install-systemd.sh) >/tmp/install.log 2>&1; then ok "scripts/install-systemd.sh installs and starts hearth.service"
 else bad "scripts/install-systemd.sh: $(tail -3 /tmp/install.log)"; fi
 
-if wait_ready; then ok "hearth.service is ready"; else bad "hearth.service never became ready"; fi
-ready=$(readyz)
-echo "# readyz: $ready"
+# The backend first, from the first answer of /readyz: without cgroup v2 the
+# daemon may never be ready (Node cannot start under RLIMIT_DATA=64M).
+for _ in $(seq 240); do ready=$(readyz); [ -n "$ready" ] && break; sleep 0.5; done
 if grep -q '"backend":"cgroup2"' <<<"$ready"; then ok "the cgroup v2 backend"
 else
   bad "the cgroup v2 backend: readyz says $(grep -o '"backend":"[a-z0-9]*"' <<<"$ready")"
   stop_here "no cgroup v2 subtree for the sandboxes: is the service Delegate=yes?"
 fi
+if wait_ready; then ok "hearth.service is ready"; else bad "hearth.service never became ready"; fi
+ready=$(readyz)
+echo "# readyz: $ready"
 check "sandbox cgroups under the service's delegated subtree ($SANDBOXES)" grep -q "\"detail\":\"$SANDBOXES\"" <<<"$ready"
 pid=$(systemctl show -p MainPID --value hearth)
 check "the daemon moved itself into a leaf (no internal processes)" grep -qx '0::/hearth.slice/hearth.service/daemon' "/proc/$pid/cgroup"

@@ -67,10 +67,4 @@ export async function call (runner: Runner, req: Omit<RunRequest, 'onLog' | 'tim
   }
 }
 
-export async function waitFor (check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+export { waitFor } from './wait.js'

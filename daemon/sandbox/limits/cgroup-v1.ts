@@ -4,27 +4,28 @@ import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
-import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
+import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
 type Controller = typeof CONTROLLERS[number]
 const CFS_PERIOD_US = 100_000
 
-function hierarchyRoots (): Map<Controller, string> | null {
+function hierarchyRoots (): Map<Controller, string> | Unavailable {
   const own = ownCgroups()
   const roots = new Map<Controller, string>()
   for (const controller of CONTROLLERS) {
     const mount = mounts().find((m) => m.fstype === 'cgroup' && m.options.includes(controller))
-    if (mount === undefined || mount.options.includes('ro')) return null
+    if (mount === undefined) return new Unavailable(`cgroup1: no ${controller} hierarchy is mounted`)
+    if (mount.options.includes('ro')) return new Unavailable(`cgroup1: the ${controller} hierarchy (${mount.path}) is mounted read-only`)
     const key = [...own.keys()].find((k) => k.split(',').includes(controller))
     roots.set(controller, join(mount.path, key === undefined ? '/' : own.get(key) ?? '/'))
   }
   return roots
 }
 
-export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBackend | null> {
+export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBackend | Unavailable> {
   const roots = hierarchyRoots()
-  if (roots === null) return null
+  if (roots instanceof Unavailable) return roots
   const parents = new Map<Controller, string>()
   try {
     for (const [controller, root] of roots) {
@@ -32,8 +33,8 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       await mkdir(parent, { recursive: true })
       parents.set(controller, parent)
     }
-  } catch {
-    return null
+  } catch (err) {
+    return failed(`cgroup1: cannot make ${join(roots.get('memory') ?? '', name)} and its siblings`, err)
   }
   const dirOf = (controller: Controller, id: string): string => join(parents.get(controller) as string, id)
 
@@ -67,7 +68,9 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       async destroy () {
         counters.close()
         for (const dir of dirs) await killProcs(join(dir, 'cgroup.procs'))
-        await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
+        const removed = await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
+        const left = dirs.filter((_, i) => !removed[i])
+        if (left.length > 0) throw new Error(`cannot remove the sandbox cgroups ${left.join(' ')}`)
       }
     }
   }

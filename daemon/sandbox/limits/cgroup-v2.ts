@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
-import type { Limits, LimitsBackend, SandboxLimits } from './types.js'
+import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
 const CPU_PERIOD_US = 100_000
@@ -14,18 +14,22 @@ async function enableControllers (dir: string): Promise<void> {
   await writeFile(join(dir, 'cgroup.subtree_control'), NEEDED.map((c) => `+${c}`).join(' '))
 }
 
-export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBackend | null> {
+export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBackend | Unavailable> {
   const mount = mounts().find((m) => m.fstype === 'cgroup2')
   const own = ownCgroups().get('')
-  if (mount === undefined || own === undefined) return null
+  if (mount === undefined) return new Unavailable('cgroup2: no cgroup2 file system is mounted')
+  if (own === undefined) return new Unavailable('cgroup2: this process is in no cgroup v2 (/proc/self/cgroup has no 0:: line)')
   const base = join(mount.path, own)
   let available: string[]
   try {
     available = readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/)
-  } catch {
-    return null
+  } catch (err) {
+    return failed(`cgroup2: cannot read ${join(base, 'cgroup.controllers')}`, err)
   }
-  if (!NEEDED.every((c) => available.includes(c))) return null
+  const missing = NEEDED.filter((c) => !available.includes(c))
+  if (missing.length > 0) {
+    return new Unavailable(`cgroup2: ${base} is not delegated the ${missing.join(', ')} controller${missing.length > 1 ? 's' : ''} (systemd: Delegate=yes)`)
+  }
   const parent = join(base, name)
   try {
     const procs = (await readFile(join(base, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)
@@ -40,8 +44,8 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     await enableControllers(base)
     await mkdir(parent, { recursive: true })
     await enableControllers(parent)
-  } catch {
-    return null
+  } catch (err) {
+    return failed(`cgroup2: cannot set up ${parent}`, err)
   }
 
   async function create (id: string): Promise<SandboxLimits> {
@@ -71,7 +75,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
         } catch {
           await killProcs(join(dir, 'cgroup.procs'))
         }
-        await removeCgroup(dir)
+        if (!await removeCgroup(dir)) throw new Error(`cannot remove the sandbox cgroup ${dir}`)
       }
     }
   }

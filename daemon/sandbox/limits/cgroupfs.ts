@@ -1,6 +1,6 @@
 // Small helpers shared by the cgroup v1 and v2 backends.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
-import { readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -131,8 +131,4 @@ export async function removeStaleSandboxes (parent: string): Promise<number> {
   })
   const removed = await Promise.all(stale.map(async (name) => await removeCgroup(join(parent, name))))
   return removed.filter(Boolean).length
-}
-
-export async function write (file: string, value: string): Promise<void> {
-  await writeFile(file, value)
 }

@@ -3,7 +3,7 @@ import { LANGUAGES, type Config, type LimitsBackendName } from '../../config.js'
 import { cgroupV1 } from './cgroup-v1.js'
 import { cgroupV2 } from './cgroup-v2.js'
 import { noLimits, rlimitBackend } from './rlimit.js'
-import type { Limits, LimitsBackend } from './types.js'
+import { Unavailable, type Limits, type LimitsBackend } from './types.js'
 
 export type { Breach, Limits, LimitsBackend, SandboxLimits } from './types.js'
 
@@ -12,18 +12,21 @@ export function limitsOf (c: Config): Limits {
   return { memoryBytes: c.maxMemoryBytes, cpus: c.maxCpus, pids: c.maxPids, sandboxes: c.poolMax * LANGUAGES.length + c.warmMaxTotal }
 }
 
+/**
+ * The backend LIMITS_BACKEND names, or under `auto` the first that works here.
+ * A named backend that cannot work is an error saying why; under `auto` the
+ * reasons of those passed over travel with the one chosen (app.ts logs them).
+ */
 export async function chooseLimitsBackend (wanted: LimitsBackendName, limits: Limits, cgroupName: string): Promise<LimitsBackend> {
   if (wanted === 'none') return noLimits(limits)
   if (wanted === 'rlimit') return rlimitBackend(limits)
-  if (wanted === 'cgroup2' || wanted === 'auto') {
-    const backend = await cgroupV2(limits, cgroupName)
-    if (backend !== null) return backend
-    if (wanted === 'cgroup2') throw new Error('LIMITS_BACKEND=cgroup2, but no delegated cgroup v2 subtree with the memory, pids and cpu controllers is writable')
+  const passedOver: string[] = []
+  for (const [name, make] of [['cgroup2', cgroupV2], ['cgroup1', cgroupV1]] as const) {
+    if (wanted !== name && wanted !== 'auto') continue
+    const backend = await make(limits, cgroupName)
+    if (!(backend instanceof Unavailable)) return { ...backend, passedOver }
+    if (wanted === name) throw new Error(`LIMITS_BACKEND=${name}, but ${backend.reason}`)
+    passedOver.push(backend.reason)
   }
-  if (wanted === 'cgroup1' || wanted === 'auto') {
-    const backend = await cgroupV1(limits, cgroupName)
-    if (backend !== null) return backend
-    if (wanted === 'cgroup1') throw new Error('LIMITS_BACKEND=cgroup1, but the memory, pids and cpu cgroup v1 hierarchies are not writable')
-  }
-  return rlimitBackend(limits)
+  return { ...rlimitBackend(limits), passedOver }
 }

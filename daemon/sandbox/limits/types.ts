@@ -35,11 +35,24 @@ export interface SandboxLimits {
   destroy: () => Promise<void>
 }
 
+/** Why a cgroup backend cannot be used here, in words an operator can act on. */
+export class Unavailable {
+  constructor (readonly reason: string) {}
+}
+
+/** Why a setup step failed: the file and the errno, not the whole stack. */
+export function failed (what: string, err: unknown): Unavailable {
+  const e = err as NodeJS.ErrnoException
+  return new Unavailable(`${what}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim())
+}
+
 export interface LimitsBackend {
   readonly name: 'cgroup2' | 'cgroup1' | 'rlimit' | 'none'
   /** Where the sandboxes' cgroups live, or what is enforced. */
   readonly detail: string
   readonly limits: Limits
+  /** auto: why the backends tried before this one could not be used */
+  readonly passedOver?: readonly string[]
   create: (sandboxId: string) => Promise<SandboxLimits>
   /** Removes the sandbox cgroups of daemons that died without cleaning up; how many. */
   removeStale: () => Promise<number>
