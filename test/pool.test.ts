@@ -34,6 +34,20 @@ t.test('a full wait queue answers overloaded at once', async (t) => {
   t.equal((await second).result?.data, '1')
 })
 
+t.test('QUEUE_MAX counts a call once, wherever it waits: a function\'s sandboxes or a language pool', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1', POOL_MAX: '1', QUEUE_MAX: '1', WARM_MAX_PER_FUNCTION: '1', ACQUIRE_TIMEOUT: '10' })
+  await waitFor(() => runner.ready(), 15_000, 'prewarm')
+  const slow = { language: 'python' as const, code: 'import time\ntime.sleep(2)\nreturn 1', input: '{}', functionKey: 'q/slow@1' }
+  const first = call(runner, slow) // binds the only python sandbox to q/slow@1
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 15_000, 'the first call to run')
+  const second = call(runner, slow) // waits for q/slow@1's sandbox: the one place in the queue
+  await waitFor(() => runner.stats().warm.waiting === 1, 15_000, 'the second call to wait')
+  const third = await call(runner, { language: 'python', code: 'return 3', input: '{}' }) // would wait for the python pool
+  t.equal(third.error?.code, 'overloaded', 'one queue: the pool does not add places of its own')
+  t.equal((await first).result?.data, '1')
+  t.equal((await second).result?.data, '1')
+})
+
 t.test('POOL_MIN=0: nothing started ahead, ready at once, sandboxes started on demand', async (t) => {
   const { runner } = await startRunner(t, { POOL_MIN: '0' })
   t.ok(runner.ready(), 'ready with no sandbox started')

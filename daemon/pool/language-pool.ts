@@ -1,14 +1,19 @@
-// A generic-pool of ready, never-used sandboxes for one language.
+// A generic-pool of ready, never-used sandboxes for one language. A sandbox
+// taken from it never comes back: it is handed over (alive, to a function's
+// warm set) or discarded (killed), and the pool starts another.
 import genericPool, { type Pool } from 'generic-pool'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HearthError } from '../errors.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
+import type { WaitLimit } from './wait-limit.js'
 
 export interface LanguagePoolOptions {
   readonly language: string
   readonly min: number
   readonly max: number
-  readonly queueMax: number
+  /** QUEUE_MAX, shared with the warm set: counts a call that finds no ready sandbox */
+  readonly queue: WaitLimit
+  /** a backstop: each call's own deadline (acquire's argument) comes first */
   readonly acquireTimeoutMs: number
   readonly spawn: () => Promise<Sandbox>
   readonly onSpawnError?: (err: Error, failures: number) => void
@@ -36,6 +41,8 @@ export class LanguagePool {
   private lastError: Error | null = null
   private spawned = 0
   private readonly closing = new AbortController()
+  /** taken sandboxes that live on with a new owner: generic-pool's destroy must not kill them */
+  private readonly handedOver = new WeakSet<Sandbox>()
   /** rejects when close() is called: queued callers are answered at once */
   private readonly closedSignal = new Promise<never>((_resolve, reject) => {
     this.closing.signal.addEventListener('abort', () => reject(new HearthError('shutting_down')), { once: true })
@@ -46,14 +53,13 @@ export class LanguagePool {
     this.language = opts.language
     this.pool = genericPool.createPool<Sandbox>({
       create: async () => await this.create(),
-      // A sandbox that someone adopted (a function's warm set) leaves the pool's
-      // books without dying; every other one is killed.
-      destroy: async (sandbox) => { if (!sandbox.adopted) await sandbox.destroy() },
+      // A handed-over sandbox leaves the pool's books without dying; every other one is killed.
+      destroy: async (sandbox) => { if (!this.handedOver.has(sandbox)) await sandbox.destroy() },
       validate: async (sandbox) => sandbox.state === 'idle'
     }, {
       min: opts.min,
       max: opts.max,
-      maxWaitingClients: opts.queueMax,
+      // QUEUE_MAX is counted once, by the runner, over every call waiting anywhere.
       // Without it, acquire() never settles while create() keeps failing
       // (generic-pool issues #175, #183, #273).
       acquireTimeoutMillis: opts.acquireTimeoutMs,
@@ -93,32 +99,43 @@ export class LanguagePool {
     }
   }
 
-  async acquire (): Promise<Sandbox> {
+  /** A ready sandbox by `deadline` (a Date.now() time), else queue_timeout, or runtime_unavailable while starts fail. */
+  async acquire (deadline: number): Promise<Sandbox> {
     if (this.closed) throw new HearthError('shutting_down')
+    const done = this.pool.available > 0 ? () => {} : this.opts.queue.enter()
     const acquiring = this.pool.acquire()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('deadline')), Math.max(0, deadline - Date.now()))
+    })
     try {
-      return await Promise.race([acquiring, this.closedSignal])
+      return await Promise.race([acquiring, this.closedSignal, late])
     } catch (err) {
-      if (this.closed) {
-        // generic-pool cannot cancel a queued caller: whatever it hands over later goes back.
-        acquiring.then(async (sandbox) => await this.retire(sandbox), () => {})
-        throw new HearthError('shutting_down')
-      }
-      const message = (err as Error).message
-      if (/max waitingClients/.test(message)) {
-        throw new HearthError('overloaded', `more than ${this.opts.queueMax} calls are waiting for a ${this.language} sandbox`)
-      }
+      // generic-pool cannot cancel a queued caller: what it hands over later goes
+      // back unused (or is killed, after close()).
+      acquiring.then(async (sandbox) => { if (this.closed) await this.discard(sandbox); else await this.pool.release(sandbox) }, () => {})
+      if (this.closed) throw new HearthError('shutting_down')
       if (this.lastError !== null) {
         throw new HearthError('runtime_unavailable', `${this.language} sandboxes cannot start: ${this.lastError.message}`)
       }
-      throw new HearthError('queue_timeout', `no ${this.language} sandbox became free within ${this.opts.acquireTimeoutMs} ms`)
+      if ((err as Error).message !== 'deadline' && !/ResourceRequest timed out/.test((err as Error).message)) throw err
+      throw new HearthError('queue_timeout', `no ${this.language} sandbox became free in time (ACQUIRE_TIMEOUT: ${this.opts.acquireTimeoutMs} ms)`)
+    } finally {
+      clearTimeout(timer)
+      done()
     }
   }
 
-  /** Gives up a borrowed sandbox for good: killed, or kept by its adopter. The pool refills. */
-  async retire (sandbox: Sandbox): Promise<void> {
+  /** A taken sandbox lives on with a new owner (a function's warm set); the pool starts another. */
+  async handOver (sandbox: Sandbox): Promise<void> {
+    this.handedOver.add(sandbox)
     if (this.pool.isBorrowedResource(sandbox)) await this.pool.destroy(sandbox)
-    else if (!sandbox.adopted) await sandbox.destroy()
+  }
+
+  /** A taken sandbox is killed (run-now, a failed call, a shutdown); the pool starts another. */
+  async discard (sandbox: Sandbox): Promise<void> {
+    if (this.pool.isBorrowedResource(sandbox)) await this.pool.destroy(sandbox)
+    else await sandbox.destroy()
   }
 
   stats (): LanguagePoolStats {

@@ -10,6 +10,7 @@ import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
 import type { Forker, ForkerStats } from '../zygote/index.js'
 import { LanguagePool, type LanguagePoolStats } from './language-pool.js'
+import { WaitLimit } from './wait-limit.js'
 import { RetryClaim, WarmSet, type Claim } from './warm-set.js'
 
 export interface RunRequest {
@@ -75,17 +76,21 @@ export class Runner {
   private readonly forkers: Partial<Record<RuntimeName, Forker>>
   /** POOL_MIN: sandboxes each language keeps started ahead of calls */
   private readonly prewarms: number
+  /** ACQUIRE_TIMEOUT: how long a call may look for a sandbox, all waits together */
+  private readonly acquireTimeoutMs: number
 
   constructor (opts: RunnerOptions) {
     const c = opts.config
     this.prewarms = c.poolMin
+    this.acquireTimeoutMs = c.acquireTimeoutMs
+    const queue = new WaitLimit(c.queueMax)
     this.onBackgroundError = opts.onBackgroundError ?? (() => {})
     this.warm = new WarmSet({
       maxTotal: c.warmMaxTotal,
       maxPerFunction: c.warmMaxPerFunction,
       idleMs: c.warmIdleMs,
       maxUses: c.warmMaxUses,
-      queueMax: c.queueMax,
+      queue,
       waitTimeoutMs: c.acquireTimeoutMs,
       onBackgroundError: (err) => this.onBackgroundError(err)
     })
@@ -134,7 +139,7 @@ export class Runner {
         language,
         min: c.poolMin,
         max: c.poolMax,
-        queueMax: c.queueMax,
+        queue,
         acquireTimeoutMs: c.acquireTimeoutMs,
         spawn,
         onSpawnError: (err, failures) => opts.onSpawnError?.(language, err, failures)
@@ -147,22 +152,7 @@ export class Runner {
     const prepared = await prepare(req.language, req.code)
     const pool = this.pools.get(req.language) as LanguagePool
     const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
-    const claim: Claim = groupKey === null ? { kind: 'unbound' } : await this.claim(groupKey)
-    let sandbox: Sandbox
-    if (claim.kind === 'sandbox') {
-      sandbox = claim.sandbox
-    } else {
-      try {
-        sandbox = await pool.acquire()
-      } catch (err) {
-        if (claim.kind === 'bind') this.warm.leave(groupKey as string)
-        throw err
-      }
-      if (this.closing) { // handed over by a pool that close() is draining
-        this.detach(pool.retire(sandbox))
-        throw new HearthError('shutting_down')
-      }
-    }
+    const { claim, sandbox } = await this.find(pool, groupKey)
     const warm = sandbox.uses > 0
     let outcome: Outcome | null = null
     let error: HearthError | null = null
@@ -190,15 +180,41 @@ export class Runner {
     const breach = sandbox.state === 'idle' ? sandbox.breach() : null
     if (breach !== null && error !== null) error = limitError(breach, error)
     const keep = groupKey !== null && breach === null && sandbox.state === 'idle' && (error === null || KEPT_AFTER.has(error.code))
-    this.settle(claim, groupKey, sandbox, pool, keep)
+    this.release(claim, groupKey, sandbox, pool, keep)
     if (error !== null) throw this.explain(error, prepared)
     return { ...typeResult(outcome as Outcome), logsTruncated: (outcome as Outcome).logsTruncated, warm }
   }
 
-  private async claim (groupKey: string): Promise<Claim> {
+  /**
+   * Where a call runs: its function's idle sandbox (claim 'sandbox'), else a
+   * fresh one from the language pool, bound to the function after the call
+   * ('bind') or not ('unbound'). One deadline, ACQUIRE_TIMEOUT from now, covers
+   * every wait on the way; QUEUE_MAX counts the waiting calls of both (WaitLimit).
+   */
+  private async find (pool: LanguagePool, groupKey: string | null): Promise<{ claim: Claim, sandbox: Sandbox }> {
+    const deadline = Date.now() + this.acquireTimeoutMs
+    const claim: Claim = groupKey === null ? { kind: 'unbound' } : await this.claim(groupKey, deadline)
+    if (claim.kind === 'sandbox') return { claim, sandbox: claim.sandbox }
+    let sandbox: Sandbox
+    try {
+      sandbox = await pool.acquire(deadline)
+    } catch (err) {
+      if (claim.kind === 'bind') this.warm.leave(groupKey as string)
+      throw err
+    }
+    if (this.closing) { // handed out by a pool that close() is draining
+      if (claim.kind === 'bind') this.warm.leave(groupKey as string)
+      this.detach(pool.discard(sandbox))
+      throw new HearthError('shutting_down')
+    }
+    return { claim, sandbox }
+  }
+
+  /** The warm set's answer; a RetryClaim (the group waited on emptied) claims again, by the same deadline. */
+  private async claim (groupKey: string, deadline: number): Promise<Claim> {
     for (;;) {
       try {
-        return await this.warm.claim(groupKey)
+        return await this.warm.claim(groupKey, deadline)
       } catch (err) {
         if (!(err instanceof RetryClaim)) throw err
       }
@@ -206,26 +222,24 @@ export class Runner {
   }
 
   /**
-   * Isolation contract: keep a sandbox only for its own function, else destroy
-   * it. The warm set's books change now; the teardown and the pool's refill run
-   * after the caller's answer is written (a setImmediate): measured, they took
-   * 0.4-2.4 ms of a run-now call's 3-5 ms when done first.
+   * The one place a sandbox's fate is decided after its call (isolation
+   * contract): kept only for its own function (`keep`), else killed.
+   * - its function's sandbox, kept: back to the function's idle sandboxes;
+   * - a fresh sandbox bound to the function, kept: the pool hands it over to the warm set;
+   * - anything else (run-now, a failed call, a sandbox at its use count): killed.
+   * The books change now; the teardown and the pool's refill run after the
+   * caller's answer is written (a setImmediate): measured, they took 0.4-2.4 ms
+   * of a run-now call's 3-5 ms when done first.
    */
-  private settle (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean): void {
-    if (claim.kind === 'sandbox') { // already bound to groupKey
-      if (keep && this.warm.release(groupKey as string, sandbox)) return
-      if (!keep) this.warm.leave(groupKey as string) // release() gives up the place itself
-      this.afterReply(async () => await sandbox.destroy())
+  private release (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean): void {
+    if (keep && claim.kind !== 'unbound') {
+      if (claim.kind === 'bind') this.afterReply(async () => await pool.handOver(sandbox))
+      if (this.warm.release(groupKey as string, sandbox)) return
+      this.afterReply(async () => await sandbox.destroy()) // refused (use count reached): release() gave up its place
       return
     }
-    if (claim.kind === 'bind' && keep) {
-      sandbox.adopted = true
-      this.afterReply(async () => await pool.retire(sandbox)) // off the pool's books, alive; the pool refills
-      if (!this.warm.release(groupKey as string, sandbox)) this.afterReply(async () => await sandbox.destroy())
-      return
-    }
-    if (claim.kind === 'bind') this.warm.leave(groupKey as string)
-    this.afterReply(async () => await pool.retire(sandbox)) // run-now and failed sandboxes: never reused
+    if (claim.kind !== 'unbound') this.warm.leave(groupKey as string)
+    this.afterReply(async () => { if (claim.kind === 'sandbox') await sandbox.destroy(); else await pool.discard(sandbox) })
   }
 
   /** Sandbox teardown runs off the request path; its failures are reported, never unhandled. */

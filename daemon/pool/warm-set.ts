@@ -3,13 +3,16 @@
 // only, until it reaches its use count or sits idle too long.
 import { HearthError } from '../errors.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
+import type { WaitLimit } from './wait-limit.js'
 
 export interface WarmSetOptions {
   readonly maxTotal: number
   readonly maxPerFunction: number
   readonly idleMs: number
   readonly maxUses: number
-  readonly queueMax: number
+  /** QUEUE_MAX, shared with the language pools */
+  readonly queue: WaitLimit
+  /** ACQUIRE_TIMEOUT, for the message: each wait ends at its call's own deadline */
   readonly waitTimeoutMs: number
   /** a teardown that failed (idle expiry, eviction): off any call's path, reported */
   readonly onBackgroundError: (err: Error) => void
@@ -48,7 +51,7 @@ export class WarmSet {
    * that joins the group (while the function is under its share); else it waits
    * for one of the group's busy sandboxes.
    */
-  async claim (key: string): Promise<Claim> {
+  async claim (key: string, deadline: number): Promise<Claim> {
     let group = this.groups.get(key)
     if (group !== undefined) {
       this.groups.delete(key) // most recently used last: eviction takes from the front
@@ -65,10 +68,12 @@ export class WarmSet {
       this.total++
       return { kind: 'bind' }
     }
-    if (this.waiting >= this.opts.queueMax) {
-      throw new HearthError('overloaded', `more than ${this.opts.queueMax} calls are waiting for a sandbox`)
+    const done = this.opts.queue.enter()
+    try {
+      return { kind: 'sandbox', sandbox: await this.wait(group, deadline) }
+    } finally {
+      done()
     }
-    return { kind: 'sandbox', sandbox: await this.wait(group) }
   }
 
   /** Returns a sandbox after a good call; false when it must be destroyed instead. */
@@ -180,15 +185,15 @@ export class WarmSet {
     return false
   }
 
-  private async wait (group: Group): Promise<Sandbox> {
+  private async wait (group: Group, deadline: number): Promise<Sandbox> {
     this.waiting++
     return await new Promise<Sandbox>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = group.waiters.findIndex((w) => w.timer === timer)
         if (i !== -1) group.waiters.splice(i, 1)
         this.waiting--
-        reject(new HearthError('queue_timeout', `no sandbox of this function became free within ${this.opts.waitTimeoutMs} ms`))
-      }, this.opts.waitTimeoutMs)
+        reject(new HearthError('queue_timeout', `no sandbox of this function became free in time (ACQUIRE_TIMEOUT: ${this.opts.waitTimeoutMs} ms)`))
+      }, Math.max(0, deadline - Date.now()))
       group.waiters.push({ resolve, reject, timer })
     })
   }

@@ -65,8 +65,6 @@ export class Sandbox {
   state: SandboxState = 'starting'
   /** calls served so far */
   uses = 0
-  /** set by whoever owns the sandbox after the pool let go of it */
-  adopted = false
   readonly exited: Promise<void>
 
   private readonly proc: SandboxProcess
