@@ -8,7 +8,7 @@ import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/lim
 import { probeBwrap } from './sandbox/probe.js'
 import { seccompProgram } from './sandbox/seccomp.js'
 import type { Redis } from 'ioredis'
-import { connectRedis, targetFromConfig } from './store/connection.js'
+import { connectRedis, reportErrors, targetFromConfig } from './store/connection.js'
 import { EmbeddedRedis } from './store/embedded-redis.js'
 import { FunctionStore } from './store/function-store.js'
 import { makeInstanceDir, removeStale } from './runtime-dir.js'
@@ -78,7 +78,9 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   // A second connection, subscribed to invalidations: the store's cache of
   // which version is current is trusted only while it is live.
   const subscriber = redis.duplicate()
-  subscriber.on('error', () => {})
+  // Also seen in /readyz and as 503s; ioredis reconnects by itself.
+  reportErrors(redis, (message) => log.error({ err: message }, 'Redis connection error'))
+  subscriber.on('error', () => {}) // the same server: its errors are the first connection's
   const store = new FunctionStore(redis, subscriber, {
     timeoutMs: config.redisTimeoutMs,
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,

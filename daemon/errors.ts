@@ -59,7 +59,9 @@ export class HearthError extends Error {
  * the error the call ended with (a timeout, a crash, a MemoryError), kept as
  * the cause; the limit is the reason.
  */
-export function limitError (breach: 'memory' | 'pids', during?: HearthError): HearthError {
+export function limitError (breach: 'memory' | 'pids' | 'unreadable', during?: HearthError): HearthError {
+  // Counters that cannot be read name no limit: the call's own error stands.
+  if (breach === 'unreadable') return during ?? new HearthError('sandbox_crashed', 'the sandbox exited, and its cgroup\'s counters cannot be read')
   const details = during === undefined ? {} : { cause: during.message }
   return breach === 'memory'
     ? new HearthError('memory_limit', 'the code exceeded its memory limit and was killed', details)

@@ -15,7 +15,8 @@ export interface SandboxArgvOptions {
   readonly bwrap?: string
 }
 
-export const SANDBOX_UID = 65534
+/** The uid code sees inside its sandbox (nobody); the host uid behind it is SANDBOX_UID's, in config.ts. */
+export const INSIDE_UID = 65534
 
 /**
  * Run by root, bwrap maps the sandbox's uid onto host uid 0 (measured: a
@@ -31,7 +32,7 @@ export function systemView (): string[] {
   return [
     '--die-with-parent', // PR_SET_PDEATHSIG: never outlives the daemon
     '--new-session', // setsid(): no controlling terminal to push input into (TIOCSTI)
-    '--uid', String(SANDBOX_UID), '--gid', String(SANDBOX_UID),
+    '--uid', String(INSIDE_UID), '--gid', String(INSIDE_UID),
     // Nothing of the daemon's environment (secrets, REDIS_PASSWORD) leaks in.
     '--clearenv',
     '--setenv', 'PATH', '/usr/bin:/bin',

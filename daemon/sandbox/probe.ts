@@ -1,5 +1,6 @@
 // What this host's bwrap can do, found once at start-up by running it.
 import { spawnSync } from 'node:child_process'
+import { sandboxArgv } from './argv.js'
 
 export interface BwrapFeatures {
   /** --disable-userns works (it writes /proc/sys/user/max_user_namespaces in the sandbox) */
@@ -15,9 +16,8 @@ export interface BwrapFeatures {
  * nested namespaces; the flag is defence in depth, dropped only when it cannot work.
  */
 export function probeBwrap (hostUid: number | null): BwrapFeatures {
-  const bwrap = ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--ro-bind', '/usr', '/usr',
-    '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--proc', '/proc', '--dev', '/dev', '--', '/usr/bin/true']
-  const argv = hostUid === null ? bwrap : ['setpriv', `--reuid=${hostUid}`, `--regid=${hostUid}`, '--clear-groups', '--', ...bwrap]
+  // A sandbox's own command line (argv.ts), running true: what works here works for the pools.
+  const argv = sandboxArgv({ runtime: { name: 'python', command: ['/usr/bin/true'], binds: [] }, limitsPrefix: [], hostUid, tmpBytes: 1 << 20, seccompFd: null })
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 })
   if (r.status === 0) return { disableUserns: true, detail: 'bwrap --disable-userns works' }
   if (/max_user_namespaces/.test(r.stderr)) {

@@ -114,7 +114,7 @@ export class Sandbox {
     }
     const sandbox = new Sandbox(opts, proc)
     const ready = new Promise<void>((resolve, reject) => {
-      const onTimeout = (): void => sandbox.fail(notReady())
+      const onTimeout = (): void => sandbox.end(notReady())
       if (deadline.signal.aborted) onTimeout()
       else deadline.signal.addEventListener('abort', onTimeout, { once: true })
       sandbox.onReady = (err) => {
@@ -152,15 +152,15 @@ export class Sandbox {
     this.loadedKey = call.key
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.fail(new HearthError('timeout', `the code ran past its ${call.timeoutMs} ms time limit`, { timeoutMs: call.timeoutMs }))
+        this.end(new HearthError('timeout', `the code ran past its ${call.timeoutMs} ms time limit`, { timeoutMs: call.timeoutMs }))
       }, call.timeoutMs)
       this.pending = { id, call, resolve, reject, timer, logBytes: 0, logsTruncated: false }
       this.chan.write(frame)
     })
   }
 
-  /** The limit the sandbox's cgroup ran into, if any. */
-  breach (): Breach | null {
+  /** The limit the sandbox's cgroup ran into, if any ('unreadable': its counters cannot be read; never reuse it). */
+  breach (): Breach | 'unreadable' | null {
     return this.limits.breach()
   }
 
@@ -170,7 +170,7 @@ export class Sandbox {
    */
   async destroy (reason = new HearthError('sandbox_crashed', 'the sandbox was destroyed during the call')): Promise<void> {
     this.destroying ??= (async () => {
-      this.fail(reason)
+      this.end(reason)
       await this.exited
       await this.limits.destroy()
     })()
@@ -182,7 +182,7 @@ export class Sandbox {
     try {
       messages = this.decoder.push(chunk)
     } catch (err) {
-      this.fail(new HearthError('protocol_error', (err as Error).message))
+      this.end(new HearthError('protocol_error', (err as Error).message))
       return
     }
     for (const msg of messages) {
@@ -193,7 +193,7 @@ export class Sandbox {
 
   private onMessage (msg: InboundMessage): void {
     if (msg.t === 'ready') {
-      if (this.state !== 'starting') return this.fail(new HearthError('protocol_error', 'second ready frame'))
+      if (this.state !== 'starting') return this.end(new HearthError('protocol_error', 'second ready frame'))
       this.state = 'idle'
       this.onReady?.(null)
       return
@@ -204,7 +204,7 @@ export class Sandbox {
       return // a stray thread's line after its call ended: dropped
     }
     if (p === null || msg.id !== p.id) {
-      return this.fail(new HearthError('protocol_error', `unexpected ${msg.t} frame for call ${msg.id}`))
+      return this.end(new HearthError('protocol_error', `unexpected ${msg.t} frame for call ${msg.id}`))
     }
     if (msg.t === 'error') {
       const err = new HearthError('script_error', msg.message, { name: msg.name, stack: msg.stack })
@@ -218,7 +218,7 @@ export class Sandbox {
       return
     }
     if (msg.json !== undefined && !isJson(msg.json)) {
-      return this.fail(new HearthError('protocol_error', 'result frame carries invalid JSON'))
+      return this.end(new HearthError('protocol_error', 'result frame carries invalid JSON'))
     }
     const outcome: Outcome = msg.json !== undefined
       ? { json: msg.json, logsTruncated: p.logsTruncated }
@@ -263,23 +263,23 @@ export class Sandbox {
 
   private onExit ({ code, signal, error }: ExitStatus): void {
     if (error !== undefined) {
-      this.fail(new HearthError('runtime_unavailable', `cannot start the ${this.runtime} sandbox: ${error.message}`))
+      this.end(new HearthError('runtime_unavailable', `cannot start the ${this.runtime} sandbox: ${error.message}`))
       return
     }
     const breach = this.limits.breach()
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
     if (breach !== null) {
-      this.fail(limitError(breach))
+      this.end(limitError(breach))
     } else if (this.state === 'starting') {
       const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n')
-      this.fail(new HearthError('runtime_unavailable', `${this.runtime} sandbox exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
+      this.end(new HearthError('runtime_unavailable', `${this.runtime} sandbox exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
     } else {
-      this.fail(new HearthError('sandbox_crashed', `the sandbox exited during the call (${how})`, { exit: how }))
+      this.end(new HearthError('sandbox_crashed', `the sandbox exited during the call (${how})`, { exit: how }))
     }
   }
 
   /** Ends the sandbox: fails whatever waits on it with `err` and kills the tree. */
-  private fail (err: HearthError): void {
+  private end (err: HearthError): void {
     if (this.state === 'dead') return
     this.state = 'dead'
     const p = this.pending

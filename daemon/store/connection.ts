@@ -17,6 +17,21 @@ export function targetFromConfig (config: Config): RedisTarget {
   return { host: config.redisHost, port: config.redisPort, password: config.redisPassword || undefined, db: config.redisDb }
 }
 
+/**
+ * Reports a connection's errors once per kind: a wrong password or an
+ * unreachable host is said when it starts and again only when it changes
+ * (ioredis retries every 2 s; a line per retry would flood the log).
+ */
+export function reportErrors (redis: Redis, report: (message: string) => void): void {
+  let last = ''
+  redis.on('error', (err: Error) => {
+    const kind = err.message.replace(/\d+\.\d+\.\d+\.\d+:\d+|\d+/g, '#')
+    if (kind !== last) report(err.message)
+    last = kind
+  })
+  redis.on('ready', () => { last = '' })
+}
+
 export function connectRedis (target: RedisTarget, timeoutMs: number): Redis {
   const options: RedisOptions = {
     connectTimeout: timeoutMs,
@@ -37,6 +52,5 @@ export function connectRedis (target: RedisTarget, timeoutMs: number): Redis {
   if (target.password !== undefined) options.password = target.password
   if (target.db !== undefined) options.db = target.db
   const redis = target.url !== undefined ? new Redis(target.url, options) : new Redis(options)
-  redis.on('error', () => {}) // reported through ping() in /readyz and 503s; ioredis reconnects
   return redis
 }

@@ -15,7 +15,7 @@ async function answers (port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const s = connect(port, '127.0.0.1')
     s.once('connect', () => { s.write('PING\r\n') })
-    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')) })
+    s.once('data', (d) => { s.destroy(); resolve(/^(\+PONG|-NOAUTH)/.test(d.toString())) })
     s.once('error', () => resolve(false))
   })
 }
@@ -24,12 +24,16 @@ export class TestRedis {
   readonly port: number
   private child: ChildProcess | null = null
 
-  private constructor (port: number) {
+  private readonly args: readonly string[]
+
+  private constructor (port: number, args: readonly string[]) {
     this.port = port
+    this.args = args
   }
 
-  static async start (t: Test): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort())
+  /** `args`: more redis-server options, such as ['--requirepass', 'pw']. */
+  static async start (t: Test, args: readonly string[] = []): Promise<TestRedis> {
+    const redis = new TestRedis(await freePort(), args)
     await redis.up()
     t.teardown(async () => await redis.down())
     return redis
@@ -40,7 +44,7 @@ export class TestRedis {
   }
 
   async up (): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args], { stdio: 'ignore' })
     const until = Date.now() + 10_000
     while (!(await answers(this.port))) {
       if (Date.now() > until) throw new Error('redis-server did not start')

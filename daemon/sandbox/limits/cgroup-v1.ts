@@ -60,11 +60,7 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       async place (hostPid) {
         await Promise.all(procs.map(async (file) => await writeFile(file, String(hostPid))))
       },
-      breach () {
-        if (counters.read(oomControl, 'oom_kill') > 0) return 'memory'
-        if (counters.read(pidsEvents, 'max') > 0) return 'pids'
-        return null
-      },
+      breach: () => counters.breach([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']]),
       async destroy () {
         counters.close()
         for (const dir of dirs) await killProcs(join(dir, 'cgroup.procs'))

@@ -63,11 +63,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       async place (hostPid) {
         await writeFile(join(dir, 'cgroup.procs'), String(hostPid))
       },
-      breach () {
-        if (counters.read(memoryEvents, 'oom_kill') > 0) return 'memory'
-        if (counters.read(pidsEvents, 'max') > 0) return 'pids'
-        return null
-      },
+      breach: () => counters.breach([['memory', memoryEvents, 'oom_kill'], ['pids', pidsEvents, 'max']]),
       async destroy () {
         counters.close()
         try {

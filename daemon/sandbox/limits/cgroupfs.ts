@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { readdir, readFile, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Breach } from './types.js'
 
 /**
  * argv prefix that writes its own pid into each cgroup.procs file, then execs the
@@ -49,18 +50,29 @@ export class Counters {
   private readonly fds = new Map<string, number>()
   private readonly buf = Buffer.allocUnsafe(4096)
 
+  /** The counter's value (0 when the file does not list it); throws when the file cannot be read. */
   read (file: string, key: string): number {
+    let fd = this.fds.get(file)
+    if (fd === undefined) {
+      fd = openSync(file, 'r')
+      this.fds.set(file, fd)
+    }
+    const text = this.buf.toString('latin1', 0, readSync(fd, this.buf, 0, this.buf.length, 0))
+    const m = counterPattern(key).exec(text)
+    return m === null ? 0 : Number(m[1])
+  }
+
+  /**
+   * The limit a sandbox ran into, from its counters in order; 'unreadable' when
+   * one cannot be read (the cgroup is gone): a read error must not pass for "no
+   * limit hit", so such a sandbox is never reused.
+   */
+  breach (checks: ReadonlyArray<readonly [Breach, string, string]>): Breach | 'unreadable' | null {
     try {
-      let fd = this.fds.get(file)
-      if (fd === undefined) {
-        fd = openSync(file, 'r')
-        this.fds.set(file, fd)
-      }
-      const text = this.buf.toString('latin1', 0, readSync(fd, this.buf, 0, this.buf.length, 0))
-      const m = counterPattern(key).exec(text)
-      return m === null ? 0 : Number(m[1])
+      for (const [breach, file, key] of checks) if (this.read(file, key) > 0) return breach
+      return null
     } catch {
-      return 0
+      return 'unreadable'
     }
   }
 

@@ -29,8 +29,8 @@ export interface SandboxLimits {
   place?: (hostPid: number) => Promise<void>
   /** For a forked sandbox under the rlimit backend: the limits it sets on itself. */
   readonly rlimits?: Rlimits
-  /** The limit the sandbox ran into, if any (read from the kernel's own counters). */
-  breach: () => Breach | null
+  /** The limit the sandbox ran into, if any (read from the kernel's own counters); 'unreadable' when they cannot be read. */
+  breach: () => Breach | 'unreadable' | null
   /** Kills whatever is left inside (the whole cgroup) and removes it. */
   destroy: () => Promise<void>
 }

@@ -1,0 +1,25 @@
+// The kernel counters a sandbox's limits are read from: a counter that cannot
+// be read must not pass for "no limit hit".
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { Counters } from '../daemon/sandbox/limits/cgroupfs.js'
+
+t.test('the first counter above zero names the breach; an unreadable one says so', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-counters-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const memory = join(dir, 'memory.events')
+  const pids = join(dir, 'pids.events')
+  writeFileSync(memory, 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n')
+  writeFileSync(pids, 'max 0\n')
+  const counters = new Counters()
+  t.teardown(() => counters.close())
+  const checks = [['memory', memory, 'oom_kill'], ['pids', pids, 'max']] as const
+  t.equal(counters.breach(checks), null, 'oom_kill 0 and max 0: nothing hit (memory.events\' own "max" line is not pids.events)')
+  writeFileSync(pids, 'max 5\n') // the same file, rewritten: read again, not cached
+  t.equal(counters.breach(checks), 'pids')
+  writeFileSync(memory, 'oom_kill 1\n')
+  t.equal(counters.breach(checks), 'memory', 'memory first')
+  t.equal(new Counters().breach([['memory', join(dir, 'gone/memory.events'), 'oom_kill']]), 'unreadable')
+})
