@@ -102,6 +102,12 @@ state=$(in_container systemctl is-active hearth.service || true)
 restarts=$(in_container systemctl show -p NRestarts --value hearth.service || echo '?')
 [ "$restarts" = 0 ] && ok "hearth.service never restarted" || bad "hearth.service restarted $restarts times"
 
+# Here bwrap cannot apply --disable-userns (read-only /proc/sys): without the
+# seccomp filter nothing would stop nested user namespaces, so the daemon refuses.
+out=$(in_container env SECCOMP=off HTTP_PORT=0 STATE_DIR=/tmp/seccomp-off timeout 60 node /opt/hearth/dist/daemon/main.js 2>&1 || echo "exit code $?")
+if grep -q 'but SECCOMP=off: refusing to run sandboxes that could create user namespaces' <<<"$out" && grep -q 'exit code 1' <<<"$out"; then
+  ok "SECCOMP=off where --disable-userns cannot work: the daemon refuses to start"
+else bad "SECCOMP=off in the container: $(tail -3 <<<"$out")"; fi
 echo "# $(( $(date +%s) - started )) s in all"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

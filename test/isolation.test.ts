@@ -24,6 +24,16 @@ t.test('a stored function version reuses its own warm sandbox', async (t) => {
   t.equal(second.result?.warm, true)
 })
 
+t.test('WARM_MAX_USES: a warm sandbox is replaced after that many calls', async (t) => {
+  const { runner: capped } = await startRunner(t, { POOL_MIN: '1', POOL_MAX: '2', WARM_MAX_USES: '2' })
+  const counts = []
+  for (let i = 0; i < 3; i++) {
+    const r = await call(capped, { language: 'python', code: COUNTER_PY, input: '{}', functionKey: 'iso/uses@1' })
+    counts.push([(JSON.parse(r.result?.data ?? 'null') as { n: number }).n, r.result?.warm])
+  }
+  t.same(counts, [[1, false], [2, true], [1, false]], 'the third call runs in a fresh sandbox')
+})
+
 t.test('another function or another version never sees a sandbox that ran different code', async (t) => {
   await call(runner, { language: 'javascript', code: COUNTER_JS, input: '{}', functionKey: 'iso/b@1' })
   const otherVersion = await call(runner, { language: 'javascript', code: COUNTER_JS, input: '{}', functionKey: 'iso/b@2' })
