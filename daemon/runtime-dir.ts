@@ -4,15 +4,7 @@
 // directory whose daemon died (SIGKILL) is recognised and removed at the next start.
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+import { pidAlive } from './pid-alive.js'
 
 /** Removes directories left by daemons that are gone; returns how many. */
 export function removeStale (runtimeDir: string): number {
@@ -21,7 +13,7 @@ export function removeStale (runtimeDir: string): number {
   try { entries = readdirSync(runtimeDir) } catch { return 0 }
   for (const name of entries) {
     const m = /^(\d+)-[A-Za-z0-9]+$/.exec(name)
-    if (m === null || alive(Number(m[1]))) continue
+    if (m === null || pidAlive(Number(m[1]))) continue
     rmSync(join(runtimeDir, name), { recursive: true, force: true })
     removed++
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../daemon/config.js'
 import { get, post, startDaemon, stateDir, type Daemon } from './helpers/daemon.js'
+import { processesMentioning } from './helpers/processes.js'
 import { waitFor } from './helpers/wait.js'
 
 const cgroupName = `hearth-kill-${process.pid}`
@@ -20,17 +21,6 @@ async function parents (d: Daemon): Promise<string[]> {
 
 const sandboxesOf = (dirs: readonly string[], pid: number): string[] =>
   dirs.flatMap((dir) => readdirSync(dir).filter((n) => n.includes(`-${pid}-`)).map((n) => join(dir, n)))
-
-/** Processes whose command line mentions `text` (the daemon's state or runtime directory). */
-function processesMentioning (text: string): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(text)
-    } catch {
-      return false
-    }
-  })
-}
 
 t.test('after SIGKILL nothing of the daemon runs on; the next start removes its cgroups and runtime files, not a live daemon\'s', async (t) => {
   const env = { CGROUP_NAME: cgroupName, POOL_MIN: '1' }

@@ -1,25 +1,14 @@
 // The daemon as a process: embedded Redis with persistence, graceful SIGTERM,
 // and a streaming client that goes away.
-import { readdirSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import t from 'tap'
 import { get, post, sse, startDaemon, stateDir, type Daemon } from './helpers/daemon.js'
+import { processesMentioning } from './helpers/processes.js'
 import { waitFor } from './helpers/wait.js'
 
 /** Resolves once the daemon has `n` sandboxes busy with calls (no sleeping and hoping). */
 async function busy (d: Daemon, n = 1): Promise<void> {
   await waitFor(async () => (await borrowed(d)) >= n, 10_000, `${n} calls to start`)
-}
-
-/** Processes whose command line mentions `text`. */
-function processesMentioning (text: string): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(text)
-    } catch {
-      return false
-    }
-  })
 }
 
 /** Whether a new TCP connection to the daemon is refused. */

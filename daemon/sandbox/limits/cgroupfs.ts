@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { readdir, readFile, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pidAlive } from '../../pid-alive.js'
 import type { Breach } from './types.js'
 
 /**
@@ -115,15 +116,6 @@ export async function removeCgroup (dir: string, procsFile = `${dir}/cgroup.proc
 /** A sandbox's cgroup is named <language>-<daemon pid>-<n> (runner.ts). */
 const SANDBOX_NAME = /^[a-z]+-(\d+)-\d+$/
 
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /**
  * The sandbox cgroups under `parent` left by daemons that are gone (SIGKILL
  * leaves them, empty, forever): killed and removed. A daemon's are told apart
@@ -139,7 +131,7 @@ export async function removeStaleSandboxes (parent: string): Promise<number> {
   }
   const stale = names.filter((name) => {
     const m = SANDBOX_NAME.exec(name)
-    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]))
+    return m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))
   })
   const removed = await Promise.all(stale.map(async (name) => await removeCgroup(join(parent, name))))
   return removed.filter(Boolean).length
