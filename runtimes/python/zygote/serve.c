@@ -128,7 +128,10 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     leave_zygote(z);
     become_sandbox(&z->iso, id, &lim);
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
-    if (!node) return IS_PROGRAM;
+    if (!node) {
+      prefault_writable();
+      return IS_PROGRAM;
+    }
     execve(z->node_argv[0], z->node_argv, environ);
     char line[160];
     int n = snprintf(line, sizeof line, "hearth zygote child: exec %s: %s\n", z->node_argv[0], strerror(errno));
