@@ -59,3 +59,13 @@ t.test('the embedded redis-server is restarted when it dies; stored functions su
   await waitFor(async () => (await post(`${e.url}/run/fail/kept`, {})).status === 200, 15_000, 'the store to answer again')
   t.same((await post(`${e.url}/run/fail/kept`, {})).body, { data: 'kept', type: 'string' })
 })
+
+t.test('a runtime that cannot start answers 503 runtime_unavailable with Retry-After, saying why', async (t) => {
+  // 8 MB is too little for an interpreter to start: every python sandbox dies before ready.
+  const e = await startDaemon(t, { MAX_MEMORY: '8M', ACQUIRE_TIMEOUT: '2', POOL_MIN: '1' })
+  const r = await post(`${e.url}/run-now`, { language: 'python', code: 'return 1' })
+  t.same([r.status, r.body.error.code], [503, 'runtime_unavailable'])
+  t.match(r.body.error.message, /python sandboxes cannot start/)
+  t.equal(r.headers.get('retry-after'), '1')
+  t.equal((await get(`${e.url}/readyz`)).status, 503, 'and the daemon is not ready')
+})
