@@ -10,7 +10,7 @@
 // Prints {"msg":"listening","port":N} once it listens. Routes: POST /upload,
 // POST /run/<path>, POST /run-now (go-faas shapes), GET /stats.
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { chmodSync, closeSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import uWS, { type HttpResponse } from 'uWebSockets.js'
 import { prepare } from '../daemon/compile.js'
@@ -20,15 +20,24 @@ import { sandboxArgv } from '../daemon/sandbox/argv.js'
 import { chooseLimitsBackend, limitsOf } from '../daemon/sandbox/limits/index.js'
 import { RUNTIME_OF, scriptSpec, type RuntimeName, type RuntimeSpec } from '../daemon/sandbox/runtimes.js'
 import { seccompProgram } from '../daemon/sandbox/seccomp.js'
+import { makeInstanceDir } from '../daemon/runtime-dir.js'
+import { install } from '../daemon/runtime-files.js'
 
 const OUTPUT_MAX = 1 << 20
 
+const config = loadConfig(withDotenv())
+// The wrappers are copied where the sandbox uid can read them, as the daemon
+// does with its bootstraps: the checkout may be private (a clone under /root).
+const instanceDir = makeInstanceDir(config.runtimeDir)
+process.on('exit', () => rmSync(instanceDir, { recursive: true, force: true }))
+
 function wrapperSpec (name: RuntimeName): RuntimeSpec {
   const file = name === 'python' ? 'cold.py' : 'cold.mjs'
-  return scriptSpec(name, { src: join(ROOT, 'bench/wrappers', file), dest: `/hearth/${file}` })
+  const src = install(join(ROOT, 'bench/wrappers', file), join(instanceDir, 'wrappers', file))
+  chmodSync(join(instanceDir, 'wrappers'), 0o755)
+  return scriptSpec(name, { src, dest: `/hearth/${file}` })
 }
 
-const config = loadConfig(withDotenv())
 const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
 const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
 const hostUid = sandboxHostUid(config)

@@ -14,7 +14,8 @@ import { zygoteLibrary } from './zygote/library.js'
 
 export type { RuntimeFiles } from './sandbox/runtimes.js'
 
-function install (src: string, dest: string): string {
+/** Copies one file where the sandbox uid can read it (0644, its directory 0755). */
+export function install (src: string, dest: string): string {
   mkdirSync(dirname(dest), { recursive: true, mode: 0o755 })
   copyFileSync(src, dest)
   chmodSync(dest, 0o644)

@@ -61,8 +61,9 @@ t.test('the embedded redis-server is restarted when it dies; stored functions su
 })
 
 t.test('a runtime that cannot start answers 503 runtime_unavailable with Retry-After, saying why', async (t) => {
-  // 8 MB is too little for an interpreter to start: every python sandbox dies before ready.
-  const e = await startDaemon(t, { MAX_MEMORY: '8M', ACQUIRE_TIMEOUT: '2', POOL_MIN: '1' })
+  // No sandbox says ready within a millisecond: every start fails (a memory limit
+  // too small to start in is no sure way: a forked child shares the zygote's pages).
+  const e = await startDaemon(t, { SPAWN_TIMEOUT: '0.001', ACQUIRE_TIMEOUT: '2', POOL_MIN: '1' })
   const r = await post(`${e.url}/run-now`, { language: 'python', code: 'return 1' })
   t.same([r.status, r.body.error.code], [503, 'runtime_unavailable'])
   t.match(r.body.error.message, /python sandboxes cannot start/)
