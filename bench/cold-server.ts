@@ -10,7 +10,7 @@
 // Prints {"msg":"listening","port":N} once it listens. Routes: POST /upload,
 // POST /run/<path>, POST /run-now (go-faas shapes), GET /stats.
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { chmodSync, closeSync, openSync, rmSync } from 'node:fs'
+import { closeSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import uWS, { type HttpResponse } from 'uWebSockets.js'
 import { prepare } from '../daemon/compile.js'
@@ -33,9 +33,7 @@ process.on('exit', () => rmSync(instanceDir, { recursive: true, force: true }))
 
 function wrapperSpec (name: RuntimeName): RuntimeSpec {
   const file = name === 'python' ? 'cold.py' : 'cold.mjs'
-  const src = install(join(ROOT, 'bench/wrappers', file), join(instanceDir, 'wrappers', file))
-  chmodSync(join(instanceDir, 'wrappers'), 0o755)
-  return scriptSpec(name, { src, dest: `/hearth/${file}` })
+  return scriptSpec(name, { src: install(join(ROOT, 'bench/wrappers', file), join(instanceDir, 'wrappers', file)), dest: `/hearth/${file}` })
 }
 
 const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)

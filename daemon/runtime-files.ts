@@ -14,9 +14,10 @@ import { zygoteLibrary } from './zygote/library.js'
 
 export type { RuntimeFiles } from './sandbox/runtimes.js'
 
-/** Copies one file where the sandbox uid can read it (0644, its directory 0755). */
+/** Copies one file where the sandbox uid can read it: 0644, its directory 0755 whatever the umask. */
 export function install (src: string, dest: string): string {
-  mkdirSync(dirname(dest), { recursive: true, mode: 0o755 })
+  mkdirSync(dirname(dest), { recursive: true })
+  chmodSync(dirname(dest), 0o755)
   copyFileSync(src, dest)
   chmodSync(dest, 0o644)
   return dest
@@ -57,10 +58,9 @@ export async function installRuntimeFiles (root: string, dir: string, zygoteLibr
     nodeBootstrap,
     zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
     zygoteLibrary // read by the daemon, where it was built
-
   }
-  // whatever the umask (hearth.service: UMask=0077)
-  for (const d of [dir, join(dir, 'python'), join(dir, 'node')]) chmodSync(d, 0o755)
+  // whatever the umask (hearth.service: UMask=0077); python/ is install()'s
+  for (const d of [dir, join(dir, 'node')]) chmodSync(d, 0o755)
   return files
 }
 
