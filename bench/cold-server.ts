@@ -3,7 +3,7 @@
 // of a hearth sandbox (daemon/sandbox/argv.ts, seccomp included), and a one-shot
 // wrapper (bench/wrappers/) instead of the resident bootstrap; the code goes in on
 // stdin, the result comes back as the last stdout line. Same HTTP front (uWS),
-// same code preparation (daemon/compile.ts), same response body as hearth.
+// same code preparation (daemon/compile/), same response body as hearth.
 //
 // Run as its own process: `node dist/bench/cold-server.js`, configured by hearth's
 // own variables (MAX_MEMORY, MAX_CPUS, MAX_PIDS, SECCOMP, CGROUP_NAME, STATE_DIR...).
@@ -13,7 +13,7 @@ import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'n
 import { closeSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import uWS, { type HttpResponse } from 'uWebSockets.js'
-import { prepare } from '../daemon/compile.js'
+import { prepare } from '../daemon/compile/index.js'
 import { LANGUAGES, loadConfig, ROOT, sandboxHostUid, withDotenv, type Language } from '../daemon/config.js'
 import { resultBody, typeResult } from '../daemon/result.js'
 import { sandboxArgv } from '../daemon/sandbox/argv.js'

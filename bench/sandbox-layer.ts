@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { prepare } from '../daemon/compile.js'
+import { prepare } from '../daemon/compile/index.js'
 import { loadConfig, sandboxHostUid, withDotenv, type Config, type Language } from '../daemon/config.js'
 import { encodeFrame } from '../daemon/protocol.js'
 import { spawnLaunch } from '../daemon/sandbox/process.js'

@@ -11,7 +11,9 @@ export interface RunMessage { t: 'run', id: number, key: string, code?: string, 
 export interface ReadyMessage { t: 'ready', runtime: string, pid: number }
 export interface LogMessage { t: 'log', id: number, stream: 'stdout' | 'stderr', data: string }
 export interface ResultMessage { t: 'result', id: number, json?: string, stdout?: string }
-export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string }
+/** `syntax`: the code itself does not compile (a Python SyntaxError), at the user's line and column */
+export interface SyntaxPosition { line: number, column: number, lineText: string }
+export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string, syntax?: SyntaxPosition }
 export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMessage
 
 // A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
@@ -68,7 +70,12 @@ export function validateInbound (msg: unknown): InboundMessage {
       break
     case 'error':
       if (isId(m.id) && isString(m.name) && isString(m.message)) {
-        return { t: 'error', id: m.id, name: m.name, message: m.message, stack: isString(m.stack) ? m.stack : '' }
+        const e: ErrorMessage = { t: 'error', id: m.id, name: m.name, message: m.message, stack: isString(m.stack) ? m.stack : '' }
+        const s = m.syntax as Record<string, unknown> | null | undefined
+        if (s !== null && typeof s === 'object' && typeof s.line === 'number' && typeof s.column === 'number') {
+          e.syntax = { line: s.line, column: s.column, lineText: isString(s.lineText) ? s.lineText : '' }
+        }
+        return e
       }
       break
   }

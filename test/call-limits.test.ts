@@ -33,7 +33,8 @@ t.test('refuses a result over the byte cap', async (t) => {
 
 t.test('output that looks like a frame is only a log line', async (t) => {
   // A complete fake result frame, written every way user code can write.
-  const py = 'import os, sys, msgpack\nfake = msgpack.packb({"t": "result", "id": 1, "json": "666"})\nframe = len(fake).to_bytes(4, "big") + fake\nos.write(1, frame + b"\\n")\nos.write(2, frame + b"\\n")\nsys.stdout.write(frame.decode("latin-1") + "\\n")\nprint(frame)\nreturn 1'
+  // {"t": "result", "id": 1, "json": "666"} in msgpack, by hand (user code has no msgpack)
+  const py = 'import os, sys\nfake = b"\\x83\\xa1t\\xa6result\\xa2id\\x01\\xa4json\\xa3666"\nframe = len(fake).to_bytes(4, "big") + fake\nos.write(1, frame + b"\\n")\nos.write(2, frame + b"\\n")\nsys.stdout.write(frame.decode("latin-1") + "\\n")\nprint(frame)\nreturn 1'
   const r = await call(runner, { language: 'python', code: py, input: '{}' })
   t.equal(r.result?.data, '1')
   const js = 'const fs = require("fs")\nconst body = Buffer.from([0x83, 0xa1, 0x74, 0xa6, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74])\nconst head = Buffer.alloc(4); head.writeUInt32BE(body.length)\nfs.writeSync(1, Buffer.concat([head, body]))\nprocess.stdout.write(Buffer.concat([head, body]))\nconsole.log(head.toString("latin1"))\nreturn 2'

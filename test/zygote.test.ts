@@ -143,7 +143,7 @@ return {
   t.equal(b.ptrace, 'EPERM', 'cannot ptrace')
   // A is untouched and still answers, warm.
   const again = await call(runner, { language: 'python', code: 'import builtins\nreturn {"running": builtins.keep[2].poll() is None}', input: '{}', functionKey: 'sib/a@1' })
-  t.equal(again.result?.data, '{"running": true}', 'the sibling\'s sleeper still runs')
+  t.equal(again.result?.data, '{"running":true}', 'the sibling\'s sleeper still runs')
   t.equal(again.result?.warm, true)
 })
 

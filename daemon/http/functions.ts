@@ -1,5 +1,5 @@
 // POST /upload and the function listing / inspection / deletion routes.
-import { prepare } from '../compile.js'
+import { prepare } from '../compile/index.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
 import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'

@@ -1,7 +1,7 @@
 // Runs one call end to end: find a sandbox under the isolation contract, run,
 // then keep the sandbox for its function or destroy it.
 import { LANGUAGES, sandboxHostUid, type Config, type Language } from '../config.js'
-import { mapStack, prepare, type Prepared } from '../compile.js'
+import { mapStack, prepare, type Prepared } from '../compile/index.js'
 import { HearthError, limitError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
@@ -62,7 +62,7 @@ export interface RunnerOptions {
 /** How a runtime's fresh sandboxes come to be: forked from a zygote, or spawned. */
 export type RuntimeStats = Omit<ForkerStats, 'runtime'> | { readonly mode: 'spawn' }
 
-const KEPT_AFTER: ReadonlySet<string> = new Set(['script_error'])
+const KEPT_AFTER: ReadonlySet<string> = new Set(['script_error', 'syntax_error'])
 
 export class Runner {
   private readonly pools = new Map<Language, LanguagePool>()

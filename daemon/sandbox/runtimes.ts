@@ -47,7 +47,9 @@ export function scriptSpec (name: RuntimeName, script: Bind, extra: readonly Bin
   const binds: Bind[] = [script, ...extra]
   // A node outside /usr (nvm, /opt) needs its own install tree in the sandbox.
   if (!node.startsWith('/usr/')) binds.push({ src: dirname(dirname(node)), dest: dirname(dirname(node)) })
-  return { name, command: [node, script.dest], binds }
+  // The bootstrap gives user code dynamic import() through vm's main-context
+  // loader, experimental in Node 20: its one-time warning would be the user's first log line.
+  return { name, command: [node, '--disable-warning=ExperimentalWarning', script.dest], binds }
 }
 
 export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {

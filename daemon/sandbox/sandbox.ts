@@ -207,7 +207,10 @@ export class Sandbox {
       return this.end(new HearthError('protocol_error', `unexpected ${msg.t} frame for call ${msg.id}`))
     }
     if (msg.t === 'error') {
-      const err = new HearthError('script_error', msg.message, { name: msg.name, stack: msg.stack })
+      const err = msg.syntax === undefined
+        ? new HearthError('script_error', msg.message, { name: msg.name, stack: msg.stack })
+        : new HearthError('syntax_error', msg.message, { ...msg.syntax })
+      if (msg.syntax !== undefined) this.loadedKey = null // nothing was loaded: the next call sends its code again
       this.settle(p, () => p.reject(err))
       return
     }

@@ -1,10 +1,13 @@
 // hearth's resident Node bootstrap: serves `run` frames on fd 3 (see ../PROTOCOL.md).
 // Runs JavaScript, and TypeScript the daemon has already compiled with esbuild.
-// The daemon sends each code as a script whose value is `async function (event, input)`.
+// The daemon sends each code as a script whose value is `async function (event, input)`,
+// opened on a line of its own: line 0, so that the user's line 1 is line 1.
 import net from 'node:net'
 import vm from 'node:vm'
 import { createRequire } from 'node:module'
 import { Packr } from 'msgpackr'
+import { describe } from './errors.mjs'
+import { resultJson } from './result.mjs'
 
 const packr = new Packr({ useRecords: false })
 const chan = new net.Socket({ fd: 3, readable: true, writable: true })
@@ -48,18 +51,15 @@ function endCall () {
   }
 }
 
-// Stack frames of the bootstrap and of Node's internals say nothing about the user's code.
-const OWN_FRAME = /^\s+at .*(\/hearth\/bootstrap\.mjs|node:internal\/|new Promise \(<anonymous>\))/
-
-function describe (err) {
-  if (err !== null && typeof err === 'object') {
-    const stack = String(err.stack ?? '').split('\n').filter((line) => !OWN_FRAME.test(line)).join('\n')
-    return { name: String(err.name ?? 'Error'), message: String(err.message ?? ''), stack }
-  }
-  return { name: 'Error', message: String(err), stack: '' }
-}
-
-globalThis.require = createRequire('/hearth/function.js')
+// What a CommonJS file has at its top: require (of Node's built-ins: hearth's own
+// msgpackr is bundled into this file, out of its reach), module, exports, and
+// the paths; import.meta for module code (IMPORT_META in daemon/compile/).
+const FILENAME = '/hearth/function.js'
+globalThis.require = createRequire(FILENAME)
+globalThis.__filename = FILENAME
+globalThis.__dirname = '/hearth'
+globalThis.$hearthMeta = { url: 'file://' + FILENAME, filename: FILENAME, dirname: '/hearth' }
+const SCRIPT_OPTIONS = { lineOffset: -1, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
 
 let cachedKey = null
 let cachedFn = null
@@ -74,19 +74,21 @@ async function run (msg) {
     if (msg.code != null) {
       cachedKey = msg.key
       cachedFn = null
-      cachedFn = vm.runInThisContext(msg.code, { filename: msg.filename || 'function.js' })
+      cachedFn = vm.runInThisContext(msg.code, { ...SCRIPT_OPTIONS, filename: msg.filename || 'function.js' })
     } else if (msg.key !== cachedKey || cachedFn === null) {
       throw Object.assign(new Error(`no code for key ${msg.key}`), { name: 'ProtocolError' })
     }
     const event = JSON.parse(msg.input || '{}')
     globalThis.event = event
     globalThis.input = event
+    globalThis.module = { exports: {} }
+    globalThis.exports = globalThis.module.exports
     const value = await new Promise((resolve, reject) => {
       current = { id, reject }
       Promise.resolve(cachedFn(event, event)).then(resolve, reject)
     })
     endCall()
-    const json = value === undefined ? undefined : JSON.stringify(value)
+    const json = value === undefined ? undefined : resultJson(value)
     reply = json === undefined
       ? { t: 'result', id, stdout: lastLine }
       : { t: 'result', id, json }

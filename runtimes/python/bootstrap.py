@@ -1,18 +1,29 @@
 """hearth's resident Python bootstrap: serves `run` frames on fd 3 (see ../PROTOCOL.md)."""
 import ast
+import base64
 import builtins
+import codecs
+import datetime
+import errno
 import io
 import json
+import linecache
 import os
 import socket
 import struct
 import sys
 import traceback
+import types
 
 import msgpack
 
 FILENAME = 'function.py'
 HEADER = struct.Struct('>I')
+# The code runs as the program itself, as `python3 function.py` would run it:
+# `if __name__ == '__main__':` blocks run, and pickle finds its functions there.
+MODULE_NAME = '__main__'
+COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect
 
 
 class Channel:
@@ -45,17 +56,30 @@ class Channel:
 
 
 class LineCapture(io.TextIOBase):
-    """Stands in for sys.stdout / sys.stderr: each line becomes a `log` frame."""
+    """Stands in for sys.stdout / sys.stderr: each line becomes a `log` frame.
+    Bytes written to its `buffer` are decoded as UTF-8 into the same lines;
+    fileno() is the real fd, whose raw writes the daemon captures too."""
 
-    def __init__(self, chan, stream):
+    encoding = 'utf-8'
+    errors = 'strict'
+
+    def __init__(self, chan, stream, fd):
         self.chan = chan
         self.stream = stream
+        self.fd = fd
         self.partial = ''
         self.call_id = 0
         self.last_line = ''
+        self.buffer = ByteCapture(self)
 
     def writable(self):
         return True
+
+    def fileno(self):
+        return self.fd
+
+    def isatty(self):
+        return False
 
     def write(self, s):
         if not isinstance(s, str):
@@ -71,6 +95,7 @@ class LineCapture(io.TextIOBase):
         pass
 
     def end_call(self):
+        self.buffer.flush_partial()
         if self.partial:
             self._emit(self.partial)
             self.partial = ''
@@ -81,6 +106,29 @@ class LineCapture(io.TextIOBase):
         self.chan.send({'t': 'log', 'id': self.call_id, 'stream': self.stream, 'data': line})
 
 
+class ByteCapture(io.BufferedIOBase):
+    """sys.stdout.buffer: bytes in, UTF-8 text out to its LineCapture (a
+    character split across writes waits for its last byte)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder('utf-8')('replace')
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        data = bytes(b)
+        self.text.write(self.decoder.decode(data))
+        return len(data)
+
+    def flush_partial(self):
+        self.text.write(self.decoder.decode(b'', final=True))
+
+    def fileno(self):
+        return self.text.fd
+
+
 def _well_formed(value):
     """A str with lone surrogates (valid in Python and JSON, not in UTF-8) gets U+FFFD for each."""
     if isinstance(value, str):
@@ -88,64 +136,147 @@ def _well_formed(value):
     return value
 
 
+CYCLE = 'the result cannot be sent as JSON: it contains a reference cycle'
+
+
 def result_json(value):
-    """JSON text of a returned value; a lone surrogate is kept as its \\u escape."""
-    text = json.dumps(value, default=_json_default, ensure_ascii=False, allow_nan=False)
+    """The result as compact JSON, by the rule every runtime follows (README,
+    "Results"): NaN and infinities become "NaN", "Infinity", "-Infinity";
+    sets and tuples arrays; bytes base64; dates ISO 8601; keys strings; a
+    cycle is an error. A lone surrogate is kept as its \\u escape."""
+    try:
+        text = _dumps(value)
+    except ValueError as exc:  # NaN / infinity, or a cycle
+        if 'Circular' in str(exc):
+            raise TypeError(CYCLE) from None
+        text = _dumps(_normalise(value, set()))
+    except TypeError:  # a key json cannot write (a tuple, say)
+        text = _dumps(_normalise(value, set()))
     try:
         text.encode('utf-8')
     except UnicodeEncodeError:
-        text = json.dumps(value, default=_json_default, ensure_ascii=True, allow_nan=False)
+        text = _dumps(_normalise(value, set()), ensure_ascii=True)
     return text
 
 
+def _dumps(value, ensure_ascii=False):
+    return json.dumps(value, default=_json_default, ensure_ascii=ensure_ascii, allow_nan=False, separators=(',', ':'))
+
+
 def _json_default(value):
-    if isinstance(value, (set, frozenset, tuple)):
+    if isinstance(value, (set, frozenset)):
         return list(value)
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode('utf-8', 'replace')
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode('ascii')
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
     return str(value)
 
 
-class _TopLevelAwait(ast.NodeVisitor):
-    """Finds `await` (or async for/with) outside any nested function."""
+def _normalise(value, path):
+    """The slow path of result_json: what the json module refuses, made JSON."""
+    if isinstance(value, float):
+        return value if value - value == 0 else _non_finite(value)
+    if isinstance(value, (str, int, type(None))):
+        return value
+    if not isinstance(value, (dict, list, tuple, set, frozenset)):
+        return _json_default(value)
+    if id(value) in path:
+        raise TypeError(CYCLE)
+    path.add(id(value))
+    try:
+        if isinstance(value, dict):
+            return {_key(k): _normalise(v, path) for k, v in value.items()}
+        return [_normalise(v, path) for v in value]
+    finally:
+        path.discard(id(value))
 
-    found = False
+
+def _non_finite(x):
+    return 'NaN' if x != x else ('Infinity' if x > 0 else '-Infinity')
+
+
+def _key(key):
+    """A key as json would write it, and the keys it refuses as str(key)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, float) and key - key != 0:
+        return _non_finite(key)
+    if isinstance(key, (bool, int, float, type(None))):
+        return json.dumps(key)
+    return str(key)
+
+
+class Return(BaseException):
+    """A top-level `return`: ends the code with its value. A BaseException, so
+    `except Exception:` lets it through (README: returns inside try / with)."""
+
+    def __init__(self, value=None):
+        super().__init__()
+        self.value = value
+
+
+class _TopLevelReturns(ast.NodeTransformer):
+    """`return x` outside any def or class becomes `raise __hearth_return__(x)`."""
 
     def visit_FunctionDef(self, node):
-        pass  # a nested def has its own scope
+        return node  # a def's own returns are its own
 
-    visit_AsyncFunctionDef = visit_FunctionDef
-    visit_Lambda = visit_FunctionDef
+    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
 
-    def visit_Await(self, node):
-        self.found = True
-
-    visit_AsyncFor = visit_Await
-    visit_AsyncWith = visit_Await
+    def visit_Return(self, node):
+        call = ast.Call(func=ast.Name(id='__hearth_return__', ctx=ast.Load()),
+                        args=[node.value] if node.value is not None else [], keywords=[])
+        return ast.copy_location(ast.Raise(exc=call, cause=None), node)
 
 
-def compile_function(code):
-    """Turn a code body into a function of (event, input), keeping line numbers.
+def compile_module(code):
+    """The code as a module's code object, with positions the user's own."""
+    tree = _TopLevelReturns().visit(ast.parse(code, FILENAME, 'exec'))
+    ast.fix_missing_locations(tree)
+    compiled = compile(tree, FILENAME, 'exec', flags=COMPILE_FLAGS, dont_inherit=True)
+    # for linecache: tracebacks and inspect.getsource() read the code from there (mtime None: never checked on disk)
+    return compiled, (len(code), None, code.splitlines(True), FILENAME)
 
-    The body becomes the body of a function at the AST level, so a top-level
-    `return` is legal and tracebacks point at the user's own lines.
-    """
-    tree = ast.parse(code, FILENAME, 'exec')
-    finder = _TopLevelAwait()
-    for node in tree.body:
-        finder.visit(node)
-    kind = ast.AsyncFunctionDef if finder.found else ast.FunctionDef
-    args = ast.arguments(posonlyargs=[], args=[ast.arg(arg='event'), ast.arg(arg='input')],
-                         vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
-    fields = dict(name='<module>', args=args, body=tree.body or [ast.Pass()],
-                  decorator_list=[], returns=None, type_comment=None, lineno=1, col_offset=0)
-    if sys.version_info >= (3, 12):
-        fields['type_params'] = []
-    module = ast.Module(body=[kind(**fields)], type_ignores=[])
-    ast.fix_missing_locations(module)
-    namespace = {'__name__': '__main__', '__builtins__': builtins}
-    exec(compile(module, FILENAME, 'exec'), namespace)
-    return namespace['<module>'], finder.found
+
+def run_module(loaded, event):
+    """Runs the code in a new module registered as __main__; its value is
+    what a top-level `return` gave (None when it gave nothing)."""
+    compiled, lines = loaded
+    module = types.ModuleType(MODULE_NAME)
+    module.__file__ = FILENAME
+    module.event = module.input = event
+    sys.modules[MODULE_NAME] = module
+    sys.argv[:] = [FILENAME]
+    linecache.cache[FILENAME] = lines
+    try:
+        value = eval(compiled, module.__dict__)
+        if compiled.co_flags & CO_COROUTINE:  # top-level await: the module's code is a coroutine
+            import asyncio
+            asyncio.run(value)
+        return None
+    except Return as ret:
+        return ret.value
+
+
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+
+
+def hint(exc):
+    """What a message should add so that it explains itself, or ''."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.partition('.')[0]
+        if top not in sys.stdlib_module_names:
+            return ("hearth functions can import Python's standard library only; "
+                    "%r is not part of it" % top)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, socket.gaierror) or (isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS):
+            return 'hearth sandboxes have no network access'
+        exc = getattr(exc, 'reason', None) if isinstance(getattr(exc, 'reason', None), BaseException) \
+            else (exc.__cause__ or exc.__context__)
+    return ''
 
 
 def describe(exc):
@@ -155,26 +286,48 @@ def describe(exc):
     head = 'Traceback (most recent call last):\n' if frames else ''
     stack = head + ''.join(traceback.format_list(frames)) + ''.join(traceback.format_exception_only(type(exc), exc))
     message = str(exc)
-    if isinstance(exc, SyntaxError):
-        message = '%s (%s, line %s)' % (exc.msg, FILENAME, exc.lineno)
+    extra = hint(exc)
+    if extra:
+        message = '%s (%s)' % (message, extra)
     return {'name': type(exc).__name__, 'message': message, 'stack': stack}
+
+
+def describe_syntax(exc):
+    """A SyntaxError of the code itself: its position, for the daemon's syntax_error."""
+    reply = describe(exc)
+    reply['message'] = '%s (%s, line %s)' % (exc.msg, FILENAME, exc.lineno)
+    reply['syntax'] = {'line': exc.lineno or 0, 'column': exc.offset or 0,
+                       'lineText': (exc.text or '').rstrip('\n')}
+    return reply
 
 
 def warm_up():
     """One call's code path, run before `ready`: a sandbox forked from the
     zygote pays its copy-on-write faults here rather than on its first real call."""
-    fn, _ = compile_function('x = [event, input]\nreturn {"ok": x[0]}')
-    text = result_json(fn(json.loads('{"a": [1, "b"]}'), None))
+    loaded = compile_module('x = [event, input]\nif x:\n    return {"ok": x[0], "n": float("nan")}')
+    text = result_json(run_module(loaded, json.loads('{"a": [1, "b"]}')))
     msgpack.packb({'t': 'result', 'id': 0, 'json': text}, use_bin_type=True)
 
 
+def hide_hearth():
+    """User code sees its own __main__ and sys.path: not the bootstrap, not the
+    packages hearth itself imported (msgpack), not the directory they came from.
+    Hygiene, not a boundary: the sandbox is the boundary."""
+    for name in list(sys.modules):
+        if name in ('bootstrap', '__main__') or name == 'msgpack' or name.startswith('msgpack.'):
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if p != '/hearth' and not p.endswith(('-packages', '.egg'))]
+
+
 def main():
+    builtins.__hearth_return__ = Return
     warm_up()
     chan = Channel(3)
-    out = LineCapture(chan, 'stdout')
-    err = LineCapture(chan, 'stderr')
+    out = LineCapture(chan, 'stdout', 1)
+    err = LineCapture(chan, 'stderr', 2)
     sys.stdout, sys.stderr = out, err
     sys.stdin = io.StringIO('')
+    hide_hearth()
     cached_key = None
     cached = None
     chan.send({'t': 'ready', 'runtime': 'python', 'pid': os.getpid()})
@@ -192,19 +345,15 @@ def main():
             key = msg.get('key')
             if msg.get('code') is not None:
                 cached_key, cached = key, None  # a failed compile must not leave old code behind
-                cached = compile_function(msg['code'])
+                try:
+                    cached = compile_module(msg['code'])
+                except SyntaxError as exc:
+                    reply = dict(describe_syntax(exc), t='error', id=call_id)
             elif key != cached_key or cached is None:
                 reply = {'t': 'error', 'id': call_id, 'name': 'ProtocolError',
                          'message': 'no code for key %r' % (key,), 'stack': ''}
             if reply is None:
-                fn, is_async = cached
-                event = json.loads(msg.get('input') or '{}')
-                builtins.event = event
-                builtins.input = event
-                value = fn(event, event)
-                if is_async:
-                    import asyncio
-                    value = asyncio.run(value)
+                value = run_module(cached, json.loads(msg.get('input') or '{}'))
                 out.end_call()
                 err.end_call()
                 if value is None:
