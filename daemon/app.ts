@@ -1,8 +1,11 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
+import { listenMetrics } from './http/metrics.js'
 import type { Logger } from './log.js'
+import { Metrics, type PoolGauges } from './metrics/index.js'
 import { Runner } from './pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/limits/index.js'
 import { probeBwrap } from './sandbox/probe.js'
@@ -89,7 +92,14 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   // Listen only once Redis answers (or after its timeout: run-now works without it).
   if (!await redisReady(redis, config.redisTimeoutMs)) log.warn('Redis is not answering yet; store endpoints answer 503 until it does')
 
-  const runner = new Runner({
+  const version = (JSON.parse(readFileSync(join(config.root, 'package.json'), 'utf8')) as { version: string }).version
+  const metrics: Metrics = new Metrics({
+    pools: (): PoolGauges => runner.stats(),
+    redisUp: () => redis.status === 'ready',
+    build: { version, node: process.version }
+  })
+  const runner: Runner = new Runner({
+    observer: metrics,
     config,
     limits,
     seccompFile,
@@ -99,8 +109,10 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })
-  const http = new HttpServer({ config, log, runner, store, limits })
+  const http = new HttpServer({ config, log, runner, store, limits, metrics })
   const port = await http.listen(config.httpHost, config.httpPort)
+  const metricsListener = config.metricsPort === null ? null : await listenMetrics(config.httpHost, config.metricsPort, metrics)
+  if (metricsListener !== null) log.info({ port: metricsListener.port }, 'metrics listening (METRICS_PORT)')
 
   return {
     port,
@@ -112,6 +124,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       await forkers.close()
       rmSync(instanceDir, { recursive: true, force: true })
       http.close()
+      metricsListener?.close()
       subscriber.disconnect()
       redis.disconnect()
       await embedded?.stop()

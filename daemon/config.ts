@@ -16,6 +16,8 @@ export interface Config {
   readonly root: string // the checkout: runtimes/, node_modules/, build/
   readonly httpHost: string
   readonly httpPort: number
+  /** null: /metrics on HTTP_PORT */
+  readonly metricsPort: number | null
   readonly maxCpus: number
   readonly maxMemoryBytes: number
   readonly maxPids: number
@@ -64,6 +66,7 @@ export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), exists
 const DEFAULTS = {
   HTTP_HOST: '127.0.0.1',
   HTTP_PORT: '8080',
+  METRICS_PORT: '',
   MAX_CPUS: '1',
   MAX_MEMORY: '128M',
   MAX_PIDS: '64',
@@ -188,6 +191,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     root,
     httpHost: (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim(),
     httpPort: integer(env, 'HTTP_PORT', 0, 65535),
+    metricsPort: (env.METRICS_PORT ?? '').trim() === '' ? null : integer(env, 'METRICS_PORT', 0, 65535),
     maxCpus: positiveNumber(env, 'MAX_CPUS'),
     maxMemoryBytes: bytes(env, 'MAX_MEMORY'),
     maxPids: integer(env, 'MAX_PIDS', 4, 1 << 22),

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics/index.js'
 import type { Runner } from '../pool/runner.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import type { FunctionStore } from '../store/function-store.js'
@@ -11,4 +12,5 @@ export interface HttpDeps {
   readonly runner: Runner
   readonly store: FunctionStore
   readonly limits: LimitsBackend
+  readonly metrics: Metrics
 }

@@ -27,13 +27,16 @@ export class Exchange implements CallerGone {
   private readonly res: HttpResponse
   private readonly contentLength: number
   private readonly log: Logger
-  private readonly onFinish: () => void
+  /** the route's pattern (`/run/*`), for the metrics: never the URL itself */
+  readonly route: string
+  private readonly onFinish: (x: Exchange, seconds: number) => void
   private finished = false
   private streaming = false
 
-  constructor (res: HttpResponse, req: HttpRequest, log: Logger, onFinish: () => void) {
+  constructor (res: HttpResponse, req: HttpRequest, route: string, log: Logger, onFinish: (x: Exchange, seconds: number) => void) {
     // Everything from req now: it is invalid once the handler returns.
     this.res = res
+    this.route = route
     this.method = req.getMethod().toUpperCase()
     this.url = req.getUrl()
     this.query = req.getQuery() ?? ''
@@ -95,6 +98,17 @@ export class Exchange implements CallerGone {
     this.finish(status)
   }
 
+  /** A non-JSON body (the metrics' text format). */
+  text (status: number, body: string, contentType: string): void {
+    if (this.finished) return
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      this.res.writeHeader('Content-Type', contentType)
+      this.res.end(body)
+    })
+    this.finish(status)
+  }
+
   error (err: HearthError): void {
     if (this.streaming) {
       this.event({ event: 'error', data: err.message, type: 'text', code: err.code, ...err.details })
@@ -145,6 +159,6 @@ export class Exchange implements CallerGone {
     this.status = status
     const ms = Number(process.hrtime.bigint() - this.started) / 1e6
     this.log.info({ method: this.method, path: this.url, status, ms: Math.round(ms * 1000) / 1000, ...this.logFields }, 'request')
-    this.onFinish()
+    this.onFinish(this, ms / 1000)
   }
 }

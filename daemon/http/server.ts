@@ -5,6 +5,7 @@ import type { HttpDeps } from './deps.js'
 import { Exchange } from './exchange.js'
 import { list, remove, show, upload } from './functions.js'
 import { healthz, readyz } from './health.js'
+import { metrics } from './metrics.js'
 import { bodyLimit, runNow, runStored } from './run.js'
 
 type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
@@ -19,7 +20,8 @@ const ROUTES: ReadonlyArray<{ method: 'post' | 'get' | 'del', pattern: string } 
   { method: 'get', pattern: '/functions/*', handler: show },
   { method: 'del', pattern: '/functions/*', handler: remove },
   { method: 'get', pattern: '/healthz', handler: healthz, duringDrain: true },
-  { method: 'get', pattern: '/readyz', handler: readyz, duringDrain: true }
+  { method: 'get', pattern: '/readyz', handler: readyz, duringDrain: true },
+  { method: 'get', pattern: '/metrics', handler: metrics, duringDrain: true }
 ]
 
 const matches = (pattern: string, url: string): boolean =>
@@ -28,6 +30,7 @@ const matches = (pattern: string, url: string): boolean =>
 export class HttpServer {
   private readonly app: TemplatedApp
   private readonly deps: HttpDeps
+  private readonly routes: typeof ROUTES
   private listenSocket: uWS.us_listen_socket | null = null
   private inFlight = 0
   private draining = false
@@ -37,25 +40,30 @@ export class HttpServer {
     this.deps = deps
     const limit = bodyLimit(deps)
     this.app = uWS.App()
-    for (const r of ROUTES) this.app[r.method](r.pattern, 'body' in r ? this.withBody(r.body, limit) : this.route(r.handler, r.duringDrain))
-    this.app.any('/*', this.route((x) => { this.notFound(x) }, true))
+    // METRICS_PORT: /metrics is served there (http/metrics.ts), not here.
+    this.routes = ROUTES.filter((r) => r.pattern !== '/metrics' || deps.config.metricsPort === null)
+    for (const r of this.routes) {
+      this.app[r.method](r.pattern, 'body' in r ? this.withBody(r.pattern, r.body, limit) : this.route(r.pattern, r.handler, r.duringDrain))
+    }
+    this.app.any('/*', this.route('other', (x) => { this.notFound(x) }, true))
   }
 
   private notFound (x: Exchange): void {
-    const code = ROUTES.some((r) => matches(r.pattern, x.url)) ? 'method_not_allowed' : 'route_not_found'
+    const code = this.routes.some((r) => matches(r.pattern, x.url)) ? 'method_not_allowed' : 'route_not_found'
     x.error(new HearthError(code, `${x.method} ${x.url}: ${code === 'method_not_allowed' ? 'method not allowed' : 'no such route'}`))
   }
 
-  private begin (res: HttpResponse, req: HttpRequest): Exchange {
+  private begin (res: HttpResponse, req: HttpRequest, route: string): Exchange {
     this.inFlight++
-    return new Exchange(res, req, this.deps.log, () => {
+    return new Exchange(res, req, route, this.deps.log, (x, seconds) => {
+      this.deps.metrics.request(x.route, x.method, x.status, seconds)
       if (--this.inFlight === 0) this.idle?.()
     })
   }
 
-  private withBody (handler: WithBody, limit: number) {
+  private withBody (pattern: string, handler: WithBody, limit: number) {
     return (res: HttpResponse, req: HttpRequest): void => {
-      const x = this.begin(res, req)
+      const x = this.begin(res, req, pattern)
       if (this.draining) return x.error(new HearthError('shutting_down'))
       let body: Promise<Buffer>
       try {
@@ -68,9 +76,9 @@ export class HttpServer {
     }
   }
 
-  private route (handler: WithoutBody, duringDrain = false) {
+  private route (pattern: string, handler: WithoutBody, duringDrain = false) {
     return (res: HttpResponse, req: HttpRequest): void => {
-      const x = this.begin(res, req)
+      const x = this.begin(res, req, pattern)
       if (this.draining && !duringDrain) return x.error(new HearthError('shutting_down'))
       Promise.resolve()
         .then(async () => await handler(x, this.deps))

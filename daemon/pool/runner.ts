@@ -10,6 +10,7 @@ import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
 import type { Forker, ForkerStats } from '../zygote/index.js'
 import { LanguagePool, type LanguagePoolStats } from './language-pool.js'
+import { NO_OBSERVER, type DestroyReason, type LimitName, type RunObserver } from './observer.js'
 import { WaitLimit } from './wait-limit.js'
 import { RetryClaim, WarmSet, type Claim } from './warm-set.js'
 
@@ -57,12 +58,19 @@ export interface RunnerOptions {
   readonly runtimes?: Partial<Record<RuntimeName, RuntimeSpec>>
   /** zygotes that fork fresh sandboxes, for the runtimes that have one (daemon/zygote) */
   readonly forkers?: Partial<Record<RuntimeName, Forker>>
+  /** told of every call, start and kill (the metrics) */
+  readonly observer?: RunObserver
 }
 
 /** How a runtime's fresh sandboxes come to be: forked from a zygote, or spawned. */
 export type RuntimeStats = Omit<ForkerStats, 'runtime'> | { readonly mode: 'spawn' }
 
 const KEPT_AFTER: ReadonlySet<string> = new Set(['script_error', 'syntax_error'])
+const LIMIT_OF: Partial<Record<string, LimitName>> = { timeout: 'timeout', result_too_large: 'result', memory_limit: 'memory', pids_limit: 'pids' }
+/** Why a sandbox that is not kept is killed, by the limit it hit or the error its call ended with. */
+const FATE_OF: Partial<Record<string, DestroyReason>> = {
+  timeout: 'timeout', memory: 'memory', pids: 'pids', sandbox_crashed: 'crash', protocol_error: 'crash', shutting_down: 'shutdown'
+}
 
 export class Runner {
   private readonly pools = new Map<Language, LanguagePool>()
@@ -78,6 +86,8 @@ export class Runner {
   private readonly prewarms: number
   /** ACQUIRE_TIMEOUT: how long a call may look for a sandbox, all waits together */
   private readonly acquireTimeoutMs: number
+  private readonly observer: RunObserver
+  private readonly languageOf = new WeakMap<Sandbox, Language>()
 
   constructor (opts: RunnerOptions) {
     const c = opts.config
@@ -85,6 +95,7 @@ export class Runner {
     this.acquireTimeoutMs = c.acquireTimeoutMs
     const queue = new WaitLimit(c.queueMax)
     this.onBackgroundError = opts.onBackgroundError ?? (() => {})
+    const observer = this.observer = opts.observer ?? NO_OBSERVER
     this.warm = new WarmSet({
       maxTotal: c.warmMaxTotal,
       maxPerFunction: c.warmMaxPerFunction,
@@ -92,7 +103,8 @@ export class Runner {
       maxUses: c.warmMaxUses,
       queue,
       waitTimeoutMs: c.acquireTimeoutMs,
-      onBackgroundError: (err) => this.onBackgroundError(err)
+      onBackgroundError: (err) => this.onBackgroundError(err),
+      onDestroy: (sandbox, reason) => this.destroyed(sandbox, reason)
     })
     const hostUid = sandboxHostUid(c)
     const specs = new Map<string, RuntimeSpec>()
@@ -107,17 +119,28 @@ export class Runner {
         const id = `${language}-${process.pid}-${++this.seq}`
         const limits = await opts.limits.create(id)
         // Forked from the runtime's zygote while it works; spawned otherwise.
-        const launch = forker?.usable === true
+        const forked = forker?.usable === true
+        const began = process.hrtime.bigint()
+        const seconds = (): number => Number(process.hrtime.bigint() - began) / 1e9
+        const launch = forked
           ? forker.launch(limits, runtime)
           : spawnLaunch({ runtime: spec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
-        const sandbox = await Sandbox.start({
-          id,
-          runtime,
-          limits,
-          spawnTimeoutMs: c.spawnTimeoutMs,
-          logMaxBytes: c.logMaxBytes,
-          resultMaxBytes: c.resultMaxBytes
-        }, launch)
+        let sandbox: Sandbox
+        try {
+          sandbox = await Sandbox.start({
+            id,
+            runtime,
+            limits,
+            spawnTimeoutMs: c.spawnTimeoutMs,
+            logMaxBytes: c.logMaxBytes,
+            resultMaxBytes: c.resultMaxBytes
+          }, launch)
+        } catch (err) {
+          observer.started(language, forked ? 'fork' : 'spawn', seconds(), false)
+          throw err
+        }
+        observer.started(language, forked ? 'fork' : 'spawn', seconds(), true)
+        this.languageOf.set(sandbox, language)
         if (this.closing) { // close() already killed the live ones; this one came too late
           await sandbox.destroy()
           throw new HearthError('shutting_down')
@@ -149,10 +172,27 @@ export class Runner {
 
   async run (req: RunRequest): Promise<RunResult> {
     if (this.closing) throw new HearthError('shutting_down')
-    const prepared = await prepare(req.language, req.code)
-    const pool = this.pools.get(req.language) as LanguagePool
-    const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
-    const { claim, sandbox } = await this.find(pool, groupKey)
+    const began = process.hrtime.bigint()
+    const seconds = (): number => Number(process.hrtime.bigint() - began) / 1e9
+    let start: 'warm' | 'fresh' = 'fresh'
+    try {
+      const prepared = await prepare(req.language, req.code)
+      const pool = this.pools.get(req.language) as LanguagePool
+      const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
+      const found = await this.find(pool, groupKey)
+      this.observer.waited(req.language, seconds())
+      if (found.sandbox.uses > 0) start = 'warm'
+      const result = await this.runIn(req, prepared, pool, groupKey, found)
+      this.observer.call(req.language, 'ok', start, seconds())
+      return result
+    } catch (err) {
+      this.observer.call(req.language, err instanceof HearthError ? err.code : 'internal', start, seconds())
+      throw err
+    }
+  }
+
+  private async runIn (req: RunRequest, prepared: Prepared, pool: LanguagePool, groupKey: string | null, found: { claim: Claim, sandbox: Sandbox }): Promise<RunResult> {
+    const { claim, sandbox } = found
     const warm = sandbox.uses > 0
     let outcome: Outcome | null = null
     let error: HearthError | null = null
@@ -180,7 +220,9 @@ export class Runner {
     const breach = sandbox.state === 'idle' ? sandbox.breach() : null
     if (breach !== null && error !== null) error = limitError(breach, error)
     const keep = groupKey !== null && breach === null && sandbox.state === 'idle' && (error === null || KEPT_AFTER.has(error.code))
-    this.release(claim, groupKey, sandbox, pool, keep)
+    const limit = breach === 'memory' || breach === 'pids' ? breach : LIMIT_OF[error?.code ?? ''] ?? (outcome?.logsTruncated === true ? 'logs' : null)
+    if (limit != null) this.observer.breach(req.language, limit)
+    this.release(claim, groupKey, sandbox, pool, keep, FATE_OF[limit ?? error?.code ?? ''] ?? (error === null ? 'used' : 'error'))
     if (error !== null) throw this.explain(error, prepared)
     return { ...typeResult(outcome as Outcome), logsTruncated: (outcome as Outcome).logsTruncated, warm }
   }
@@ -231,15 +273,22 @@ export class Runner {
    * caller's answer is written (a setImmediate): measured, they took 0.4-2.4 ms
    * of a run-now call's 3-5 ms when done first.
    */
-  private release (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean): void {
+  private release (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean, fate: DestroyReason): void {
     if (keep && claim.kind !== 'unbound') {
       if (claim.kind === 'bind') this.afterReply(async () => await pool.handOver(sandbox))
       if (this.warm.release(groupKey as string, sandbox)) return
+      this.destroyed(sandbox, 'retired')
       this.afterReply(async () => await sandbox.destroy()) // refused (use count reached): release() gave up its place
       return
     }
+    this.destroyed(sandbox, fate)
     if (claim.kind !== 'unbound') this.warm.leave(groupKey as string)
     this.afterReply(async () => { if (claim.kind === 'sandbox') await sandbox.destroy(); else await pool.discard(sandbox) })
+  }
+
+  private destroyed (sandbox: Sandbox, reason: DestroyReason): void {
+    const language = this.languageOf.get(sandbox)
+    if (language !== undefined) this.observer.destroyed(language, reason)
   }
 
   /** Sandbox teardown runs off the request path; its failures are reported, never unhandled. */

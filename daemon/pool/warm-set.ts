@@ -16,6 +16,8 @@ export interface WarmSetOptions {
   readonly waitTimeoutMs: number
   /** a teardown that failed (idle expiry, eviction): off any call's path, reported */
   readonly onBackgroundError: (err: Error) => void
+  /** a bound sandbox the set itself killed: idle too long, or evicted for another function */
+  readonly onDestroy?: (sandbox: Sandbox, reason: 'idle' | 'evicted') => void
 }
 
 interface Waiter {
@@ -97,7 +99,7 @@ export class WarmSet {
       group.idle.splice(i, 1)
       this.idleTimers.delete(sandbox)
       this.leave(key)
-      this.destroy(sandbox)
+      this.destroy(sandbox, 'idle')
     }, this.opts.idleMs)
     timer.unref()
     this.idleTimers.set(sandbox, timer)
@@ -150,7 +152,8 @@ export class WarmSet {
     return out
   }
 
-  private destroy (sandbox: Sandbox): void {
+  private destroy (sandbox: Sandbox, reason: 'idle' | 'evicted'): void {
+    this.opts.onDestroy?.(sandbox, reason)
     sandbox.destroy().catch((err: Error) => this.opts.onBackgroundError(err))
   }
 
@@ -179,7 +182,7 @@ export class WarmSet {
       clearTimeout(this.idleTimers.get(sandbox))
       this.idleTimers.delete(sandbox)
       this.leave(key)
-      this.destroy(sandbox)
+      this.destroy(sandbox, 'evicted')
       return true
     }
     return false
