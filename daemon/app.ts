@@ -1,11 +1,13 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
+import { Authenticator } from './auth/index.js'
+import { isLoopback, sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
 import { listenMetrics } from './http/metrics.js'
 import type { Logger } from './log.js'
 import { Metrics, type PoolGauges } from './metrics/index.js'
+import { Quotas } from './quotas/index.js'
 import { Runner } from './pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/limits/index.js'
 import { probeBwrap } from './sandbox/probe.js'
@@ -109,7 +111,11 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     onSpawnError: (language, err, failures) => log.error({ language, failures, err: err.message }, 'sandbox failed to start'),
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })
-  const http = new HttpServer({ config, log, runner, store, limits, metrics })
+  const auth = new Authenticator(config.auth, config.adminToken, redis, config.redisTimeoutMs, (msg) => log.warn(msg))
+  if (!config.auth && !isLoopback(config.httpHost)) log.warn({ host: config.httpHost }, 'AUTH=off on a non-loopback address: anyone who reaches the port can run code, and change or delete any function')
+  if (config.auth && config.adminToken === null) log.warn('AUTH=on without ADMIN_TOKEN: no key can be created here (keys made by another daemon sharing the Redis still work)')
+  const quotas = new Quotas(redis, { leaseMs: config.timeoutMs + config.acquireTimeoutMs + 30_000, warn: (msg, fields) => log.warn(fields ?? {}, msg) })
+  const http = new HttpServer({ config, log, runner, store, limits, metrics, auth, quotas })
   const port = await http.listen(config.httpHost, config.httpPort)
   const metricsListener = config.metricsPort === null ? null : await listenMetrics(config.httpHost, config.metricsPort, metrics)
   if (metricsListener !== null) log.info({ port: metricsListener.port }, 'metrics listening (METRICS_PORT)')

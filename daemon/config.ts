@@ -59,6 +59,11 @@ export interface Config {
   /** the hard deadline of a stop: past it the daemon exits 1, whatever is left undone */
   readonly shutdownTimeoutMs: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** AUTH: on (Bearer keys), off; `authExplicit`: set by the operator rather than defaulted */
+  readonly auth: boolean
+  readonly authExplicit: boolean
+  /** ADMIN_TOKEN or the contents of ADMIN_TOKEN_FILE; null for none */
+  readonly adminToken: string | null
 }
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..')
@@ -107,7 +112,10 @@ const DEFAULTS = {
   SHUTDOWN_GRACE_SECONDS: '10',
   // Under hearth.service's TimeoutStopSec=20s, so the daemon, not systemd's SIGKILL, ends a stop.
   SHUTDOWN_TIMEOUT_SECONDS: '15',
-  LOG_LEVEL: 'info'
+  LOG_LEVEL: 'info',
+  AUTH: '',
+  ADMIN_TOKEN: '',
+  ADMIN_TOKEN_FILE: ''
 } as const
 
 export type EnvName = keyof typeof DEFAULTS
@@ -230,8 +238,37 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     stateDir: resolve(root, (env.STATE_DIR ?? DEFAULTS.STATE_DIR).trim()),
     shutdownGraceMs,
     shutdownTimeoutMs,
-    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    ...auth(env, (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim())
   })
+}
+
+export function isLoopback (host: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === 'localhost'
+}
+
+/**
+ * AUTH defaults to off on a loopback address only: listening anywhere else
+ * needs a choice, AUTH=on, or AUTH=off (which the daemon logs as a warning).
+ */
+function auth (env: Env, host: string): Pick<Config, 'auth' | 'authExplicit' | 'adminToken'> {
+  const text = (env.AUTH ?? '').trim()
+  const authExplicit = text !== ''
+  if (!authExplicit && !isLoopback(host)) {
+    throw new ConfigError('AUTH', `must be set when HTTP_HOST (${host}) is not a loopback address: AUTH=on (with ADMIN_TOKEN to create keys), or AUTH=off to let anyone who reaches the port run code`)
+  }
+  const on = authExplicit ? flag(env, 'AUTH') : false
+  const file = (env.ADMIN_TOKEN_FILE ?? '').trim()
+  let token = env.ADMIN_TOKEN ?? ''
+  if (file !== '') {
+    try {
+      token = readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError('ADMIN_TOKEN_FILE', `cannot be read: ${(err as Error).message}`)
+    }
+  }
+  if (token !== '' && token.length < 16) throw new ConfigError(file !== '' ? 'ADMIN_TOKEN_FILE' : 'ADMIN_TOKEN', 'must be at least 16 characters')
+  return { auth: on, authExplicit, adminToken: token === '' ? null : token }
 }
 
 /** One path component: sandbox cgroups are made under it, so no `/`, `.` or `..`. */

@@ -14,7 +14,7 @@ fi
 [ -f dist/daemon/main.js ] || { echo "install-systemd: build first (make build)" >&2; exit 1; }
 install -d -m 0755 /opt/hearth /etc/hearth
 cp -a package.json package-lock.json dist runtimes build node_modules README.md /opt/hearth/
-[ -f /etc/hearth/hearth.env ] || printf '# hearth settings, see /opt/hearth/README.md\n#HTTP_HOST=0.0.0.0\n' > /etc/hearth/hearth.env
+[ -f /etc/hearth/hearth.env ] || printf '# hearth settings, see /opt/hearth/README.md\n#HTTP_HOST=0.0.0.0\n#AUTH=on\n' > /etc/hearth/hearth.env
 install -m 0644 systemd/hearth.slice systemd/hearth.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now hearth.service

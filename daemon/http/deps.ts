@@ -1,6 +1,8 @@
+import type { Authenticator } from '../auth/index.js'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
+import type { Quotas } from '../quotas/index.js'
 import type { Runner } from '../pool/runner.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import type { FunctionStore } from '../store/function-store.js'
@@ -13,4 +15,6 @@ export interface HttpDeps {
   readonly store: FunctionStore
   readonly limits: LimitsBackend
   readonly metrics: Metrics
+  readonly auth: Authenticator
+  readonly quotas: Quotas
 }

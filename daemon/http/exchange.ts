@@ -2,6 +2,7 @@
 // a cap, corked writes, and the request log line.
 import { STATUS_CODES } from 'node:http'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import { ANYONE, type Principal } from '../auth/principal.js'
 import { HearthError, RETRYABLE } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { CallerGone } from '../pool/runner.js'
@@ -17,6 +18,10 @@ export class Exchange implements CallerGone {
   readonly query: string
   /** the Idempotency-Key header ('' when absent) */
   readonly idempotencyKey: string
+  /** the Authorization header ('' when absent) */
+  readonly authorization: string
+  /** who is calling, once the route has authenticated the request */
+  principal: Principal = ANYONE
   readonly started = process.hrtime.bigint()
   /** set when the client goes away: the call's sandbox is killed (CallerGone) */
   aborted = false
@@ -32,6 +37,7 @@ export class Exchange implements CallerGone {
   private readonly onFinish: (x: Exchange, seconds: number) => void
   private finished = false
   private streaming = false
+  private done: Array<() => void> | null = null
 
   constructor (res: HttpResponse, req: HttpRequest, route: string, log: Logger, onFinish: (x: Exchange, seconds: number) => void) {
     // Everything from req now: it is invalid once the handler returns.
@@ -41,6 +47,7 @@ export class Exchange implements CallerGone {
     this.url = req.getUrl()
     this.query = req.getQuery() ?? ''
     this.idempotencyKey = req.getHeader('idempotency-key')
+    this.authorization = req.getHeader('authorization')
     const length = req.getHeader('content-length')
     this.contentLength = length === '' ? -1 : Number(length)
     this.log = log
@@ -98,6 +105,12 @@ export class Exchange implements CallerGone {
     this.finish(status)
   }
 
+  /** Runs `fn` when the exchange ends, however it ends (a quota's place given back). */
+  whenDone (fn: () => void): void {
+    if (this.finished) fn()
+    else (this.done ??= []).push(fn)
+  }
+
   /** A non-JSON body (the metrics' text format). */
   text (status: number, body: string, contentType: string): void {
     if (this.finished) return
@@ -116,6 +129,8 @@ export class Exchange implements CallerGone {
       return
     }
     const headers: Record<string, string> = RETRYABLE.has(err.code) ? { 'Retry-After': '1' } : {}
+    if (typeof err.details.retry_after === 'number') headers['Retry-After'] = String(err.details.retry_after)
+    if (err.code === 'unauthorized') headers['WWW-Authenticate'] = 'Bearer realm="hearth"'
     this.logFields.error = err.code
     this.json(err.status, JSON.stringify(err.toJSON()), headers)
   }
@@ -159,6 +174,7 @@ export class Exchange implements CallerGone {
     this.status = status
     const ms = Number(process.hrtime.bigint() - this.started) / 1e6
     this.log.info({ method: this.method, path: this.url, status, ms: Math.round(ms * 1000) / 1000, ...this.logFields }, 'request')
+    for (const fn of this.done ?? []) fn()
     this.onFinish(this, ms / 1000)
   }
 }

@@ -1,4 +1,5 @@
 // POST /upload and the function listing / inspection / deletion routes.
+import { requirePath } from '../auth/index.js'
 import { prepare } from '../compile/index.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
@@ -7,6 +8,7 @@ import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimi
 export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
   const path = validatePath(fields.path)
+  requirePath(x.principal, path)
   const language = parseLanguage(fields.language)
   const code = parseCode(fields.code, deps.config)
   // JavaScript and TypeScript that do not parse are refused now, with the
@@ -14,26 +16,35 @@ export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   await prepare(language, code)
   const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey))
   Object.assign(x.logFields, { function: path, version: meta.version, language, ...(meta.replayed ? { replayed: true } : {}) })
+  if (!meta.replayed) audit(x, deps, 'function.upload', { function: path, version: meta.version, language, sha256: meta.sha256 })
   x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }),
     meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
 }
 
 export async function list (x: Exchange, deps: HttpDeps): Promise<void> {
   const { cursor, limit } = parseLimit(x.query, 1000)
-  const page = await deps.store.list(cursor, limit)
+  const page = await deps.store.list(cursor, limit, x.principal.prefix) // a key sees its own prefix only
   x.json(200, JSON.stringify({ functions: page.functions, next_cursor: page.next }))
 }
 
 export async function show (x: Exchange, deps: HttpDeps): Promise<void> {
   const path = pathFromUrl(x.url, '/functions/')
+  requirePath(x.principal, path)
   const versions = await deps.store.versions(path)
   x.json(200, JSON.stringify({ path, latest: versions.at(-1)?.version, versions }))
 }
 
 export async function remove (x: Exchange, deps: HttpDeps): Promise<void> {
   const path = pathFromUrl(x.url, '/functions/')
+  requirePath(x.principal, path)
   const version = parseVersion(x.query)
   const deleted = await deps.store.delete(path, version)
   Object.assign(x.logFields, { function: path, version })
+  audit(x, deps, 'function.delete', { function: path, version: version ?? 'all', deleted })
   x.json(200, JSON.stringify({ path, deleted }))
+}
+
+/** Changes to what is stored, with the key that made them (never its secret). */
+function audit (x: Exchange, deps: HttpDeps, action: string, fields: Record<string, unknown>): void {
+  deps.log.info({ audit: action, by_key_id: x.principal.id, by_key_name: x.principal.name, ...fields }, 'audit')
 }

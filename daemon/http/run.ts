@@ -1,4 +1,5 @@
 // POST /run/*path and POST /run-now: run code in a sandbox, answer JSON or SSE.
+import { requirePath } from '../auth/index.js'
 import { asHearthError } from '../errors.js'
 import type { Language } from '../config.js'
 import { resultBody } from '../result.js'
@@ -37,6 +38,7 @@ export async function runNow (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
 
 export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const path = pathFromUrl(x.url, '/run/')
+  requirePath(x.principal, path)
   const version = parseVersion(x.query)
   const fields = parseJsonBody(await body, true)
   const input = parseInput(fields.input, deps.config)

@@ -1,27 +1,36 @@
 // The uWebSockets.js front: routes, in-flight tracking, listen and graceful close.
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp } from 'uWebSockets.js'
+import { requireScope, type Scope } from '../auth/index.js'
 import { asHearthError, HearthError } from '../errors.js'
 import type { HttpDeps } from './deps.js'
 import { Exchange } from './exchange.js'
 import { list, remove, show, upload } from './functions.js'
 import { healthz, readyz } from './health.js'
+import { createKey, listKeys, revokeKey } from './keys.js'
 import { metrics } from './metrics.js'
 import { bodyLimit, runNow, runStored } from './run.js'
 
 type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
 type WithoutBody = (x: Exchange, deps: HttpDeps) => Promise<void> | void
 
-/** The route table, once: what uWS serves, and what tells 405 from 404. */
-const ROUTES: ReadonlyArray<{ method: 'post' | 'get' | 'del', pattern: string } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })> = [
-  { method: 'post', pattern: '/upload', body: upload },
-  { method: 'post', pattern: '/run-now', body: runNow },
-  { method: 'post', pattern: '/run/*', body: runStored },
-  { method: 'get', pattern: '/functions', handler: list },
-  { method: 'get', pattern: '/functions/*', handler: show },
-  { method: 'del', pattern: '/functions/*', handler: remove },
-  { method: 'get', pattern: '/healthz', handler: healthz, duringDrain: true },
-  { method: 'get', pattern: '/readyz', handler: readyz, duringDrain: true },
-  { method: 'get', pattern: '/metrics', handler: metrics, duringDrain: true }
+/**
+ * The route table, once: what uWS serves, what tells 405 from 404, and the
+ * scope each route needs when AUTH=on (none: open to anyone, for probes).
+ */
+type Route = { method: 'post' | 'get' | 'del', pattern: string, scope: Scope | null } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })
+const ROUTES: readonly Route[] = [
+  { method: 'post', pattern: '/upload', scope: 'upload', body: upload },
+  { method: 'post', pattern: '/run-now', scope: 'run-now', body: runNow },
+  { method: 'post', pattern: '/run/*', scope: 'run', body: runStored },
+  { method: 'get', pattern: '/functions', scope: 'read', handler: list },
+  { method: 'get', pattern: '/functions/*', scope: 'read', handler: show },
+  { method: 'del', pattern: '/functions/*', scope: 'delete', handler: remove },
+  { method: 'post', pattern: '/keys', scope: 'admin', body: createKey },
+  { method: 'get', pattern: '/keys', scope: 'admin', handler: listKeys },
+  { method: 'del', pattern: '/keys/*', scope: 'admin', handler: revokeKey },
+  { method: 'get', pattern: '/healthz', scope: null, handler: healthz, duringDrain: true },
+  { method: 'get', pattern: '/readyz', scope: null, handler: readyz, duringDrain: true },
+  { method: 'get', pattern: '/metrics', scope: 'metrics', handler: metrics, duringDrain: true }
 ]
 
 const matches = (pattern: string, url: string): boolean =>
@@ -43,9 +52,9 @@ export class HttpServer {
     // METRICS_PORT: /metrics is served there (http/metrics.ts), not here.
     this.routes = ROUTES.filter((r) => r.pattern !== '/metrics' || deps.config.metricsPort === null)
     for (const r of this.routes) {
-      this.app[r.method](r.pattern, 'body' in r ? this.withBody(r.pattern, r.body, limit) : this.route(r.pattern, r.handler, r.duringDrain))
+      this.app[r.method](r.pattern, 'body' in r ? this.withBody(r, r.body, limit) : this.route(r, r.handler, r.duringDrain))
     }
-    this.app.any('/*', this.route('other', (x) => { this.notFound(x) }, true))
+    this.app.any('/*', this.route({ pattern: 'other', scope: null }, (x) => { this.notFound(x) }, true))
   }
 
   private notFound (x: Exchange): void {
@@ -61,9 +70,20 @@ export class HttpServer {
     })
   }
 
-  private withBody (pattern: string, handler: WithBody, limit: number) {
+  /** Who is calling, and whether the route's scope allows it (AUTH=off: anyone, everything). */
+  private async admit (x: Exchange, scope: Scope | null): Promise<void> {
+    if (scope === null || !this.deps.auth.enabled) return
+    x.principal = await this.deps.auth.authenticate(x.authorization)
+    x.logFields.key_id = x.principal.id
+    x.logFields.key_name = x.principal.name
+    requireScope(x.principal, scope)
+    await this.deps.quotas.request(x.principal)
+    if (scope === 'run' || scope === 'run-now') x.whenDone(await this.deps.quotas.call(x.principal))
+  }
+
+  private withBody (r: Pick<Route, 'pattern' | 'scope'>, handler: WithBody, limit: number) {
     return (res: HttpResponse, req: HttpRequest): void => {
-      const x = this.begin(res, req, pattern)
+      const x = this.begin(res, req, r.pattern)
       if (this.draining) return x.error(new HearthError('shutting_down'))
       let body: Promise<Buffer>
       try {
@@ -72,15 +92,18 @@ export class HttpServer {
         return x.error(asHearthError(err))
       }
       body.catch(() => {}) // the handler reports it
-      handler(x, body, this.deps).catch((err) => x.error(asHearthError(err)))
+      const work = r.scope === null || !this.deps.auth.enabled
+        ? handler(x, body, this.deps) // AUTH=off: the warm path as it was, no extra hop
+        : this.admit(x, r.scope).then(async () => await handler(x, body, this.deps))
+      work.catch((err) => x.error(asHearthError(err)))
     }
   }
 
-  private route (pattern: string, handler: WithoutBody, duringDrain = false) {
+  private route (r: Pick<Route, 'pattern' | 'scope'>, handler: WithoutBody, duringDrain = false) {
     return (res: HttpResponse, req: HttpRequest): void => {
-      const x = this.begin(res, req, pattern)
+      const x = this.begin(res, req, r.pattern)
       if (this.draining && !duringDrain) return x.error(new HearthError('shutting_down'))
-      Promise.resolve()
+      this.admit(x, r.scope)
         .then(async () => await handler(x, this.deps))
         .catch((err) => x.error(asHearthError(err)))
     }

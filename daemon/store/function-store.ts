@@ -233,11 +233,14 @@ export class FunctionStore {
     })
   }
 
-  /** Paths in lexical order after `cursor`, `limit` at a time. */
-  async list (cursor: string, limit: number): Promise<{ functions: FunctionSummary[], next: string | null }> {
+  /** Paths in lexical order after `cursor`, `limit` at a time; only those that start with `prefix`. */
+  async list (cursor: string, limit: number, prefix = ''): Promise<{ functions: FunctionSummary[], next: string | null }> {
     return await this.guarded(async () => {
-      const start = cursor === '' ? '-' : `(${cursor}`
-      const paths = await this.redis.zrangebylex(INDEX_KEY, start, '+', 'LIMIT', 0, limit + 1)
+      const after = cursor > prefix ? cursor : ''
+      const start = after !== '' ? `(${after}` : prefix !== '' ? `[${prefix}` : '-'
+      // Paths are ASCII: every path that starts with the prefix sorts before prefix + U+00FF.
+      const end = prefix === '' ? '+' : `(${prefix}\u00ff`
+      const paths = await this.redis.zrangebylex(INDEX_KEY, start, end, 'LIMIT', 0, limit + 1)
       const page = paths.slice(0, limit)
       const functions = await Promise.all(page.map(async (path) => {
         const k = functionKeys(path)

@@ -1,0 +1,140 @@
+// AUTH=on over real HTTP and a real Redis: keys with scopes and path prefixes,
+// shared by every daemon on the Redis, revoked everywhere at once (issue 12).
+import t from 'tap'
+import { ConfigError, loadConfig } from '../daemon/config.js'
+import { startDaemon } from './helpers/daemon.js'
+import { TestRedis } from './helpers/redis.js'
+import { waitFor } from './helpers/wait.js'
+
+const ADMIN = 'admin-token-for-tests-0123456789'
+const redis = await TestRedis.start(t)
+const env = { REDIS_URL: redis.url, AUTH: 'on', ADMIN_TOKEN: ADMIN, POOL_MIN: '1', POOL_MAX: '2' }
+const one = await startDaemon(t, env)
+const two = await startDaemon(t, env)
+
+interface Answer { status: number, headers: Headers, body: any }
+async function call (base: string, method: string, path: string, token: string | null, body?: unknown): Promise<Answer> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (token !== null) headers.authorization = `Bearer ${token}`
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch {}
+  return { status: res.status, headers: res.headers, body: parsed }
+}
+const on1 = async (method: string, path: string, token: string | null, body?: unknown): Promise<Answer> => await call(one.url, method, path, token, body)
+
+async function newKey (spec: Record<string, unknown>): Promise<{ id: string, key: string }> {
+  const r = await on1('POST', '/keys', ADMIN, spec)
+  if (r.status !== 201) throw new Error(`key not created: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body
+}
+
+t.test('AUTH defaults to off on loopback only; elsewhere it must be chosen', async (t) => {
+  t.equal(loadConfig({}).auth, false)
+  t.throws(() => loadConfig({ HTTP_HOST: '0.0.0.0' }), ConfigError)
+  t.throws(() => loadConfig({ HTTP_HOST: '0.0.0.0' }), /AUTH must be set when HTTP_HOST \(0\.0\.0\.0\) is not a loopback address/)
+  t.match(loadConfig({ HTTP_HOST: '0.0.0.0', AUTH: 'off' }), { auth: false, authExplicit: true })
+  t.match(loadConfig({ HTTP_HOST: '0.0.0.0', AUTH: 'on' }), { auth: true, adminToken: null })
+  t.throws(() => loadConfig({ AUTH: 'on', ADMIN_TOKEN: 'short' }), /at least 16 characters/)
+})
+
+t.test('probes are open; everything else needs a valid bearer key', async (t) => {
+  t.equal((await on1('GET', '/healthz', null)).status, 200)
+  t.equal((await on1('GET', '/readyz', null)).status, 200)
+  const none = await on1('POST', '/run-now', null, { language: 'python', code: 'return 1' })
+  t.same([none.status, none.body.error.code], [401, 'unauthorized'])
+  t.equal(none.headers.get('www-authenticate'), 'Bearer realm="hearth"')
+  for (const bad of ['nonsense', `hearth_0123456789abcdef_${'A'.repeat(43)}`]) {
+    t.equal((await on1('GET', '/functions', bad)).body.error.code, 'unauthorized', bad)
+  }
+  t.equal((await on1('GET', '/metrics', null)).status, 401)
+})
+
+t.test('scopes and prefixes: 403 names what is missing; listings are filtered', async (t) => {
+  const all = await newKey({ name: 'ops', scopes: ['run', 'run-now', 'upload', 'read', 'delete', 'metrics'] })
+  const teamA = await newKey({ name: 'team a', scopes: ['run', 'upload', 'read'], prefix: 'team-a/' })
+  t.equal((await on1('POST', '/upload', all.key, { path: 'team-b/g', language: 'python', code: 'return "b"' })).status, 200)
+  t.equal((await on1('POST', '/upload', teamA.key, { path: 'team-a/f', language: 'python', code: 'return "a"' })).status, 200)
+
+  const other = await on1('POST', '/upload', teamA.key, { path: 'team-b/h', language: 'python', code: 'return 0' })
+  t.same([other.status, other.body.error.code, other.body.error.prefix], [403, 'forbidden', 'team-a/'])
+  t.equal((await on1('POST', '/run/team-b/g', teamA.key, {})).status, 403)
+  t.same((await on1('POST', '/run/team-a/f', teamA.key, {})).body, { data: 'a', type: 'string' })
+  const runNow = await on1('POST', '/run-now', teamA.key, { language: 'python', code: 'return 1' })
+  t.same([runNow.status, runNow.body.error.scope], [403, 'run-now'], 'run-now is never implied')
+  t.same((await on1('DELETE', '/functions/team-a/f', teamA.key)).body.error.scope, 'delete')
+  t.same((await on1('GET', '/functions', teamA.key)).body.functions.map((f: { path: string }) => f.path), ['team-a/f'])
+  t.same((await on1('GET', '/functions', all.key)).body.functions.map((f: { path: string }) => f.path), ['team-a/f', 'team-b/g'])
+  t.equal((await on1('GET', '/functions/team-b/g', teamA.key)).status, 403)
+  t.equal((await on1('GET', '/metrics', all.key)).status, 200)
+  const admin = await on1('POST', '/run-now', ADMIN, { language: 'python', code: 'return 1' })
+  t.same([admin.status, admin.body.error.scope], [403, 'run-now'], 'ADMIN_TOKEN manages keys, nothing else')
+  t.equal((await on1('GET', '/keys', all.key)).body.error.scope, 'admin')
+})
+
+t.test('keys are listed without secrets, work on every daemon, and a revocation reaches all of them', async (t) => {
+  const k = await newKey({ name: 'shared', scopes: ['run-now'], rate_per_second: 50, max_concurrency: 4 })
+  t.match(k.key, /^hearth_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/)
+  const listed = (await on1('GET', '/keys', ADMIN)).body.keys.find((x: { id: string }) => x.id === k.id)
+  t.match(listed, { name: 'shared', scopes: ['run-now'], prefix: '', rate_per_second: 50, burst: 50, max_concurrency: 4, expires_at: null })
+  t.notOk('key' in listed || 'hash' in listed, 'no secret, no hash')
+  const run = { language: 'python', code: 'return 7' }
+  t.same((await call(two.url, 'POST', '/run-now', k.key, run)).body, { data: 7, type: 'number' }, 'made on one, accepted by two')
+  t.equal((await on1('DELETE', `/keys/${k.id}`, ADMIN)).status, 200)
+  t.equal((await call(two.url, 'POST', '/run-now', k.key, run)).status, 401, 'revoked on one, refused by two at once')
+  t.equal((await on1('DELETE', `/keys/${k.id}`, ADMIN)).body.error.code, 'key_not_found')
+})
+
+t.test('an expired key is refused', async (t) => {
+  const k = await newKey({ name: 'brief', scopes: ['read'], expires_at: new Date(Date.now() + 1500).toISOString() })
+  t.equal((await on1('GET', '/functions', k.key)).status, 200)
+  await waitFor(async () => (await on1('GET', '/functions', k.key)).status === 401, 10_000, 'the key to expire')
+  t.match((await on1('GET', '/functions', k.key)).body.error.message, /expired/)
+  const past = await on1('POST', '/keys', ADMIN, { name: 'x', scopes: ['read'], expires_at: '2001-01-01T00:00:00Z' })
+  t.same([past.status, past.body.error.field], [400, 'expires_at'])
+})
+
+t.test('bad key specs name their field', async (t) => {
+  for (const [spec, field] of [
+    [{ scopes: ['read'] }, 'name'],
+    [{ name: 'n', scopes: [] }, 'scopes'],
+    [{ name: 'n', scopes: ['root'] }, 'scopes'],
+    [{ name: 'n', scopes: ['read'], prefix: '../x' }, 'prefix'],
+    [{ name: 'n', scopes: ['read'], rate_per_second: -1 }, 'rate_per_second'],
+    [{ name: 'n', scopes: ['read'], max_concurrency: 1.5 }, 'max_concurrency']
+  ] as const) {
+    const r = await on1('POST', '/keys', ADMIN, spec)
+    t.same([r.status, r.body.error.field], [400, field], JSON.stringify(spec))
+  }
+})
+
+t.test('the audit log names the key that made each change, and no log line holds a secret', async (t) => {
+  const k = await newKey({ name: 'auditor', scopes: ['upload', 'delete'] })
+  t.equal((await on1('POST', '/upload', k.key, { path: 'audit/f', language: 'python', code: 'return 1' })).status, 200)
+  t.equal((await on1('DELETE', '/functions/audit/f', k.key)).status, 200)
+  await waitFor(() => one.logs.some((l) => l.audit === 'function.delete'), 5000, 'the delete audit line')
+  t.match(one.logs.find((l) => l.audit === 'key.create' && l.key_id === k.id), { by_key_id: 'admin', key_name: 'auditor' })
+  t.match(one.logs.find((l) => l.audit === 'function.upload' && l.function === 'audit/f'), { by_key_id: k.id, by_key_name: 'auditor', version: Number })
+  t.match(one.logs.find((l) => l.audit === 'function.delete' && l.function === 'audit/f'), { by_key_id: k.id, deleted: 1 })
+  const secret = k.key.split('_')[2] as string
+  t.notOk(JSON.stringify(one.logs).includes(secret), 'the secret is in no log line')
+  t.notOk(JSON.stringify(one.logs).includes(ADMIN), 'nor is the admin token')
+})
+
+t.test('an unknown key and a wrong secret take the same path (and about the same time)', async (t) => {
+  const k = await newKey({ name: 'timing', scopes: ['read'] })
+  const wrong = `hearth_${k.id}_${'B'.repeat(43)}`
+  const unknown = `hearth_fedcba9876543210_${'B'.repeat(43)}`
+  const time = async (key: string): Promise<number> => {
+    const start = process.hrtime.bigint()
+    t.equal((await on1('GET', '/functions', key)).status, 401)
+    return Number(process.hrtime.bigint() - start)
+  }
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+  const a: number[] = []
+  const b: number[] = []
+  for (let i = 0; i < 40; i++) { a.push(await time(wrong)); b.push(await time(unknown)) }
+  const ratio = median(a) / median(b)
+  t.ok(ratio > 0.5 && ratio < 2, `median wrong / unknown = ${ratio.toFixed(2)}`)
+})
