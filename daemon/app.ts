@@ -94,11 +94,12 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   // Listen only once Redis answers (or after its timeout: run-now works without it).
   if (!await redisReady(redis, config.redisTimeoutMs)) log.warn('Redis is not answering yet; store endpoints answer 503 until it does')
 
-  const version = (JSON.parse(readFileSync(join(config.root, 'package.json'), 'utf8')) as { version: string }).version
+  const pkg = JSON.parse(readFileSync(join(config.root, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }
+  const pinned = (name: string): string => pkg.dependencies[name]?.replace(/^.*@/, '') ?? ''
   const metrics: Metrics = new Metrics({
     pools: (): PoolGauges => runner.stats(),
     redisUp: () => redis.status === 'ready',
-    build: { version, node: process.version }
+    build: { version: pkg.version, node: process.version, uws: pinned('uWebSockets.js'), esbuild: pinned('esbuild'), ioredis: pinned('ioredis') }
   })
   const runner: Runner = new Runner({
     observer: metrics,

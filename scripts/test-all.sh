@@ -14,6 +14,8 @@ scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
 scripts/test-vm.sh prepare >"$logs/vm" 2>&1 & vm=$!
 
 failed=()
+# The metrics test reads /metrics with Prometheus's own parser (its Python client's).
+scripts/lib/need.sh python3:prometheus_client:python3-prometheus-client || failed+=(setup)
 npm run --silent lint || failed+=(lint)
 npm test || failed+=(tap)
 if wait $systemd; then scripts/test-systemd.sh || failed+=(test-systemd)

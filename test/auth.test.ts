@@ -73,6 +73,33 @@ t.test('scopes and prefixes: 403 names what is missing; listings are filtered', 
   t.equal((await on1('GET', '/keys', all.key)).body.error.scope, 'admin')
 })
 
+t.test('every route checks its scope, and every path route the prefix', async (t) => {
+  const fn = { path: 'team-b/every', language: 'python', code: 'return 1' }
+  const routes: Array<[string, string, string, unknown?]> = [
+    ['POST', '/upload', 'upload', fn],
+    ['POST', '/run-now', 'run-now', { language: 'python', code: 'return 1' }],
+    ['POST', '/run/team-b/every', 'run', {}],
+    ['GET', '/functions', 'read'],
+    ['GET', '/functions/team-b/every', 'read'],
+    ['DELETE', '/functions/team-b/every', 'delete'],
+    ['GET', '/metrics', 'metrics'],
+    ['POST', '/keys', 'admin', { name: 'n', scopes: ['read'] }],
+    ['GET', '/keys', 'admin'],
+    ['DELETE', '/keys/0123456789abcdef', 'admin']
+  ]
+  const none = await newKey({ name: 'nothing useful', scopes: ['run'], prefix: 'nowhere/' })
+  for (const [method, path, scope, body] of routes) {
+    if (scope === 'run') continue
+    const r = await on1(method, path, none.key, body)
+    t.same([r.status, r.body.error?.scope], [403, scope], `${method} ${path} needs ${scope}`)
+  }
+  const everything = await newKey({ name: 'all but elsewhere', scopes: ['run', 'run-now', 'upload', 'read', 'delete', 'metrics'], prefix: 'team-a/' })
+  for (const [method, path, , body] of routes.filter(([, p]) => p === '/upload' || /team-b/.test(p))) {
+    const r = await on1(method, path, everything.key, body)
+    t.same([r.status, r.body.error?.prefix], [403, 'team-a/'], `${method} ${path} is outside the prefix`)
+  }
+})
+
 t.test('keys are listed without secrets, work on every daemon, and a revocation reaches all of them', async (t) => {
   const k = await newKey({ name: 'shared', scopes: ['run-now'], rate_per_second: 50, max_concurrency: 4 })
   t.match(k.key, /^hearth_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/)

@@ -1,32 +1,50 @@
 // GET /metrics over real HTTP: the Prometheus text format, series that move
 // with the calls made, and no label carrying users' data (issue 12).
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { get, post, startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
+// Prometheus's own parser, from its Python client (Debian's python3-prometheus-client,
+// installed by make test): it raises on anything that is not the text format.
+const PARSER = `
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+print(json.dumps([[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))
+`
+function parse (text: string): Array<[string, Record<string, string>, number]> {
+  const r = spawnSync('/usr/bin/python3', ['-c', PARSER], { input: text, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`the Prometheus parser refused the scrape (python3-prometheus-client installed? make test installs it): ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
 const redis = await TestRedis.start(t)
-const d = await startDaemon(t, { REDIS_URL: redis.url, POOL_MAX: '2', TIMEOUT_SCRIPT: '1' })
+const d = await startDaemon(t, { REDIS_URL: redis.url, POOL_MAX: '2', TIMEOUT_SCRIPT: '1', MAX_MEMORY: '64M' })
 const u = (path: string): string => d.url + path
 const SECRET_PATH = 'team-zebra/quokka-fn'
 
-/** The scrape as {series → value}, every line checked against the text format. */
+const labelText = (labels: Record<string, string>): string => {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`
+}
+
+/**
+ * The scrape as {series → value}: each line checked against the text format,
+ * then read by Prometheus's own text-format parser.
+ */
 async function scrape (t: Test, url = u('/metrics')): Promise<Map<string, number>> {
   const res = await fetch(url)
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
   const text = await res.text()
   t.notMatch(text, /team-zebra|quokka/, 'no function path in any label')
-  const series = new Map<string, number>()
   for (const line of text.split('\n')) {
     if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line)) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line)
-    if (m === null) {
-      t.fail(`not the text format: ${line}`)
-      continue
-    }
-    series.set(m[1] as string, Number(m[2]))
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.test(line)) t.fail(`not the text format: ${line}`)
   }
+  const series = new Map<string, number>()
+  for (const [name, labels, value] of parse(text)) series.set(`${name}${labelText(labels)}`, value)
   return series
 }
 
@@ -63,6 +81,20 @@ t.test('series move with the calls made, labelled by language, outcome, route pa
   t.ok(m.has('hearth_wait_queue_length'))
   t.ok([...m.keys()].some((k) => k.startsWith('hearth_build_info{version="0.1.0",node="v')), 'build info')
   t.ok(m.has('process_cpu_seconds_total'), 'Node process metrics')
+})
+
+t.test('a memory bomb counts as a memory breach and a sandbox destroyed for memory', async (t) => {
+  const backend = (await get(u('/readyz'))).body.limits.backend as string
+  if (!backend.startsWith('cgroup')) {
+    t.pass(`skipped: the ${backend} limits backend cannot tell a memory kill (cgroups are needed)`)
+    return
+  }
+  const bomb = await post(u('/run-now'), { language: 'python', code: 'x = bytearray(256 << 20)\nreturn len(x)' })
+  t.equal(bomb.body.error.code, 'memory_limit')
+  await waitFor(async () => ((await scrape(t)).get('hearth_sandboxes_destroyed_total{language="python",reason="memory"}') ?? 0) >= 1, 10_000, 'the memory kill counted')
+  const m = await scrape(t)
+  t.equal(m.get('hearth_limit_breaches_total{language="python",limit="memory"}'), 1)
+  t.equal(m.get('hearth_calls_total{language="python",outcome="memory_limit",start="fresh"}'), 1)
 })
 
 t.test('with METRICS_PORT, /metrics is served there and not on the API port', async (t) => {

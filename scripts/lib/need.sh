@@ -2,11 +2,16 @@
 # Installs with apt the packages whose command is missing, one install at a
 # time on this host (flock): make test prepares the VM images and the nspawn
 # rootfs at once, and two apt-get runs cannot share apt's locks.
-#   scripts/lib/need.sh COMMAND:PACKAGE...
+#   scripts/lib/need.sh COMMAND:PACKAGE... python3:MODULE:PACKAGE...
 set -euo pipefail
 missing=()
 for pair in "$@"; do
-  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  case "$pair" in
+    python3:*:*) # a module of Debian's /usr/bin/python3
+      module=${pair#python3:}
+      /usr/bin/python3 -c "import ${module%%:*}" 2>/dev/null || missing+=("${module#*:}") ;;
+    *) command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}") ;;
+  esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null || { echo "need: install ${missing[*]} (as root, with apt)" >&2; exit 1; }
