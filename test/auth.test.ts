@@ -3,6 +3,7 @@
 import t from 'tap'
 import { ConfigError, loadConfig } from '../daemon/config.js'
 import { startDaemon } from './helpers/daemon.js'
+import { checkAnswer } from './helpers/openapi.js'
 import { TestRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -20,6 +21,7 @@ async function call (base: string, method: string, path: string, token: string |
   const text = await res.text()
   let parsed: unknown = text
   try { parsed = JSON.parse(text) } catch {}
+  checkAnswer(method, base + path, res.status, res.headers.get('content-type'), parsed)
   return { status: res.status, headers: res.headers, body: parsed }
 }
 const on1 = async (method: string, path: string, token: string | null, body?: unknown): Promise<Answer> => await call(one.url, method, path, token, body)

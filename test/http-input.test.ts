@@ -2,6 +2,7 @@
 // sandboxes: invalid UTF-8, deep nesting, lone surrogates (legal JSON escapes
 // that are not Unicode text), and errors raised by hearth's own code paths.
 import t from 'tap'
+import { checkAnswer } from './helpers/openapi.js'
 import { post, startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
 
@@ -15,6 +16,7 @@ async function raw (path: string, body: string | Buffer): Promise<{ status: numb
   const text = await res.text()
   let json: unknown = null
   try { json = JSON.parse(text) } catch {}
+  checkAnswer('POST', u(path), res.status, res.headers.get('content-type'), json)
   return { status: res.status, text, json }
 }
 

@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { get, post, startDaemon } from './helpers/daemon.js'
+import { checkAnswer } from './helpers/openapi.js'
 import { TestRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -38,6 +39,7 @@ async function scrape (t: Test, url = u('/metrics')): Promise<Map<string, number
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
   const text = await res.text()
+  if (url.startsWith(d.url)) checkAnswer('GET', url, res.status, res.headers.get('content-type'), text)
   t.notMatch(text, /team-zebra|quokka/, 'no function path in any label')
   for (const line of text.split('\n')) {
     if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line)) continue

@@ -2,6 +2,7 @@
 // their per-daemon fallback while Redis is away (issue 12).
 import t from 'tap'
 import { startDaemon } from './helpers/daemon.js'
+import { checkAnswer } from './helpers/openapi.js'
 import { TestRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -13,7 +14,9 @@ const two = await startDaemon(t, env)
 
 async function post (base: string, path: string, token: string, body: unknown): Promise<{ status: number, retryAfter: string | null, body: any }> {
   const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() }
+  const answer = { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() }
+  checkAnswer('POST', base + path, res.status, res.headers.get('content-type'), answer.body)
+  return answer
 }
 
 async function newKey (spec: Record<string, unknown>): Promise<string> {

@@ -8,6 +8,7 @@ import { list, remove, show, upload } from './functions.js'
 import { healthz, readyz } from './health.js'
 import { createKey, listKeys, revokeKey } from './keys.js'
 import { metrics } from './metrics.js'
+import { openapi } from './openapi.js'
 import { bodyLimit, runNow, runStored } from './run.js'
 
 type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
@@ -18,7 +19,7 @@ type WithoutBody = (x: Exchange, deps: HttpDeps) => Promise<void> | void
  * scope each route needs when AUTH=on (none: open to anyone, for probes).
  */
 type Route = { method: 'post' | 'get' | 'del', pattern: string, scope: Scope | null } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })
-const ROUTES: readonly Route[] = [
+export const ROUTES: readonly Route[] = [
   { method: 'post', pattern: '/upload', scope: 'upload', body: upload },
   { method: 'post', pattern: '/run-now', scope: 'run-now', body: runNow },
   { method: 'post', pattern: '/run/*', scope: 'run', body: runStored },
@@ -30,7 +31,8 @@ const ROUTES: readonly Route[] = [
   { method: 'del', pattern: '/keys/*', scope: 'admin', handler: revokeKey },
   { method: 'get', pattern: '/healthz', scope: null, handler: healthz, duringDrain: true },
   { method: 'get', pattern: '/readyz', scope: null, handler: readyz, duringDrain: true },
-  { method: 'get', pattern: '/metrics', scope: 'metrics', handler: metrics, duringDrain: true }
+  { method: 'get', pattern: '/metrics', scope: 'metrics', handler: metrics, duringDrain: true },
+  { method: 'get', pattern: '/openapi.json', scope: null, handler: openapi, duringDrain: true }
 ]
 
 const matches = (pattern: string, url: string): boolean =>

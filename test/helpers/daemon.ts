@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { checkAnswer } from './openapi.js'
 
 const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url))
 let n = 0
@@ -83,6 +84,7 @@ export async function post (url: string, body: unknown, init: RequestInit = {}):
   const text = await res.text()
   let parsed: unknown = text
   try { parsed = JSON.parse(text) } catch {}
+  checkAnswer('POST', url, res.status, res.headers.get('content-type'), parsed)
   return { status: res.status, headers: res.headers, body: parsed }
 }
 
@@ -91,6 +93,7 @@ export async function get (url: string, method = 'GET'): Promise<Reply> {
   const text = await res.text()
   let parsed: unknown = text
   try { parsed = JSON.parse(text) } catch {}
+  checkAnswer(method, url, res.status, res.headers.get('content-type'), parsed)
   return { status: res.status, headers: res.headers, body: parsed }
 }
 
@@ -98,6 +101,7 @@ export async function get (url: string, method = 'GET'): Promise<Reply> {
 export async function sse (url: string, body: unknown, signal?: AbortSignal): Promise<Array<{ at: number, event: Record<string, unknown> }>> {
   const started = Date.now()
   const res = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal })
+  checkAnswer('POST', url, res.status, res.headers.get('content-type'), null)
   if (res.headers.get('content-type') !== 'text/event-stream') throw new Error(`not an event stream: ${res.status} ${await res.text()}`)
   const events: Array<{ at: number, event: Record<string, unknown> }> = []
   const decoder = new TextDecoder()

@@ -1,0 +1,159 @@
+// The JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of every body hearth
+// reads and answers. The HTTP tests validate every answer they get against
+// them (test/helpers/openapi.ts), so they cannot drift from the code.
+import { LANGUAGES } from '../config.js'
+import { ERRORS } from '../errors.js'
+import { SCOPES } from '../auth/principal.js'
+
+const ref = (name: string): { $ref: string } => ({ $ref: `#/components/schemas/${name}` })
+const string = { type: 'string' } as const
+const integer = { type: 'integer' } as const
+const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] })
+const dateTime = { type: 'string', format: 'date-time' } as const
+
+const key = {
+  type: 'object',
+  required: ['id', 'name', 'scopes', 'prefix', 'rate_per_second', 'burst', 'max_concurrency', 'expires_at', 'created'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+    name: string,
+    scopes: { type: 'array', items: ref('Scope') },
+    prefix: { type: 'string', description: 'the key sees and touches only functions whose path starts with this ("" for all)' },
+    rate_per_second: nullable({ type: 'number' }),
+    burst: nullable(integer),
+    max_concurrency: nullable(integer),
+    expires_at: nullable(dateTime),
+    created: dateTime
+  }
+}
+
+export const SCHEMAS: Record<string, unknown> = {
+  Language: { type: 'string', enum: [...LANGUAGES] },
+  Scope: { type: 'string', enum: [...SCOPES] },
+  Error: {
+    type: 'object',
+    required: ['error'],
+    additionalProperties: false,
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        description: 'more fields by code: `field` (400s), `line`, `column`, `lineText` (syntax_error), `name`, `stack` (script_error), `scope` / `prefix` (forbidden), `limit`, `bytes`',
+        properties: {
+          code: { type: 'string', enum: Object.keys(ERRORS) },
+          message: string,
+          field: string,
+          name: string,
+          stack: string,
+          line: integer,
+          column: integer,
+          lineText: string,
+          scope: ref('Scope'),
+          prefix: string
+        }
+      }
+    }
+  },
+  Input: { description: 'the input: JSON text in a string (go-faas), or any JSON value' },
+  Result: {
+    type: 'object',
+    required: ['data', 'type'],
+    additionalProperties: false,
+    properties: {
+      data: { description: 'the returned value, or the last non-empty stdout line' },
+      type: { type: 'string', enum: ['string', 'number', 'json', 'text'] }
+    }
+  },
+  RunNow: {
+    type: 'object',
+    required: ['language', 'code'],
+    properties: {
+      language: ref('Language'),
+      code: string,
+      input: ref('Input'),
+      timeout: { type: 'number', exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' },
+      stream: { type: 'boolean', description: 'answer as Server-Sent Events: logs as printed, then the result' }
+    }
+  },
+  Run: {
+    type: 'object',
+    properties: {
+      input: ref('Input'),
+      timeout: { type: 'number', exclusiveMinimum: 0 },
+      stream: { type: 'boolean' }
+    }
+  },
+  Upload: {
+    type: 'object',
+    required: ['path', 'language', 'code'],
+    properties: { path: string, language: ref('Language'), code: string }
+  },
+  Uploaded: {
+    type: 'object',
+    required: ['path', 'language', 'version', 'size', 'sha256', 'created'],
+    additionalProperties: false,
+    properties: { path: string, language: ref('Language'), version: integer, size: integer, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, created: integer }
+  },
+  Version: {
+    type: 'object',
+    required: ['version', 'language', 'size', 'sha256', 'created'],
+    additionalProperties: false,
+    properties: { version: integer, language: ref('Language'), size: integer, sha256: string, created: integer }
+  },
+  Function: {
+    type: 'object',
+    required: ['path', 'versions'],
+    additionalProperties: false,
+    properties: { path: string, latest: integer, versions: { type: 'array', items: ref('Version') } }
+  },
+  FunctionList: {
+    type: 'object',
+    required: ['functions', 'next_cursor'],
+    additionalProperties: false,
+    properties: {
+      functions: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['path', 'latest', 'versions', 'language'],
+          additionalProperties: false,
+          properties: { path: string, latest: integer, versions: integer, language: ref('Language') }
+        }
+      },
+      next_cursor: nullable(string)
+    }
+  },
+  Deleted: { type: 'object', required: ['path', 'deleted'], additionalProperties: false, properties: { path: string, deleted: integer } },
+  KeySpec: {
+    type: 'object',
+    required: ['name', 'scopes'],
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 100 },
+      scopes: { type: 'array', minItems: 1, items: ref('Scope') },
+      prefix: string,
+      rate_per_second: { type: 'number', exclusiveMinimum: 0 },
+      burst: { type: 'integer', minimum: 1 },
+      max_concurrency: { type: 'integer', minimum: 1 },
+      expires_at: { oneOf: [dateTime, { type: 'number' }] }
+    }
+  },
+  Key: key,
+  KeyCreated: { ...key, required: [...key.required, 'key'], properties: { ...key.properties, key: { type: 'string', description: 'the secret, shown this once' } } },
+  KeyList: { type: 'object', required: ['keys'], additionalProperties: false, properties: { keys: { type: 'array', items: ref('Key') } } },
+  KeyRevoked: { type: 'object', required: ['revoked'], additionalProperties: false, properties: { revoked: ref('Key') } },
+  Health: { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } },
+  Ready: {
+    type: 'object',
+    required: ['ready', 'redis', 'limits', 'runtimes', 'pools', 'warm', 'sandboxes'],
+    properties: {
+      ready: { type: 'boolean' },
+      redis: { type: 'boolean' },
+      limits: { type: 'object', required: ['backend'], properties: { backend: string } },
+      runtimes: { type: 'object' },
+      pools: { type: 'array', items: { type: 'object', required: ['language'] } },
+      warm: { type: 'object' },
+      sandboxes: integer
+    }
+  }
+}
