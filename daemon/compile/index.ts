@@ -25,9 +25,22 @@ export function codeKey (language: Language, code: string): string {
 }
 
 function syntaxError (language: Language, text: string, code: string, line?: number, column?: number): HearthError {
+  if (line !== undefined) [line, column] = notPastTheEnd(code, line, column ?? 1)
   const where = line === undefined ? '' : ` (${FILENAMES[language]}:${line}:${column ?? 1})`
   const lineText = line === undefined ? undefined : code.split('\n')[line - 1] ?? ''
   return new HearthError('syntax_error', `${text}${where}`, { line, column, lineText })
+}
+
+/**
+ * An error found at the end of the input (code that stops too early) is
+ * placed just after its last non-blank character, not on a blank line below.
+ */
+function notPastTheEnd (code: string, line: number, column: number): [number, number] {
+  const lines = code.split('\n')
+  const rest = [(lines[line - 1] ?? '').slice(column - 1), ...lines.slice(line)].join('\n')
+  if (rest.trim() !== '') return [line, column]
+  const body = code.trimEnd().split('\n')
+  return [Math.max(body.length, 1), (body.at(-1) ?? '').length + 1]
 }
 
 function fromEsbuild (code: string, text: string, loc: Location | null | undefined): HearthError {

@@ -1,0 +1,41 @@
+// Where a call's input and a function's code come from: --input JSON,
+// --input-file FILE, or stdin when it is not a terminal.
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { UsageError } from './output.js'
+
+const LANGUAGE_OF: Record<string, string> = { '.py': 'python', '.js': 'javascript', '.mjs': 'javascript', '.cjs': 'javascript', '.ts': 'typescript', '.mts': 'typescript' }
+
+export function languageOf (file: string, given?: string): string {
+  if (given !== undefined) return given
+  const language = LANGUAGE_OF[extname(file)]
+  if (language === undefined) throw new UsageError(`cannot tell the language of ${file} from its extension: give --language python|javascript|typescript`)
+  return language
+}
+
+export function readCode (file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+}
+
+async function stdin (): Promise<string> {
+  let text = ''
+  process.stdin.setEncoding('utf8')
+  for await (const chunk of process.stdin) text += chunk as string
+  return text
+}
+
+/** The input as JSON text, or undefined for none. */
+export async function readInput (opts: { input?: string, inputFile?: string }): Promise<unknown> {
+  if (opts.input !== undefined && opts.inputFile !== undefined) throw new UsageError('give --input or --input-file, not both')
+  const text = opts.input ?? (opts.inputFile !== undefined ? readCode(opts.inputFile) : process.stdin.isTTY ? undefined : await stdin())
+  if (text === undefined || text.trim() === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`the input is not JSON: ${(err as Error).message}`)
+  }
+}
