@@ -5,7 +5,7 @@ setup:
 	@scripts/setup.sh
 
 # Compiled only when a source changed, so that make run starts at once.
-TS_SOURCES := $(shell find daemon cli bench test -name '*.ts') tsconfig.json package.json package-lock.json
+TS_SOURCES := $(shell find daemon cli console bench test -name '*.ts') console/index.html console/app.css tsconfig.json package.json package-lock.json
 
 dist/.built: $(TS_SOURCES)
 	@npm run --silent build

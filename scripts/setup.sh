@@ -45,9 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "setup: hearth needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+# 20.12: vm's main-context loader, which gives user code import() (runtimes/node/bootstrap.mjs).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 12) ? 0 : 1)' 2>/dev/null; then
+  echo "setup: hearth needs Node.js 20.12 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
 

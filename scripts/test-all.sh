@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test: lint, the tap suite, then hearth.service under a real systemd,
+# make test: lint, the tap suite, the console in a real browser (chromium),
+# then hearth.service under a real systemd,
 # in nspawn (scripts/test-systemd.sh) and in virtual machines with cgroup v2
 # (scripts/test-vm.sh). What those two need the first time (packages, a
 # rootfs, guest images: network and disk, little CPU) is prepared in the
@@ -12,12 +13,16 @@ logs=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
 scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
 scripts/test-vm.sh prepare >"$logs/vm" 2>&1 & vm=$!
+# The console's browser test: Debian's chromium (network, little CPU), meanwhile.
+scripts/lib/need.sh chromium:chromium >"$logs/chromium" 2>&1 & browser=$!
 
 failed=()
 # The metrics test reads /metrics with Prometheus's own parser (its Python client's).
 scripts/lib/need.sh python3:prometheus_client:python3-prometheus-client || failed+=(setup)
 npm run --silent lint || failed+=(lint)
 npm test || failed+=(tap)
+if wait $browser; then npm run --silent test:browser || failed+=(browser)
+else cat "$logs/chromium"; failed+=(browser); fi
 if wait $systemd; then scripts/test-systemd.sh || failed+=(test-systemd)
 else cat "$logs/systemd"; failed+=(test-systemd); fi
 if wait $vm; then cat "$logs/vm"; scripts/test-vm.sh run || failed+=(test-vm)

@@ -20,6 +20,8 @@ export class Exchange implements CallerGone {
   readonly idempotencyKey: string
   /** the Authorization header ('' when absent) */
   readonly authorization: string
+  /** If-None-Match ('' when absent): the console's assets answer 304 */
+  readonly ifNoneMatch: string
   /** who is calling, once the route has authenticated the request */
   principal: Principal = ANYONE
   readonly started = process.hrtime.bigint()
@@ -48,6 +50,7 @@ export class Exchange implements CallerGone {
     this.query = req.getQuery() ?? ''
     this.idempotencyKey = req.getHeader('idempotency-key')
     this.authorization = req.getHeader('authorization')
+    this.ifNoneMatch = req.getHeader('if-none-match')
     const length = req.getHeader('content-length')
     this.contentLength = length === '' ? -1 : Number(length)
     this.log = log
@@ -113,10 +116,15 @@ export class Exchange implements CallerGone {
 
   /** A non-JSON body (the metrics' text format). */
   text (status: number, body: string, contentType: string): void {
+    this.raw(status, body, { 'Content-Type': contentType })
+  }
+
+  /** Any body, with these headers (the console's assets). */
+  raw (status: number, body: string | Buffer, headers: Record<string, string>): void {
     if (this.finished) return
     this.res.cork(() => {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
-      this.res.writeHeader('Content-Type', contentType)
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
       this.res.end(body)
     })
     this.finish(status)

@@ -30,6 +30,12 @@ export async function list (x: Exchange, deps: HttpDeps): Promise<void> {
 export async function show (x: Exchange, deps: HttpDeps): Promise<void> {
   const path = pathFromUrl(x.url, '/functions/')
   requirePath(x.principal, path)
+  const version = parseVersion(x.query)
+  if (version !== undefined) { // one version, with its code (the console opens it)
+    const fn = await deps.store.resolve(path, version)
+    x.json(200, JSON.stringify({ path, version: fn.version, language: fn.language, size: fn.size, sha256: fn.sha256, created: fn.created, code: fn.code }))
+    return
+  }
   const versions = await deps.store.versions(path)
   x.json(200, JSON.stringify({ path, latest: versions.at(-1)?.version, versions }))
 }

@@ -7,6 +7,7 @@ import { Exchange } from './exchange.js'
 import { list, remove, show, upload } from './functions.js'
 import { healthz, readyz } from './health.js'
 import { createKey, listKeys, revokeKey } from './keys.js'
+import { consoleAsset } from './console.js'
 import { metrics } from './metrics.js'
 import { openapi } from './openapi.js'
 import { bodyLimit, runNow, runStored } from './run.js'
@@ -32,7 +33,10 @@ export const ROUTES: readonly Route[] = [
   { method: 'get', pattern: '/healthz', scope: null, handler: healthz, duringDrain: true },
   { method: 'get', pattern: '/readyz', scope: null, handler: readyz, duringDrain: true },
   { method: 'get', pattern: '/metrics', scope: 'metrics', handler: metrics, duringDrain: true },
-  { method: 'get', pattern: '/openapi.json', scope: null, handler: openapi, duringDrain: true }
+  { method: 'get', pattern: '/openapi.json', scope: null, handler: openapi, duringDrain: true },
+  // The console's page and assets are open: its API calls carry the key.
+  { method: 'get', pattern: '/', scope: null, handler: consoleAsset },
+  { method: 'get', pattern: '/console/*', scope: null, handler: consoleAsset }
 ]
 
 const matches = (pattern: string, url: string): boolean =>

@@ -97,7 +97,9 @@ export const OPENAPI: Json = {
       })
     },
     '/functions/{path}': {
-      get: operation('getFunction', 'A function\'s versions', 'read', { 200: { description: 'its versions', content: json('Function') } }, [...AUTHED, 404], { parameters: [PATH_PARAM] }),
+      get: operation('getFunction', 'A function\'s versions; with ?version=N, that version and its code', 'read', {
+        200: { description: 'its versions, or one version with its code', content: { 'application/json': { schema: { oneOf: [ref('Function'), ref('VersionCode')] } } } }
+      }, [...AUTHED, 404], { parameters: [PATH_PARAM, VERSION_PARAM] }),
       delete: operation('deleteFunction', 'Delete every version, or ?version=N', 'delete', { 200: { description: 'how many versions were deleted', content: json('Deleted') } }, [...AUTHED, 404, 504], { parameters: [PATH_PARAM, VERSION_PARAM] })
     },
     '/keys': {
@@ -120,6 +122,13 @@ export const OPENAPI: Json = {
       get: operation('metrics', 'Prometheus text format (on METRICS_PORT instead when set)', 'metrics', {
         200: { description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } }
       }, [...AUTHED, 404])
+    },
+    '/': { get: operation('console', 'The web console', null, { 200: { description: 'its page', content: { 'text/html': { schema: { type: 'string' } } } }, 304: { description: 'not modified (If-None-Match)' } }, [404]) },
+    '/console/{file}': {
+      get: operation('consoleAsset', 'The web console\'s script and style', null, {
+        200: { description: 'the asset (ETag; cached for an hour)', content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } },
+        304: { description: 'not modified (If-None-Match)' }
+      }, [404], { parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }] })
     },
     '/openapi.json': { get: operation('openapi', 'This document', null, { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } }, []) }
   },

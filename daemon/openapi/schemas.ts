@@ -107,6 +107,12 @@ export const SCHEMAS: Record<string, unknown> = {
     additionalProperties: false,
     properties: { path: string, latest: integer, versions: { type: 'array', items: ref('Version') } }
   },
+  VersionCode: {
+    type: 'object',
+    required: ['path', 'version', 'language', 'size', 'sha256', 'created', 'code'],
+    additionalProperties: false,
+    properties: { path: string, version: integer, language: ref('Language'), size: integer, sha256: string, created: integer, code: string }
+  },
   FunctionList: {
     type: 'object',
     required: ['functions', 'next_cursor'],
