@@ -31,18 +31,11 @@ export async function sanity (server: Server, url: string, body: string): Promis
   if (res.status !== 200 || text !== EXPECTED) throw new Error(`${server.kind} ${url} answered ${res.status} ${text}\n${server.logTail()}`)
 }
 
-export interface Def {
+/** A measured scenario: what load.ts runs (url, paths, rate, body, connections, duration), named and grouped. */
+export interface Def extends Pick<LoadSpec, 'url' | 'paths' | 'rate' | 'body' | 'connections' | 'duration'> {
   readonly name: string
   readonly group: Group
   readonly language: Language | null
-  readonly url: string
-  /** paths taken round-robin (distinct functions) */
-  readonly paths?: readonly string[]
-  /** paced requests per second instead of back to back */
-  readonly rate?: number
-  readonly body: string
-  readonly connections: number
-  readonly duration: number
   readonly warmup: number
 }
 
