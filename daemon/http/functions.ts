@@ -1,12 +1,14 @@
 // POST /upload and the function listing / inspection / deletion routes.
 import { requirePath } from '../auth/index.js'
 import { prepare } from '../compile/index.js'
+import { checkRequest } from '../openapi/requests.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
 import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
 
 export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
+  checkRequest('Upload', fields)
   const path = validatePath(fields.path)
   requirePath(x.principal, path)
   const language = parseLanguage(fields.language)

@@ -2,6 +2,7 @@
 // secrets), DELETE /keys/{id}. Every change is in the audit log.
 import { SCOPES, type KeyInfo, type KeySpec, type Scope } from '../auth/index.js'
 import { invalidField } from '../errors.js'
+import { checkRequest } from '../openapi/requests.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
 import { parseJsonBody, PATH_MAX } from './validate.js'
@@ -68,7 +69,9 @@ function audit (x: Exchange, deps: HttpDeps, action: string, fields: Record<stri
 }
 
 export async function createKey (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
-  const spec = parseKeySpec(parseJsonBody(await body))
+  const fields = parseJsonBody(await body)
+  checkRequest('KeySpec', fields)
+  const spec = parseKeySpec(fields)
   const { info, key } = await deps.auth.keys.create(spec)
   audit(x, deps, 'key.create', { key_id: info.id, key_name: info.name, scopes: info.scopes, prefix: info.prefix })
   x.json(201, JSON.stringify({ ...keyBody(info), key }))

@@ -1,6 +1,7 @@
 // POST /run/*path and POST /run-now: run code in a sandbox, answer JSON or SSE.
 import { requirePath } from '../auth/index.js'
 import { asHearthError } from '../errors.js'
+import { checkRequest } from '../openapi/requests.js'
 import type { Language } from '../config.js'
 import { resultBody } from '../result.js'
 import type { HttpDeps } from './deps.js'
@@ -25,6 +26,7 @@ export function bodyLimit (deps: HttpDeps): number {
 
 export async function runNow (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
+  checkRequest('RunNow', fields)
   const language = parseLanguage(fields.language)
   x.logFields.language = language
   await execute(x, deps, {
@@ -41,6 +43,7 @@ export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpD
   requirePath(x.principal, path)
   const version = parseVersion(x.query)
   const fields = parseJsonBody(await body, true)
+  checkRequest('Run', fields)
   const input = parseInput(fields.input, deps.config)
   const timeoutMs = parseTimeout(fields.timeout, deps.config)
   const stream = parseStream(fields.stream)

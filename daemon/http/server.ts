@@ -2,6 +2,7 @@
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp } from 'uWebSockets.js'
 import { requireScope, type Scope } from '../auth/index.js'
 import { asHearthError, HearthError } from '../errors.js'
+import { compileRequestSchemas } from '../openapi/requests.js'
 import type { HttpDeps } from './deps.js'
 import { Exchange } from './exchange.js'
 import { list, remove, show, upload } from './functions.js'
@@ -54,6 +55,7 @@ export class HttpServer {
   constructor (deps: HttpDeps) {
     this.deps = deps
     const limit = bodyLimit(deps)
+    compileRequestSchemas()
     this.app = uWS.App()
     // METRICS_PORT: /metrics is served there (http/metrics.ts), not here.
     this.routes = ROUTES.filter((r) => r.pattern !== '/metrics' || deps.config.metricsPort === null)

@@ -72,16 +72,16 @@ export const SCHEMAS: Record<string, unknown> = {
       language: ref('Language'),
       code: string,
       input: ref('Input'),
-      timeout: { type: 'number', exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' },
-      stream: { type: 'boolean', description: 'answer as Server-Sent Events: logs as printed, then the result' }
+      timeout: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' },
+      stream: { type: ['boolean', 'null'], description: 'answer as Server-Sent Events: logs as printed, then the result' }
     }
   },
   Run: {
     type: 'object',
     properties: {
       input: ref('Input'),
-      timeout: { type: 'number', exclusiveMinimum: 0 },
-      stream: { type: 'boolean' }
+      timeout: { type: ['number', 'null'], exclusiveMinimum: 0 },
+      stream: { type: ['boolean', 'null'] }
     }
   },
   Upload: {
@@ -137,11 +137,11 @@ export const SCHEMAS: Record<string, unknown> = {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 100 },
       scopes: { type: 'array', minItems: 1, items: ref('Scope') },
-      prefix: string,
-      rate_per_second: { type: 'number', exclusiveMinimum: 0 },
-      burst: { type: 'integer', minimum: 1 },
-      max_concurrency: { type: 'integer', minimum: 1 },
-      expires_at: { oneOf: [dateTime, { type: 'number' }] }
+      prefix: { type: ['string', 'null'] },
+      rate_per_second: { type: ['number', 'null'], exclusiveMinimum: 0 },
+      burst: { type: ['integer', 'null'], minimum: 1 },
+      max_concurrency: { type: ['integer', 'null'], minimum: 1 },
+      expires_at: { oneOf: [dateTime, { type: 'number' }, { type: 'null' }] }
     }
   },
   Key: key,

@@ -1,0 +1,45 @@
+// Request bodies checked against the OpenAPI document's own schemas (ajv,
+// compiled once at start), before the hand-written parsers of http/validate.ts
+// add what a schema cannot say (sizes, UTF-8, path segments, JSON depth). The
+// cost on the warm path was measured: bench/validate-cost.ts.
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import { invalidField } from '../errors.js'
+import { OPENAPI } from './document.js'
+
+export type RequestSchema = 'Upload' | 'RunNow' | 'Run' | 'KeySpec'
+
+const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false })
+ajv.addSchema(OPENAPI, 'openapi')
+const validators = new Map<RequestSchema, ValidateFunction>()
+
+/** The field an ajv error is about: the first segment of its path, or the missing property. */
+function fieldOf (e: ErrorObject): string {
+  const top = e.instancePath.split('/')[1]
+  if (top !== undefined && top !== '') return top
+  return String((e.params as { missingProperty?: string }).missingProperty ?? 'body')
+}
+
+/** Throws invalid_field naming the first field that breaks the documented schema. */
+export function checkRequest (schema: RequestSchema, body: Record<string, unknown>): void {
+  let validate = validators.get(schema)
+  if (validate === undefined) validators.set(schema, validate = ajv.compile({ $ref: `openapi#/components/schemas/${schema}` }))
+  if (validate(body)) return
+  const e = (validate.errors as ErrorObject[])[0] as ErrorObject
+  const field = fieldOf(e)
+  const params = e.params as { allowedValues?: unknown[], type?: string | string[] }
+  const problem = e.keyword === 'required'
+    ? 'is required'
+    : e.keyword === 'enum'
+      ? `must be one of ${(params.allowedValues ?? []).join(', ')}`
+      : e.keyword === 'type'
+        ? `must be ${String(params.type).split(',').join(' or ')} (the API's schema: GET /openapi.json)`
+        : `${e.message ?? 'is invalid'} (the API's schema: GET /openapi.json)`
+  throw invalidField(field, problem)
+}
+
+/** Compiles every request schema now, so that no first request pays for it. */
+export function compileRequestSchemas (): void {
+  for (const s of ['Upload', 'RunNow', 'Run', 'KeySpec'] as const) {
+    try { checkRequest(s, {}) } catch {}
+  }
+}
