@@ -1,11 +1,12 @@
 // The real `hearth` binary against a real daemon over HTTP (issue 14): files in,
 // results out, exit codes scripts can rely on (0 ok, 1 the call failed, 2 usage).
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ROOT } from '../daemon/config.js'
 import { startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
 
@@ -107,4 +108,14 @@ t.test('keys create | ls | revoke with HEARTH_TOKEN, against AUTH=on', async (t)
   const id = key.split('_')[1] as string
   t.match((await hearth(['keys', 'revoke', id], { env })).stdout, `revoked ${id} (ci robot)`)
   t.equal((await hearth(['ls'], { env: { HEARTH_URL: authed.url, HEARTH_TOKEN: key } })).code, 1, 'revoked')
+})
+
+t.test('after a global install, `hearth` is on the PATH', async (t) => {
+  const prefix = join(dir, 'global')
+  // A folder install: npm links the checkout (offline: nothing is fetched).
+  const npm = spawnSync('npm', ['install', '--global', '--prefix', prefix, ROOT, '--offline', '--no-audit', '--no-fund'], { encoding: 'utf8' })
+  t.equal(npm.status, 0, npm.stderr)
+  const r = spawnSync('hearth', ['ls', 'cli/'], { encoding: 'utf8', env: { PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, HEARTH_URL: d.url } })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /^PATH\s+LANGUAGE/)
 })
