@@ -23,6 +23,8 @@ wait_ready () {
 stop_here () {
   echo "# hearth's warnings (pino level 40+ on its stdout):"
   journalctl -u hearth --no-pager -o cat | grep -E '"level":(40|50|60)' | tail -n 5 | sed 's/^/#   /'
+  echo "# and what it wrote that is not a log line (a failed start: 'hearth: cannot start: ...'):"
+  journalctl -u hearth --no-pager -o cat | grep -v '"level":' | tail -n 8 | sed 's/^/#   /'
   echo "$pass passed, $fail failed (stopped early: $1)"
   exit 1
 }
