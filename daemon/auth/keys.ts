@@ -44,11 +44,11 @@ function toInfo (fields: Record<string, string>): KeyInfo {
   return { ...spec, id: fields.id ?? '' }
 }
 
-/** Keys last seen valid, by their secret's hash: used only while Redis cannot be asked. */
+/** Keys last seen valid, by id and secret's hash: used only while Redis cannot be asked. */
 const LAST_KNOWN_MAX = 10_000
 
 export class KeyStore {
-  private readonly lastKnown = new Map<string, { info: KeyInfo }>()
+  private readonly lastKnown = new Map<string, KeyInfo>()
   private away = false
 
   constructor (private readonly redis: Redis, private readonly timeoutMs: number, private readonly warn: (msg: string) => void = () => {}) {}
@@ -93,7 +93,7 @@ export class KeyStore {
     const m = KEY_FORMAT.exec(key)
     const id = m?.[1] ?? '0000000000000000'
     const given = sha256(m?.[2] ?? key)
-    const seen = sha256(key).toString('hex')
+    const seen = `${id}:${given.toString('hex')}`
     let fields: Record<string, string>
     try {
       fields = await this.guarded(async () => await this.redis.hgetall(record(id)))
@@ -105,7 +105,7 @@ export class KeyStore {
       if (known === undefined) throw err
       if (!this.away) this.warn('Redis is unreachable: API keys are checked against the ones this daemon last saw valid')
       this.away = true
-      return this.principal(known.info)
+      return this.principal(known)
     }
     const stored = fields.hash === undefined ? DUMMY : Buffer.from(fields.hash, 'hex')
     const match = stored.length === given.length && timingSafeEqual(stored, given)
@@ -115,7 +115,7 @@ export class KeyStore {
     }
     const info = toInfo(fields)
     if (this.lastKnown.size >= LAST_KNOWN_MAX) this.lastKnown.delete(this.lastKnown.keys().next().value as string)
-    this.lastKnown.set(seen, { info })
+    this.lastKnown.set(seen, info)
     return this.principal(info)
   }
 

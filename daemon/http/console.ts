@@ -1,5 +1,5 @@
 // GET / and GET /console/*: the web console (console/, bundled into
-// dist/console at make build), read once at start and served from memory.
+// dist/console at make build), read once, at its first request, and served from memory.
 // The page is revalidated on every load; its assets carry an ETag and are
 // cached for an hour. Nothing here touches the call path.
 import { createHash } from 'node:crypto'

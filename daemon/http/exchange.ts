@@ -108,6 +108,11 @@ export class Exchange implements CallerGone {
     this.finish(status)
   }
 
+  /** An audit line: a change to what is stored, with the key that made it (never its secret). */
+  audit (action: string, fields: Record<string, unknown>): void {
+    this.log.info({ audit: action, by_key_id: this.principal.id, by_key_name: this.principal.name, ...fields }, 'audit')
+  }
+
   /** Runs `fn` when the exchange ends, however it ends (a quota's place given back). */
   whenDone (fn: () => void): void {
     if (this.finished) fn()

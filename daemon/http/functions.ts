@@ -18,7 +18,7 @@ export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   await prepare(language, code)
   const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey))
   Object.assign(x.logFields, { function: path, version: meta.version, language, ...(meta.replayed ? { replayed: true } : {}) })
-  if (!meta.replayed) audit(x, deps, 'function.upload', { function: path, version: meta.version, language, sha256: meta.sha256 })
+  if (!meta.replayed) x.audit('function.upload', { function: path, version: meta.version, language, sha256: meta.sha256 })
   x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }),
     meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
 }
@@ -48,11 +48,6 @@ export async function remove (x: Exchange, deps: HttpDeps): Promise<void> {
   const version = parseVersion(x.query)
   const deleted = await deps.store.delete(path, version)
   Object.assign(x.logFields, { function: path, version })
-  audit(x, deps, 'function.delete', { function: path, version: version ?? 'all', deleted })
+  x.audit('function.delete', { function: path, version: version ?? 'all', deleted })
   x.json(200, JSON.stringify({ path, deleted }))
-}
-
-/** Changes to what is stored, with the key that made them (never its secret). */
-function audit (x: Exchange, deps: HttpDeps, action: string, fields: Record<string, unknown>): void {
-  deps.log.info({ audit: action, by_key_id: x.principal.id, by_key_name: x.principal.name, ...fields }, 'audit')
 }

@@ -64,16 +64,12 @@ export function keyBody (k: KeyInfo): Record<string, unknown> {
   }
 }
 
-function audit (x: Exchange, deps: HttpDeps, action: string, fields: Record<string, unknown>): void {
-  deps.log.info({ audit: action, by_key_id: x.principal.id, by_key_name: x.principal.name, ...fields }, 'audit')
-}
-
 export async function createKey (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
   checkRequest('KeySpec', fields)
   const spec = parseKeySpec(fields)
   const { info, key } = await deps.auth.keys.create(spec)
-  audit(x, deps, 'key.create', { key_id: info.id, key_name: info.name, scopes: info.scopes, prefix: info.prefix })
+  x.audit('key.create', { key_id: info.id, key_name: info.name, scopes: info.scopes, prefix: info.prefix })
   x.json(201, JSON.stringify({ ...keyBody(info), key }))
 }
 
@@ -84,6 +80,6 @@ export async function listKeys (x: Exchange, deps: HttpDeps): Promise<void> {
 export async function revokeKey (x: Exchange, deps: HttpDeps): Promise<void> {
   const id = decodeURIComponent(x.url.slice('/keys/'.length))
   const info = await deps.auth.keys.revoke(id)
-  audit(x, deps, 'key.revoke', { key_id: info.id, key_name: info.name })
+  x.audit('key.revoke', { key_id: info.id, key_name: info.name })
   x.json(200, JSON.stringify({ revoked: keyBody(info) }))
 }

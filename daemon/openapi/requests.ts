@@ -1,7 +1,8 @@
 // Request bodies checked against the OpenAPI document's own schemas (ajv,
 // compiled once at start), before the hand-written parsers of http/validate.ts
 // add what a schema cannot say (sizes, UTF-8, path segments, JSON depth). The
-// cost on the warm path was measured: bench/validate-cost.ts.
+// cost on the warm path was measured: bench/validate-cost.ts. The tests check
+// answers with the same validators (validatorOf).
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
 import { invalidField } from '../errors.js'
 import { OPENAPI } from './document.js'
@@ -10,7 +11,18 @@ export type RequestSchema = 'Upload' | 'RunNow' | 'Run' | 'KeySpec'
 
 const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false })
 ajv.addSchema(OPENAPI, 'openapi')
-const validators = new Map<RequestSchema, ValidateFunction>()
+const validators = new Map<string, ValidateFunction>()
+
+/** The compiled validator of a schema in the document: `ref` is a JSON pointer into it ("#/components/schemas/Run"). */
+export function validatorOf (ref: string): ValidateFunction {
+  let validate = validators.get(ref)
+  if (validate === undefined) validators.set(ref, validate = ajv.compile({ $ref: `openapi${ref}` }))
+  return validate
+}
+
+export function errorsText (errors: ValidateFunction['errors']): string {
+  return ajv.errorsText(errors)
+}
 
 /** The field an ajv error is about: the first segment of its path, or the missing property. */
 function fieldOf (e: ErrorObject): string {
@@ -21,8 +33,7 @@ function fieldOf (e: ErrorObject): string {
 
 /** Throws invalid_field naming the first field that breaks the documented schema. */
 export function checkRequest (schema: RequestSchema, body: Record<string, unknown>): void {
-  let validate = validators.get(schema)
-  if (validate === undefined) validators.set(schema, validate = ajv.compile({ $ref: `openapi#/components/schemas/${schema}` }))
+  const validate = validatorOf(`#/components/schemas/${schema}`)
   if (validate(body)) return
   const e = (validate.errors as ErrorObject[])[0] as ErrorObject
   const field = fieldOf(e)

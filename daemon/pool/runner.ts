@@ -72,6 +72,8 @@ const FATE_OF: Partial<Record<string, DestroyReason>> = {
   timeout: 'timeout', memory: 'memory', pids: 'pids', sandbox_crashed: 'crash', protocol_error: 'crash', shutting_down: 'shutdown'
 }
 
+const secondsSince = (began: bigint): number => Number(process.hrtime.bigint() - began) / 1e9
+
 export class Runner {
   private readonly pools = new Map<Language, LanguagePool>()
   private readonly warm: WarmSet
@@ -121,7 +123,6 @@ export class Runner {
         // Forked from the runtime's zygote while it works; spawned otherwise.
         const forked = forker?.usable === true
         const began = process.hrtime.bigint()
-        const seconds = (): number => Number(process.hrtime.bigint() - began) / 1e9
         const launch = forked
           ? forker.launch(limits, runtime)
           : spawnLaunch({ runtime: spec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
@@ -136,10 +137,10 @@ export class Runner {
             resultMaxBytes: c.resultMaxBytes
           }, launch)
         } catch (err) {
-          observer.started(language, forked ? 'fork' : 'spawn', seconds(), false)
+          observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), false)
           throw err
         }
-        observer.started(language, forked ? 'fork' : 'spawn', seconds(), true)
+        observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), true)
         this.languageOf.set(sandbox, language)
         if (this.closing) { // close() already killed the live ones; this one came too late
           await sandbox.destroy()
@@ -173,20 +174,19 @@ export class Runner {
   async run (req: RunRequest): Promise<RunResult> {
     if (this.closing) throw new HearthError('shutting_down')
     const began = process.hrtime.bigint()
-    const seconds = (): number => Number(process.hrtime.bigint() - began) / 1e9
     let start: 'warm' | 'fresh' = 'fresh'
     try {
       const prepared = await prepare(req.language, req.code)
       const pool = this.pools.get(req.language) as LanguagePool
       const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
       const found = await this.find(pool, groupKey)
-      this.observer.waited(req.language, seconds())
+      this.observer.waited(req.language, secondsSince(began))
       if (found.sandbox.uses > 0) start = 'warm'
       const result = await this.runIn(req, prepared, pool, groupKey, found)
-      this.observer.call(req.language, 'ok', start, seconds())
+      this.observer.call(req.language, 'ok', start, secondsSince(began))
       return result
     } catch (err) {
-      this.observer.call(req.language, err instanceof HearthError ? err.code : 'internal', start, seconds())
+      this.observer.call(req.language, err instanceof HearthError ? err.code : 'internal', start, secondsSince(began))
       throw err
     }
   }

@@ -2,11 +2,9 @@
 // (daemon/openapi/): its route and status must be documented, and its body
 // must match the documented schema. A drift between code and document fails
 // the test that saw it.
-import { Ajv2020 } from 'ajv/dist/2020.js'
 import { OPENAPI } from '../../daemon/openapi/document.js'
+import { errorsText, validatorOf } from '../../daemon/openapi/requests.js'
 
-const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false })
-ajv.addSchema(OPENAPI, 'openapi')
 const paths = OPENAPI.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>
 
 // Templates to regexps; exact paths first, so /functions is not /functions/{path}.
@@ -25,7 +23,7 @@ export function checkAnswer (method: string, url: string, status: number, conten
   const op = t === undefined ? undefined : paths[t]?.[m]
   if (op === undefined) { // no such route or method: the error body, and nothing else
     if (status !== 404 && status !== 405) throw new Error(`${where}: not in the OpenAPI document`)
-    validate(where, 'openapi#/components/schemas/Error', body)
+    validate(where, '#/components/schemas/Error', body)
     return
   }
   const answer = op.responses[String(status)]
@@ -34,13 +32,10 @@ export function checkAnswer (method: string, url: string, status: number, conten
   if (answer.content === undefined) return
   if (!(type in answer.content)) throw new Error(`${where}: content type ${type} not documented (${Object.keys(answer.content).join(', ')})`)
   if (type !== 'application/json') return
-  validate(where, `openapi#/${pointer('paths', t as string, m, 'responses', String(status), 'content', type, 'schema')}`, body)
+  validate(where, `#/${pointer('paths', t as string, m, 'responses', String(status), 'content', type, 'schema')}`, body)
 }
 
-const compiled = new Map<string, ReturnType<typeof ajv.compile>>()
-
 function validate (where: string, ref: string, body: unknown): void {
-  let check = compiled.get(ref)
-  if (check === undefined) compiled.set(ref, check = ajv.compile({ $ref: ref }))
-  if (!check(body)) throw new Error(`${where}: the answer does not match the OpenAPI document: ${ajv.errorsText(check.errors)}\n${JSON.stringify(body).slice(0, 500)}`)
+  const check = validatorOf(ref)
+  if (!check(body)) throw new Error(`${where}: the answer does not match the OpenAPI document: ${errorsText(check.errors)}\n${JSON.stringify(body).slice(0, 500)}`)
 }
