@@ -8,6 +8,8 @@ export class ApiError extends Error {
 export interface Client {
   readonly url: string
   request: (method: string, path: string, body?: unknown) => Promise<unknown>
+  /** GET of a text answer (an async call's logs) */
+  text: (path: string) => Promise<string>
   /** POST with "stream": true: each SSE event as it arrives */
   stream: (path: string, body: Record<string, unknown>, onEvent: (event: Record<string, unknown>) => void) => Promise<void>
 }
@@ -41,6 +43,11 @@ export function client (url: string, token: string | undefined): Client {
       const res = await send(method, path, body)
       if (!res.ok) throw await failure(res)
       return await res.json()
+    },
+    async text (path) {
+      const res = await send('GET', path)
+      if (!res.ok) throw await failure(res)
+      return await res.text()
     },
     async stream (path, body, onEvent) {
       const res = await send('POST', path, { ...body, stream: true })

@@ -2,11 +2,13 @@
 // `hearth`: the daemon (`hearth serve`) and a client of its HTTP API for
 // everything else. HEARTH_URL and HEARTH_TOKEN from the environment.
 import { Command, Option } from 'commander'
+import { addCallCommands, queue } from './calls.js'
 import { client, type Client } from './client.js'
 import { languageOf, readCode, readInput } from './input.js'
 import { EXIT, fail, printJson, table } from './output.js'
 
 interface Globals { url: string, token?: string, json?: boolean }
+interface CallOptions { input?: string, inputFile?: string, timeout?: number, stream?: boolean, async?: boolean, callback?: string }
 
 const program = new Command('hearth')
   .description('Run Python, JavaScript and TypeScript functions in warm sandboxes (hearth\'s CLI)')
@@ -47,6 +49,8 @@ const callOptions = (c: Command): Command => c
   .option('--input-file <file>', 'the input, from a JSON file (else stdin, when it is not a terminal)')
   .option('--timeout <seconds>', 'at most TIMEOUT_SCRIPT', Number)
   .option('--stream', 'print logs to stderr as they are printed')
+  .option('--async', 'queue the call and print its id (see `hearth calls`)')
+  .option('--callback <url>', 'with --async: where its status document is POSTed when it ends')
 
 program.command('serve')
   .description('start the daemon (configured by its environment and .env; see the README)')
@@ -67,19 +71,22 @@ callOptions(program.command('run'))
   .description('run the function at PATH (its latest version, or --version)')
   .argument('<path>')
   .option('--version <n>', 'a stored version', Number)
-  .action(async (path: string, o: { input?: string, inputFile?: string, timeout?: number, stream?: boolean, version?: number }) => {
+  .action(async (path: string, o: CallOptions & { version?: number }) => {
     const input = await readInput(o)
-    const url = `/run/${path.replace(/^\/+/, '')}${o.version === undefined ? '' : `?version=${o.version}`}`
-    await call(url, { ...(input === undefined ? {} : { input }), ...(o.timeout === undefined ? {} : { timeout: o.timeout }) }, o.stream === true)
+    const url = `/${o.async === true ? 'run-async' : 'run'}/${path.replace(/^\/+/, '')}${o.version === undefined ? '' : `?version=${o.version}`}`
+    const body = { ...(input === undefined ? {} : { input }), ...(o.timeout === undefined ? {} : { timeout: o.timeout }) }
+    if (o.async === true) return await queue(api(), globals().json === true, url, body, o)
+    await call(url, body, o.stream === true)
   })
 
 callOptions(program.command('exec'))
   .description('run FILE once, in a fresh sandbox (/run-now)')
   .argument('<file>')
   .option('--language <language>', 'python, javascript or typescript (default: from the extension)')
-  .action(async (file: string, o: { language?: string, input?: string, inputFile?: string, timeout?: number, stream?: boolean }) => {
+  .action(async (file: string, o: CallOptions & { language?: string }) => {
     const input = await readInput(o)
     const body = { language: languageOf(file, o.language), code: readCode(file), ...(input === undefined ? {} : { input }), ...(o.timeout === undefined ? {} : { timeout: o.timeout }) }
+    if (o.async === true) return await queue(api(), globals().json === true, '/run-now-async', body, o)
     await call('/run-now', body, o.stream === true)
   })
 
@@ -149,5 +156,7 @@ keys.command('revoke')
     if (globals().json === true) printJson(r)
     else process.stdout.write(`revoked ${String(r.revoked.id)} (${String(r.revoked.name)})\n`)
   })
+
+addCallCommands(program, api, () => globals().json === true, printResult)
 
 program.parseAsync().catch(fail)

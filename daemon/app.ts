@@ -1,6 +1,8 @@
 // Wiring: config → limits backend → runner → store → HTTP. One start, one stop.
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { Cluster } from 'ioredis'
+import { AsyncCalls } from './async/index.js'
 import { Authenticator } from './auth/index.js'
 import { isLoopback, sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
@@ -12,8 +14,7 @@ import { Runner } from './pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/limits/index.js'
 import { probeBwrap } from './sandbox/probe.js'
 import { seccompProgram } from './sandbox/seccomp.js'
-import type { Redis } from 'ioredis'
-import { connectRedis, reportErrors, targetFromConfig } from './store/connection.js'
+import { connectRedis, duplicate, reportErrors, targetFromConfig, type RedisClient } from './store/connection.js'
 import { EmbeddedRedis } from './store/embedded-redis.js'
 import { FunctionStore } from './store/function-store.js'
 import { makeInstanceDir, removeStale } from './runtime-dir.js'
@@ -28,7 +29,7 @@ export interface App {
   stop: () => Promise<void>
 }
 
-async function redisReady (redis: Redis, timeoutMs: number): Promise<boolean> {
+async function redisReady (redis: RedisClient, timeoutMs: number): Promise<boolean> {
   if (redis.status === 'ready') return true
   return await new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs)
@@ -82,7 +83,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   const redis = connectRedis(embedded !== null ? { path: embedded.socket } : targetFromConfig(config), config.redisTimeoutMs)
   // A second connection, subscribed to invalidations: the store's cache of
   // which version is current is trusted only while it is live.
-  const subscriber = redis.duplicate()
+  const subscriber = duplicate(redis)
   // Also seen in /readyz and as 503s; ioredis reconnects by itself.
   reportErrors(redis, (message) => log.error({ err: message }, 'Redis connection error'))
   subscriber.on('error', () => {}) // the same server: its errors are the first connection's
@@ -99,6 +100,8 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   const metrics: Metrics = new Metrics({
     pools: (): PoolGauges => runner.stats(),
     redisUp: () => redis.status === 'ready',
+    asyncQueued: async () => redis.status === 'ready' ? await asyncCalls.calls.queued() : null,
+    asyncRunning: () => asyncCalls.running,
     build: { version: pkg.version, node: process.version, uws: pinned('uWebSockets.js'), esbuild: pinned('esbuild'), ioredis: pinned('ioredis') }
   })
   const runner: Runner = new Runner({
@@ -113,10 +116,26 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     onBackgroundError: (err) => log.warn({ err: err.message }, 'sandbox teardown failed')
   })
   const auth = new Authenticator(config.auth, config.adminToken, redis, config.redisTimeoutMs, (msg) => log.warn(msg))
+  if (redis.status === 'ready' && !(redis instanceof Cluster)) {
+    await auth.keys.migrateLegacy().then((moved) => {
+      if (moved > 0) log.info({ moved }, 'API keys moved to their hash-tagged names')
+    }, (err: Error) => log.warn({ err: err.message }, 'cannot move API keys to their hash-tagged names yet (retried at the next start)'))
+  }
   if (!config.auth && !isLoopback(config.httpHost)) log.warn({ host: config.httpHost }, 'AUTH=off on a non-loopback address: anyone who reaches the port can run code, and change or delete any function')
   if (config.auth && config.adminToken === null) log.warn('AUTH=on without ADMIN_TOKEN: no key can be created here (keys made by another daemon sharing the Redis still work)')
   const quotas = new Quotas(redis, { leaseMs: config.timeoutMs + config.acquireTimeoutMs + 30_000, warn: (msg, fields) => log.warn(fields ?? {}, msg) })
-  const http = new HttpServer({ config, log, runner, store, limits, metrics, auth, quotas })
+  const asyncCalls: AsyncCalls = new AsyncCalls({
+    config: config.async,
+    redis,
+    redisTimeoutMs: config.redisTimeoutMs,
+    run: async (req) => await runner.run(req),
+    busy: () => runner.waiting() > 0,
+    codeOf: async (path, version) => await store.resolve(path, version),
+    observer: metrics,
+    warn: (msg, fields) => log.warn(fields ?? {}, msg)
+  })
+  await asyncCalls.start()
+  const http = new HttpServer({ config, log, runner, store, limits, metrics, auth, quotas, async: asyncCalls })
   const port = await http.listen(config.httpHost, config.httpPort)
   const metricsListener = config.metricsPort === null ? null : await listenMetrics(config.httpHost, config.metricsPort, metrics)
   if (metricsListener !== null) log.info({ port: metricsListener.port }, 'metrics listening (METRICS_PORT)')
@@ -125,7 +144,8 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     port,
     limits,
     async stop () {
-      const finished = await http.drain(config.shutdownGraceMs)
+      // Async calls still running after the grace stay pending: another daemon runs them again.
+      const [finished] = await Promise.all([http.drain(config.shutdownGraceMs), asyncCalls.stop(config.shutdownGraceMs)])
       if (!finished) log.warn({ inFlight: http.requestsInFlight }, 'grace period over: killing the calls still running')
       await runner.close()
       await forkers.close()

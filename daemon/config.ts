@@ -47,6 +47,8 @@ export interface Config {
   /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
   readonly runtimeDir: string
   readonly redisUrl: string | null // null: start the embedded redis-server
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster (host:port); empty: not a cluster */
+  readonly redisClusterNodes: ReadonlyArray<{ readonly host: string, readonly port: number }>
   readonly redisHost: string
   readonly redisPort: number
   readonly redisPassword: string
@@ -64,6 +66,23 @@ export interface Config {
   readonly authExplicit: boolean
   /** ADMIN_TOKEN or the contents of ADMIN_TOKEN_FILE; null for none */
   readonly adminToken: string | null
+  /** asynchronous calls (daemon/async) */
+  readonly async: AsyncConfig
+}
+
+export interface AsyncConfig {
+  /** async calls this daemon runs at once (ASYNC_CONCURRENCY) */
+  readonly concurrency: number
+  /** calls queued or running, all daemons together, past which /run-async answers overloaded */
+  readonly queueMax: number
+  /** a call whose daemon stopped confirming it for this long is taken over by another */
+  readonly claimIdleMs: number
+  readonly maxAttempts: number
+  readonly resultTtlSeconds: number
+  readonly callbackSecret: string
+  readonly callbackMaxAttempts: number
+  /** CALLBACK_ALLOW: host names and CIDRs callbacks may reach beyond public addresses */
+  readonly callbackAllow: readonly string[]
 }
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..')
@@ -101,6 +120,7 @@ const DEFAULTS = {
   ZYGOTE_MAX_AGE_SECONDS: '600',
   RUNTIME_DIR: '',
   REDIS_URL: '',
+  REDIS_CLUSTER_NODES: '',
   REDIS_HOST: '',
   REDIS_PORT: '6379',
   REDIS_PASSWORD: '',
@@ -115,7 +135,15 @@ const DEFAULTS = {
   LOG_LEVEL: 'info',
   AUTH: '',
   ADMIN_TOKEN: '',
-  ADMIN_TOKEN_FILE: ''
+  ADMIN_TOKEN_FILE: '',
+  ASYNC_CONCURRENCY: '', // half of POOL_MAX: the rest is kept for synchronous calls
+  ASYNC_QUEUE_MAX: '10000',
+  ASYNC_CLAIM_IDLE: '30',
+  ASYNC_MAX_ATTEMPTS: '3',
+  ASYNC_RESULT_TTL: '86400',
+  CALLBACK_SECRET: '',
+  CALLBACK_MAX_ATTEMPTS: '5',
+  CALLBACK_ALLOW: ''
 } as const
 
 export type EnvName = keyof typeof DEFAULTS
@@ -228,6 +256,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
     runtimeDir: runtimeDir(env),
     redisUrl: redisUrl !== '' ? redisUrl : null,
+    redisClusterNodes: clusterNodes(env),
     redisHost,
     redisPort: integer(env, 'REDIS_PORT', 1, 65535),
     redisPassword: env.REDIS_PASSWORD ?? '',
@@ -239,7 +268,8 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     shutdownGraceMs,
     shutdownTimeoutMs,
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
-    ...auth(env, (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim())
+    ...auth(env, (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim()),
+    async: asyncConfig(env, poolMax)
   })
 }
 
@@ -271,6 +301,20 @@ function auth (env: Env, host: string): Pick<Config, 'auth' | 'authExplicit' | '
   return { auth: on, authExplicit, adminToken: token === '' ? null : token }
 }
 
+function asyncConfig (env: Env, poolMax: number): AsyncConfig {
+  const concurrency = (env.ASYNC_CONCURRENCY ?? '').trim() === '' ? Math.max(1, Math.floor(poolMax / 2)) : integer(env, 'ASYNC_CONCURRENCY', 0, 4096)
+  return Object.freeze({
+    concurrency,
+    queueMax: integer(env, 'ASYNC_QUEUE_MAX', 1),
+    claimIdleMs: Math.round(positiveNumber(env, 'ASYNC_CLAIM_IDLE') * 1000),
+    maxAttempts: integer(env, 'ASYNC_MAX_ATTEMPTS', 1, 100),
+    resultTtlSeconds: integer(env, 'ASYNC_RESULT_TTL', 1, 365 * 86400),
+    callbackSecret: env.CALLBACK_SECRET ?? '',
+    callbackMaxAttempts: integer(env, 'CALLBACK_MAX_ATTEMPTS', 1, 100),
+    callbackAllow: Object.freeze((env.CALLBACK_ALLOW ?? '').split(/[\s,]+/).filter(Boolean))
+  })
+}
+
 /** One path component: sandbox cgroups are made under it, so no `/`, `.` or `..`. */
 function cgroupName (env: Env): string {
   const text = (env.CGROUP_NAME ?? DEFAULTS.CGROUP_NAME).trim()
@@ -295,9 +339,24 @@ function runtimeDir (env: Env): string {
   return xdg !== '' ? join(xdg, 'hearth') : join(tmpdir(), `hearth-${process.getuid?.() ?? 'user'}`)
 }
 
-/** Whether the daemon should supervise its own redis-server (no REDIS_URL / REDIS_HOST given). */
+/** Whether the daemon should supervise its own redis-server (no REDIS_URL / REDIS_HOST / REDIS_CLUSTER_NODES given). */
 export function wantsEmbeddedRedis (config: Config): boolean {
-  return config.redisUrl === null && config.redisHost === ''
+  return config.redisUrl === null && config.redisHost === '' && config.redisClusterNodes.length === 0
+}
+
+/** REDIS_CLUSTER_NODES: host:port, comma or space separated ([v6]:port for IPv6). */
+function clusterNodes (env: Env): Array<{ host: string, port: number }> {
+  const text = (env.REDIS_CLUSTER_NODES ?? '').trim()
+  if (text === '') return []
+  if ((env.REDIS_URL ?? '').trim() !== '' || (env.REDIS_HOST ?? '').trim() !== '') {
+    throw new ConfigError('REDIS_CLUSTER_NODES', 'cannot be set with REDIS_URL or REDIS_HOST: choose one Redis, or a cluster')
+  }
+  return text.split(/[\s,]+/).map((node) => {
+    const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(node)
+    const port = Number(m?.[3])
+    if (m === null || port < 1 || port > 65535) throw new ConfigError('REDIS_CLUSTER_NODES', `must be host:port entries (got ${JSON.stringify(node)})`)
+    return { host: (m[1] ?? m[2]) as string, port }
+  })
 }
 
 /** The host uid sandboxes run as: SANDBOX_UID when the daemon is root (setpriv drops to it), else null (already unprivileged). */

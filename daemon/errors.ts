@@ -9,6 +9,7 @@ export const ERRORS = {
   forbidden: { status: 403, message: 'this key may not do that' },
   route_not_found: { status: 404, message: 'no such route' },
   key_not_found: { status: 404, message: 'no key with that id' },
+  call_not_found: { status: 404, message: 'no asynchronous call with that id' },
   function_not_found: { status: 404, message: 'no function at that path' },
   version_not_found: { status: 404, message: 'no such version of that function' },
   method_not_allowed: { status: 405, message: 'method not allowed on this route' },
@@ -33,7 +34,10 @@ export const ERRORS = {
   shutting_down: { status: 503, message: 'the server is shutting down' },
   client_closed: { status: 499, message: 'the client went away; its call was stopped' },
   timeout: { status: 504, message: 'the code ran past its time limit' },
-  internal: { status: 500, message: 'internal error' }
+  internal: { status: 500, message: 'internal error' },
+  // Seen only in an asynchronous call's status document (GET /calls/{id}).
+  cancelled: { status: 409, message: 'the call was cancelled' },
+  abandoned: { status: 500, message: 'the call was started ASYNC_MAX_ATTEMPTS times and never finished' }
 } as const satisfies Record<string, { status: number, message: string }>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -19,6 +19,8 @@ scripts/lib/need.sh chromium:chromium >"$logs/chromium" 2>&1 & browser=$!
 failed=()
 # The metrics test reads /metrics with Prometheus's own parser (its Python client's).
 scripts/lib/need.sh python3:prometheus_client:python3-prometheus-client || failed+=(setup)
+# The cluster tests make their three-master Redis Cluster with redis-cli.
+scripts/lib/need.sh redis-cli:redis-tools || failed+=(setup)
 npm run --silent lint || failed+=(lint)
 npm test || failed+=(tap)
 if wait $browser; then npm run --silent test:browser || failed+=(browser)

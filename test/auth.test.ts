@@ -1,15 +1,16 @@
 // AUTH=on over real HTTP and a real Redis: keys with scopes and path prefixes,
 // shared by every daemon on the Redis, revoked everywhere at once (issue 12).
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../daemon/config.js'
 import { startDaemon } from './helpers/daemon.js'
 import { checkAnswer } from './helpers/openapi.js'
-import { TestRedis } from './helpers/redis.js'
+import { startRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
-const redis = await TestRedis.start(t)
-const env = { REDIS_URL: redis.url, AUTH: 'on', ADMIN_TOKEN: ADMIN, POOL_MIN: '1', POOL_MAX: '2' }
+const redis = await startRedis(t)
+const env = { ...redis.env, AUTH: 'on', ADMIN_TOKEN: ADMIN, POOL_MIN: '1', POOL_MAX: '2' }
 const one = await startDaemon(t, env)
 const two = await startDaemon(t, env)
 
@@ -166,4 +167,20 @@ t.test('an unknown key and a wrong secret take the same path (and about the same
   for (let i = 0; i < 40; i++) { a.push(await time(wrong)); b.push(await time(unknown)) }
   const ratio = median(a) / median(b)
   t.ok(ratio > 0.5 && ratio < 2, `median wrong / unknown = ${ratio.toFixed(2)}`)
+})
+
+t.test('keys made before the hash-tagged names (one Redis) are moved at start and keep working', { skip: process.env.HEARTH_TEST_REDIS === 'cluster' && 'a cluster never held the old names' }, async (t) => {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(redis.env.REDIS_URL as string)
+  t.teardown(() => { client.disconnect() })
+  const id = 'fedcba9876543210'
+  const secret = 'S'.repeat(43)
+  const spec = { name: 'from before', scopes: ['run-now'], prefix: '', ratePerSecond: null, burst: null, maxConcurrency: null, expiresAt: null, created: 1_700_000_000 }
+  await client.hset(`hearth:apikey:${id}`, { id, hash: createHash('sha256').update(secret).digest('hex'), spec: JSON.stringify(spec) })
+  await client.sadd('hearth:apikeys', id)
+  const later = await startDaemon(t, env)
+  const run = await call(later.url, 'POST', '/run-now', `hearth_${id}_${secret}`, { language: 'python', code: 'return "still valid"' })
+  t.same([run.status, run.body], [200, { data: 'still valid', type: 'string' }])
+  t.same([await client.exists(`hearth:apikey:${id}`), await client.scard('hearth:apikeys')], [0, 0], 'nothing left under the old names')
+  t.ok((await call(later.url, 'GET', '/keys', ADMIN)).body.keys.some((k: { id: string }) => k.id === id), 'listed')
 })

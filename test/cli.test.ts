@@ -59,6 +59,23 @@ t.test('--stream: logs to stderr as they come, the result to stdout', async (t) 
   t.same(plain, { code: 0, stdout: '42\n', stderr: '' }, 'TypeScript, from the extension')
 })
 
+t.test('--async, then calls show | wait | logs | cancel', async (t) => {
+  const add = file('async-add.py', 'print("adding")\nreturn event["a"] + event["b"]\n')
+  t.equal((await hearth(['upload', 'cli/async-add', add])).code, 0)
+  const queued = await hearth(['run', 'cli/async-add', '--async', '--input', '{"a": 20, "b": 22}'])
+  t.match(queued, { code: 0, stdout: /^[0-9a-f]{32}\n$/ }, 'the id alone on stdout')
+  const id = queued.stdout.trim()
+  t.same(await hearth(['calls', 'wait', id]), { code: 0, stdout: '42\n', stderr: '' }, 'wait prints the result as run does')
+  t.match((await hearth(['calls', 'show', id])).stdout, new RegExp(`^${id}  done  attempts 1\n42\n$`))
+  t.equal((await hearth(['calls', 'logs', id])).stdout, 'adding\n')
+  const failing = (await hearth(['exec', file('boom.js', 'throw new Error("boom")\n'), '--async'])).stdout.trim()
+  t.match(await hearth(['calls', 'wait', failing]), { code: 1, stdout: '', stderr: /^script_error: .*boom/ }, 'a failed call: exit 1, code: message')
+  const long = (await hearth(['exec', file('long.py', 'import time\ntime.sleep(60)\n'), '--async'])).stdout.trim()
+  t.match(await hearth(['calls', 'cancel', long]), { code: 0, stdout: new RegExp(`^${long}  failed  cancelled\n$`) })
+  t.match(await hearth(['calls', 'show', '0'.repeat(32)]), { code: 1, stderr: /^call_not_found: / })
+  t.equal((await hearth(['exec', add, '--async', '--stream'])).code, 2, '--stream with --async is a usage error')
+})
+
 t.test('ls, versions and rm, as tables and as --json', async (t) => {
   const code = file('v.js', 'return 1\n')
   for (const path of ['cli/list/a', 'cli/list/a', 'cli/list/b', 'other/c']) t.equal((await hearth(['upload', path, code])).code, 0)

@@ -15,6 +15,10 @@ t.test('defaults follow go-faas where it has a variable', async (t) => {
   t.ok(wantsEmbeddedRedis(c), 'no Redis configured: the embedded one')
   t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_HOST: 'redis.internal' })))
   t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_URL: 'redis://x:6379' })))
+  t.notOk(wantsEmbeddedRedis(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000, b:7001 [::1]:7002' })))
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000, b:7001 [::1]:7002' }).redisClusterNodes, [{ host: 'a', port: 7000 }, { host: 'b', port: 7001 }, { host: '::1', port: 7002 }])
+  t.match(c.async, { concurrency: 4, queueMax: 10000, claimIdleMs: 30_000, maxAttempts: 3, resultTtlSeconds: 86400, callbackSecret: '', callbackMaxAttempts: 5, callbackAllow: [] })
+  t.equal(loadConfig({ POOL_MAX: '3' }).async.concurrency, 1, 'ASYNC_CONCURRENCY: half of POOL_MAX by default, so synchronous calls keep the rest')
 })
 
 t.test('the runtime directory: RUNTIME_DIR, else systemd\'s, else one the sandbox uid can traverse', async (t) => {
@@ -59,7 +63,12 @@ t.test('every invalid value is refused with the variable named', async (t) => {
     [{ CGROUP_NAME: '../../x' }, /^CGROUP_NAME must be one name/],
     [{ CGROUP_NAME: 'a/b' }, /^CGROUP_NAME must be one name/],
     [{ CGROUP_NAME: '..' }, /^CGROUP_NAME must be one name/],
-    [{ CGROUP_NAME: '' }, /^CGROUP_NAME must be one name/]
+    [{ CGROUP_NAME: '' }, /^CGROUP_NAME must be one name/],
+    [{ REDIS_CLUSTER_NODES: 'redis-a' }, /^REDIS_CLUSTER_NODES must be host:port entries \(got "redis-a"\)/],
+    [{ REDIS_CLUSTER_NODES: 'a:1', REDIS_URL: 'redis://b' }, /^REDIS_CLUSTER_NODES cannot be set with REDIS_URL or REDIS_HOST/],
+    [{ ASYNC_MAX_ATTEMPTS: '0' }, /^ASYNC_MAX_ATTEMPTS must be an integer from 1 to 100/],
+    [{ ASYNC_CLAIM_IDLE: '0' }, /^ASYNC_CLAIM_IDLE must be a positive number/],
+    [{ ASYNC_QUEUE_MAX: '0' }, /^ASYNC_QUEUE_MAX must be an integer from 1/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env))

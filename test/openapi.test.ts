@@ -19,10 +19,10 @@ t.test('the document is valid OpenAPI 3.1', async (t) => {
 t.test('every route of the server is documented, with its scope', async (t) => {
   const paths = OPENAPI.paths as Record<string, Record<string, Record<string, unknown>>>
   for (const r of ROUTES) {
-    const template = r.pattern.replace('/run/*', '/run/{path}').replace('/functions/*', '/functions/{path}').replace('/keys/*', '/keys/{id}').replace('/console/*', '/console/{file}')
+    const template = r.pattern.replace('/run/*', '/run/{path}').replace('/functions/*', '/functions/{path}').replace('/keys/*', '/keys/{id}').replace('/console/*', '/console/{file}').replace('/run-async/*', '/run-async/{path}').replace('/calls/*', '/calls/{id}')
     const op = paths[template]?.[r.method === 'del' ? 'delete' : r.method]
     t.ok(op, `${r.method} ${r.pattern} is in the document`)
-    if (op !== undefined) t.equal(op['x-hearth-scope'] ?? null, r.scope, `${r.method} ${r.pattern}: scope ${String(r.scope)}`)
+    if (op !== undefined) t.same(op['x-hearth-scope'] ?? null, r.scope, `${r.method} ${r.pattern}: scope ${String(r.scope)}`)
   }
 })
 

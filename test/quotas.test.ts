@@ -3,12 +3,12 @@
 import t from 'tap'
 import { startDaemon } from './helpers/daemon.js'
 import { checkAnswer } from './helpers/openapi.js'
-import { TestRedis } from './helpers/redis.js'
+import { startRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
 const ADMIN = 'admin-token-for-quota-tests-0123'
-const redis = await TestRedis.start(t)
-const env = { REDIS_URL: redis.url, AUTH: 'on', ADMIN_TOKEN: ADMIN, POOL_MIN: '1', POOL_MAX: '3', REDIS_TIMEOUT_SECONDS: '1' }
+const redis = await startRedis(t)
+const env = { ...redis.env, AUTH: 'on', ADMIN_TOKEN: ADMIN, POOL_MIN: '1', POOL_MAX: '3', REDIS_TIMEOUT_SECONDS: '1' }
 const one = await startDaemon(t, env)
 const two = await startDaemon(t, env)
 

@@ -2,13 +2,13 @@
 // the daemon's behaviour while Redis is away.
 import t from 'tap'
 import { get, post, startDaemon } from './helpers/daemon.js'
-import { TestRedis } from './helpers/redis.js'
+import { startRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
-const redis = await TestRedis.start(t)
+const redis = await startRedis(t)
 const [a, b] = await Promise.all([
-  startDaemon(t, { REDIS_URL: redis.url, REDIS_TIMEOUT_SECONDS: '1' }),
-  startDaemon(t, { REDIS_URL: redis.url, REDIS_TIMEOUT_SECONDS: '1' })
+  startDaemon(t, { ...redis.env, REDIS_TIMEOUT_SECONDS: '1' }),
+  startDaemon(t, { ...redis.env, REDIS_TIMEOUT_SECONDS: '1' })
 ])
 
 t.test('concurrent uploads to one path from two daemons get distinct, increasing versions', async (t) => {
@@ -38,6 +38,9 @@ t.test('an upload on one daemon is what the other runs on its very next call', a
 t.test('with Redis down, run-now still works and store endpoints answer 503 quickly; then it recovers', async (t) => {
   await post(`${a.url}/upload`, { path: 'outage/fn', language: 'javascript', code: 'return "stored"' })
   await redis.down()
+  // Once the daemon knows (a write sent just as Redis died may have been done:
+  // that is store_outcome_unknown, store-outages.test.ts).
+  await waitFor(async () => (await get(`${a.url}/readyz`)).body.redis === false, 5000, 'the daemon to see Redis gone')
   const started = Date.now()
   const up = await post(`${a.url}/upload`, { path: 'outage/fn', language: 'javascript', code: 'return 1' })
   t.same([up.status, up.body.error.code], [503, 'store_unavailable'])

@@ -1,7 +1,7 @@
 // Who is calling: AUTH=off lets anyone in; AUTH=on wants `Authorization:
 // Bearer <key>`, a key from the KeyStore or ADMIN_TOKEN.
 import { timingSafeEqual } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/connection.js'
 import { KeyStore, sha256, unauthorized } from './keys.js'
 import { ADMIN, ANYONE, type Principal } from './principal.js'
 
@@ -13,7 +13,7 @@ export class Authenticator {
   readonly keys: KeyStore
   private readonly adminHash: Buffer | null
 
-  constructor (readonly enabled: boolean, adminToken: string | null, redis: Redis, redisTimeoutMs: number, warn: (msg: string) => void = () => {}) {
+  constructor (readonly enabled: boolean, adminToken: string | null, redis: RedisClient, redisTimeoutMs: number, warn: (msg: string) => void = () => {}) {
     this.keys = new KeyStore(redis, redisTimeoutMs, warn)
     this.adminHash = adminToken === null ? null : sha256(adminToken)
   }

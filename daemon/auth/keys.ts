@@ -2,15 +2,20 @@
 // stored. A key reads `hearth_<id>_<secret>`: the id finds the record, the
 // secret's SHA-256 is compared in constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/connection.js'
 import { HearthError } from '../errors.js'
 import { storeFailure } from '../store/function-store.js'
 import { PREFIX } from '../store/keys.js'
 import type { Principal, Quotas, Scope } from './principal.js'
 
 const KEY_FORMAT = /^hearth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/
-const INDEX = `${PREFIX}apikeys`
-const record = (id: string): string => `${PREFIX}apikey:${id}`
+// One hash tag for the index and every record: creating and revoking a key
+// are one MULTI each, which a Redis Cluster runs only within one slot.
+const INDEX = `${PREFIX}{apikeys}:index`
+const record = (id: string): string => `${PREFIX}{apikeys}:key:${id}`
+// Where keys lived before the hash tag (single Redis only: on a cluster the old MULTI failed).
+const LEGACY_INDEX = `${PREFIX}apikeys`
+const legacyRecord = (id: string): string => `${PREFIX}apikey:${id}`
 // Compared against when there is no record: an unknown key costs what a wrong one does.
 const DUMMY = createHash('sha256').update('hearth: no such key').digest()
 
@@ -51,7 +56,7 @@ export class KeyStore {
   private readonly lastKnown = new Map<string, KeyInfo>()
   private away = false
 
-  constructor (private readonly redis: Redis, private readonly timeoutMs: number, private readonly warn: (msg: string) => void = () => {}) {}
+  constructor (private readonly redis: RedisClient, private readonly timeoutMs: number, private readonly warn: (msg: string) => void = () => {}) {}
 
   /** Redis failures become store_unavailable: keys cannot be checked or changed. */
   private async guarded<T> (work: () => Promise<T>): Promise<T> {
@@ -61,6 +66,21 @@ export class KeyStore {
       if (err instanceof HearthError) throw err
       throw new HearthError('store_unavailable', `API keys are in Redis, which is unavailable: ${storeFailure(err as Error, this.timeoutMs).reason}`)
     }
+  }
+
+  /**
+   * Moves keys made by an earlier hearth to the hash-tagged names. Idempotent
+   * (every step can be repeated), so daemons starting together, or a start
+   * cut short, leave no key behind. Returns how many were moved.
+   */
+  async migrateLegacy (): Promise<number> {
+    const ids = await this.redis.smembers(LEGACY_INDEX)
+    for (const id of ids) {
+      if (await this.redis.exists(legacyRecord(id)) === 1) await this.redis.renamenx(legacyRecord(id), record(id))
+      await this.redis.sadd(INDEX, id)
+      await this.redis.srem(LEGACY_INDEX, id)
+    }
+    return ids.length
   }
 
   /** A new key: its record, and the secret, which is never stored nor shown again. */

@@ -1,3 +1,4 @@
+import type { AsyncCalls } from '../async/index.js'
 import type { Authenticator } from '../auth/index.js'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
@@ -17,4 +18,5 @@ export interface HttpDeps {
   readonly metrics: Metrics
   readonly auth: Authenticator
   readonly quotas: Quotas
+  readonly async: AsyncCalls
 }

@@ -12,19 +12,27 @@ import { consoleAsset } from './console.js'
 import { metrics } from './metrics.js'
 import { openapi } from './openapi.js'
 import { bodyLimit, runNow, runStored } from './run.js'
+import { cancelCall, getCall, runAsync, runNowAsync } from './calls.js'
 
 type WithBody = (x: Exchange, body: Promise<Buffer>, deps: HttpDeps) => Promise<void>
 type WithoutBody = (x: Exchange, deps: HttpDeps) => Promise<void> | void
+
+const CALLERS: readonly Scope[] = ['run', 'run-now', 'admin']
 
 /**
  * The route table, once: what uWS serves, what tells 405 from 404, and the
  * scope each route needs when AUTH=on (none: open to anyone, for probes).
  */
-type Route = { method: 'post' | 'get' | 'del', pattern: string, scope: Scope | null } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })
+type Route = { method: 'post' | 'get' | 'del', pattern: string, scope: Scope | readonly Scope[] | null } & ({ body: WithBody } | { handler: WithoutBody, duringDrain?: boolean })
 export const ROUTES: readonly Route[] = [
   { method: 'post', pattern: '/upload', scope: 'upload', body: upload },
   { method: 'post', pattern: '/run-now', scope: 'run-now', body: runNow },
   { method: 'post', pattern: '/run/*', scope: 'run', body: runStored },
+  { method: 'post', pattern: '/run-now-async', scope: 'run-now', body: runNowAsync },
+  { method: 'post', pattern: '/run-async/*', scope: 'run', body: runAsync },
+  // Any of these; the call itself is seen only by the key that queued it (or an admin).
+  { method: 'get', pattern: '/calls/*', scope: CALLERS, handler: getCall },
+  { method: 'del', pattern: '/calls/*', scope: CALLERS, handler: cancelCall },
   { method: 'get', pattern: '/functions', scope: 'read', handler: list },
   { method: 'get', pattern: '/functions/*', scope: 'read', handler: show },
   { method: 'del', pattern: '/functions/*', scope: 'delete', handler: remove },
@@ -79,12 +87,13 @@ export class HttpServer {
   }
 
   /** Who is calling, and whether the route's scope allows it (AUTH=off: anyone, everything). */
-  private async admit (x: Exchange, scope: Scope | null): Promise<void> {
+  private async admit (x: Exchange, scope: Scope | readonly Scope[] | null): Promise<void> {
     if (scope === null || !this.deps.auth.enabled) return
     x.principal = await this.deps.auth.authenticate(x.authorization)
     x.logFields.key_id = x.principal.id
     x.logFields.key_name = x.principal.name
-    requireScope(x.principal, scope)
+    if (typeof scope === 'string') requireScope(x.principal, scope)
+    else if (!scope.some((s) => x.principal.scopes.has(s))) requireScope(x.principal, scope[0] as Scope)
     await this.deps.quotas.request(x.principal)
     if (scope === 'run' || scope === 'run-now') x.whenDone(await this.deps.quotas.call(x.principal))
   }

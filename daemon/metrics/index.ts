@@ -15,6 +15,9 @@ export interface PoolGauges {
 export interface MetricsSources {
   readonly pools: () => PoolGauges
   readonly redisUp: () => boolean
+  /** async calls queued or running on every daemon (the stream's length); null when Redis does not answer */
+  readonly asyncQueued?: () => Promise<number | null>
+  readonly asyncRunning?: () => number
   /** hearth_build_info's labels */
   readonly build: Readonly<Record<string, string>>
 }
@@ -34,6 +37,9 @@ export class Metrics implements RunObserver {
   private readonly destroyedTotal: client.Counter<'language' | 'reason'>
   private readonly waitSeconds: client.Histogram<'language'>
   private readonly breaches: client.Counter<'language' | 'limit'>
+  private readonly asyncTaken: client.Counter<'claimed'>
+  private readonly asyncFinished: client.Counter<'status'>
+  private readonly callbacks: client.Counter<'outcome'>
 
   constructor (sources: MetricsSources) {
     const registers = [this.registry]
@@ -72,6 +78,31 @@ export class Metrics implements RunObserver {
     const redis = new client.Gauge({ name: 'hearth_redis_up', help: '1 while the Redis connection is ready', registers })
     const build = new client.Gauge({ name: 'hearth_build_info', help: 'hearth\'s version and what it runs on', labelNames: Object.keys(sources.build), registers })
     build.set(sources.build, 1)
+    this.asyncTaken = new client.Counter({ name: 'hearth_async_started_total', help: 'Async calls this daemon started; claimed="true": taken over from a daemon that stopped confirming them (died)', labelNames: ['claimed'], registers })
+    this.asyncFinished = new client.Counter({ name: 'hearth_async_finished_total', help: 'Async calls this daemon ended, by status (done, failed)', labelNames: ['status'], registers })
+    this.callbacks = new client.Counter({ name: 'hearth_async_callback_attempts_total', help: 'Callback attempts by outcome (delivered, failed: to be retried, refused)', labelNames: ['outcome'], registers })
+    const queued = new client.Gauge({
+      name: 'hearth_async_queued',
+      help: 'Async calls queued or running, every daemon\'s (the stream\'s length)',
+      registers,
+      async collect () {
+        const n = await sources.asyncQueued?.().catch(() => null)
+        if (n !== null && n !== undefined) queued.set(n)
+      }
+    })
+    const running = new client.Gauge({ name: 'hearth_async_running', help: 'Async calls running on this daemon', registers, collect () { running.set(sources.asyncRunning?.() ?? 0) } })
+  }
+
+  taken (claimed: boolean): void {
+    this.asyncTaken.inc({ claimed: String(claimed) })
+  }
+
+  finished (status: 'done' | 'failed'): void {
+    this.asyncFinished.inc({ status })
+  }
+
+  callback (outcome: 'delivered' | 'failed' | 'refused'): void {
+    this.callbacks.inc({ outcome })
   }
 
   request (route: string, method: string, status: number, seconds: number): void {

@@ -12,13 +12,14 @@ export const ERROR_TEXT: Record<number, string> = {
   400: 'invalid_json, invalid_field (naming `field`), invalid_version',
   401: 'unauthorized: AUTH=on and no valid key',
   403: 'forbidden: the key lacks the `scope`, or the path is outside its `prefix`',
-  404: 'route_not_found (/metrics too, when METRICS_PORT is set), function_not_found, version_not_found, key_not_found',
+  404: 'route_not_found (/metrics too, when METRICS_PORT is set), function_not_found, version_not_found, key_not_found, call_not_found',
   405: 'method_not_allowed',
   413: 'body_too_large, code_too_large, input_too_large',
   422: 'syntax_error, script_error, memory_limit, pids_limit, result_too_large, idempotency_key_reused',
   429: 'rate_limited, concurrency_limited',
   499: 'client_closed: the client went away and its call was stopped (logged, never received)',
-  500: 'internal',
+  409: 'cancelled: only in an async call\'s status document (DELETE /calls/{id})',
+  500: 'internal; abandoned (only in an async call\'s status document: started ASYNC_MAX_ATTEMPTS times, never finished)',
   502: 'sandbox_crashed, protocol_error',
   503: 'overloaded, queue_timeout, runtime_unavailable, store_unavailable, shutting_down',
   504: 'timeout, store_outcome_unknown'
@@ -35,15 +36,19 @@ function errors (statuses: readonly number[]): Json {
 
 const PATH_PARAM = { name: 'path', in: 'path', required: true, description: 'a function path: segments of letters, digits, _ . - joined by single slashes (sent as they are, slashes included)', schema: { type: 'string' } }
 const VERSION_PARAM = { name: 'version', in: 'query', required: false, schema: { type: 'integer', minimum: 1 } }
+const CALLERS = ['run', 'run-now', 'admin']
+const CALL_PARAM = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } }
 const AUTHED = [400, 401, 403, 405, 429, 500, 503]
 const CALL = [...AUTHED, 404, 413, 422, 502, 504]
 const STREAM = { 'text/event-stream': { schema: { type: 'string', description: 'data: {"event":"log","data":line,"type":"text"[,"stream":"stderr"]} per line printed, then data: {"event":"result","data":...,"type":...} or data: {"event":"error","data":message,"code":...}' } } }
 
-function operation (id: string, summary: string, scope: string | null, ok: Json, statuses: readonly number[], extra: Json = {}): Json {
+function operation (id: string, summary: string, scope: string | readonly string[] | null, ok: Json, statuses: readonly number[], extra: Json = {}): Json {
   return {
     operationId: id,
     summary,
-    ...(scope === null ? { security: [] } : { 'x-hearth-scope': scope, description: `Needs the \`${scope}\` scope when AUTH=on.` }),
+    ...(scope === null
+      ? { security: [] }
+      : { 'x-hearth-scope': scope, description: typeof scope === 'string' ? `Needs the \`${scope}\` scope when AUTH=on.` : `Needs one of the scopes ${scope.map((s) => `\`${s}\``).join(', ')} when AUTH=on.` }),
     ...extra,
     responses: { ...ok, ...errors(statuses) }
   }
@@ -87,6 +92,25 @@ export const OPENAPI: Json = {
           content: { ...json('Result'), ...STREAM }
         }
       }, CALL, { parameters: [PATH_PARAM, VERSION_PARAM], requestBody: { required: false, content: json('Run') } })
+    },
+    '/run-now-async': {
+      post: operation('runNowAsync', 'Queue code to run once, in a fresh sandbox, on whichever daemon has room', 'run-now', {
+        202: { description: 'queued (durably: Redis has it)', headers: { Location: { schema: { type: 'string' } } }, content: json('CallAccepted') }
+      }, [...AUTHED, 413], { requestBody: { required: true, content: json('RunNowAsync') } })
+    },
+    '/run-async/{path}': {
+      post: operation('runAsync', 'Queue a call of a stored function: its latest version (fixed when queued), or ?version=N', 'run', {
+        202: { description: 'queued (durably: Redis has it)', headers: { Location: { schema: { type: 'string' } } }, content: json('CallAccepted') }
+      }, [...AUTHED, 404, 413, 504], { parameters: [PATH_PARAM, VERSION_PARAM], requestBody: { required: false, content: json('RunAsync') } })
+    },
+    '/calls/{id}': {
+      get: operation('getCall', 'An async call\'s status document (the key that queued it, or an admin)', CALLERS, { 200: { description: 'the call', content: json('Call') } }, [...AUTHED, 404], { parameters: [CALL_PARAM] }),
+      delete: operation('cancelCall', 'Cancel a queued call, or kill a running one; answers once its end is stored (up to 10 s)', CALLERS, {
+        200: { description: 'the call after the cancel (a finished call is left as it was)', content: json('Call') }
+      }, [...AUTHED, 404, 504], { parameters: [CALL_PARAM] })
+    },
+    '/calls/{id}/logs': {
+      get: operation('getCallLogs', 'What an async call printed, up to LOG_MAX_BYTES', CALLERS, { 200: { description: 'its output', content: { 'text/plain': { schema: { type: 'string' } } } } }, [...AUTHED, 404], { parameters: [CALL_PARAM] })
     },
     '/functions': {
       get: operation('listFunctions', 'List functions (a key with a prefix sees its own)', 'read', { 200: { description: 'a page', content: json('FunctionList') } }, AUTHED, {

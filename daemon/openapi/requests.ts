@@ -7,7 +7,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import { invalidField } from '../errors.js'
 import { OPENAPI } from './document.js'
 
-export type RequestSchema = 'Upload' | 'RunNow' | 'Run' | 'KeySpec'
+export type RequestSchema = 'Upload' | 'RunNow' | 'Run' | 'RunNowAsync' | 'RunAsync' | 'KeySpec'
 
 const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false })
 ajv.addSchema(OPENAPI, 'openapi')
@@ -50,7 +50,7 @@ export function checkRequest (schema: RequestSchema, body: Record<string, unknow
 
 /** Compiles every request schema now, so that no first request pays for it. */
 export function compileRequestSchemas (): void {
-  for (const s of ['Upload', 'RunNow', 'Run', 'KeySpec'] as const) {
+  for (const s of ['Upload', 'RunNow', 'Run', 'RunNowAsync', 'RunAsync', 'KeySpec'] as const) {
     try { checkRequest(s, {}) } catch {}
   }
 }

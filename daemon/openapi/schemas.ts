@@ -11,6 +11,15 @@ const integer = { type: 'integer' } as const
 const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] })
 const dateTime = { type: 'string', format: 'date-time' } as const
 
+/** The body of /run-now and /run-now-async, but for `stream` and `callback_url`. */
+const RUN_NOW = {
+  language: ref('Language'),
+  code: string,
+  input: ref('Input'),
+  timeout: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' }
+}
+const CALLBACK_URL = { type: ['string', 'null'], description: 'http(s) URL that receives the call\'s status document when it ends (signed: X-Hearth-Signature); public addresses only, unless CALLBACK_ALLOW lists the host or its network' }
+
 const key = {
   type: 'object',
   required: ['id', 'name', 'scopes', 'prefix', 'rate_per_second', 'burst', 'max_concurrency', 'expires_at', 'created'],
@@ -68,13 +77,7 @@ export const SCHEMAS: Record<string, unknown> = {
   RunNow: {
     type: 'object',
     required: ['language', 'code'],
-    properties: {
-      language: ref('Language'),
-      code: string,
-      input: ref('Input'),
-      timeout: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' },
-      stream: { type: ['boolean', 'null'], description: 'answer as Server-Sent Events: logs as printed, then the result' }
-    }
+    properties: { ...RUN_NOW, stream: { type: ['boolean', 'null'], description: 'answer as Server-Sent Events: logs as printed, then the result' } }
   },
   Run: {
     type: 'object',
@@ -82,6 +85,49 @@ export const SCHEMAS: Record<string, unknown> = {
       input: ref('Input'),
       timeout: { type: ['number', 'null'], exclusiveMinimum: 0 },
       stream: { type: ['boolean', 'null'] }
+    }
+  },
+  RunNowAsync: { type: 'object', required: ['language', 'code'], properties: { ...RUN_NOW, callback_url: CALLBACK_URL } },
+  RunAsync: {
+    type: 'object',
+    properties: { input: ref('Input'), timeout: { type: ['number', 'null'], exclusiveMinimum: 0 }, callback_url: CALLBACK_URL }
+  },
+  CallAccepted: {
+    type: 'object',
+    required: ['id', 'status_url'],
+    additionalProperties: false,
+    properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, status_url: string }
+  },
+  Call: {
+    type: 'object',
+    required: ['id', 'status', 'language', 'created', 'attempts'],
+    additionalProperties: false,
+    properties: {
+      id: string,
+      status: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] },
+      function: string,
+      version: integer,
+      language: ref('Language'),
+      created: dateTime,
+      started: dateTime,
+      finished: dateTime,
+      attempts: { type: 'integer', minimum: 0, description: 'times a daemon started it (a call whose daemon died is started again, up to ASYNC_MAX_ATTEMPTS)' },
+      result: ref('Result'),
+      error: { $ref: '#/components/schemas/Error/properties/error' },
+      logs_truncated: { const: true },
+      cancel_requested: { const: true, description: 'DELETE asked for it; its daemon has not stored its end yet' },
+      callback: {
+        type: 'object',
+        required: ['delivered', 'attempts'],
+        additionalProperties: false,
+        properties: {
+          delivered: { type: 'boolean' },
+          attempts: {
+            type: 'array',
+            items: { type: 'object', required: ['at'], additionalProperties: false, properties: { at: dateTime, status: integer, error: string } }
+          }
+        }
+      }
     }
   },
   Upload: {

@@ -317,6 +317,13 @@ export class Runner {
     }
   }
 
+  /** Calls waiting for a sandbox (in a language pool or a function's warm set). */
+  waiting (): number {
+    let n = this.warm.stats().waiting
+    for (const pool of this.pools.values()) n += pool.stats().waiting
+    return n
+  }
+
   /**
    * Able to take work soon: every language has started a sandbox (or, with
    * POOL_MIN=0, starts them on demand) and its last start did not fail. A pool

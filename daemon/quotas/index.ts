@@ -6,7 +6,7 @@
 // While Redis is unreachable both degrade to per-daemon limits of the same size
 // (the rate limiters' insurance limiters, an in-memory count), said in the logs.
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/connection.js'
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import type { Principal } from '../auth/index.js'
 import { HearthError } from '../errors.js'
@@ -19,7 +19,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`
 
-type LeaseRedis = Redis & { hearthLease: (key: string, now: number, max: number, expiry: number, member: string, ttl: number) => Promise<number> }
+type LeaseRedis = RedisClient & { hearthLease: (key: string, now: number, max: number, expiry: number, member: string, ttl: number) => Promise<number> }
 
 export interface QuotaOptions {
   /** how long a lease outlives its call's start: TIMEOUT_SCRIPT + ACQUIRE_TIMEOUT + a margin */
@@ -33,7 +33,7 @@ export class Quotas {
   private readonly local = new Map<string, number>() // per-daemon calls in flight, while Redis is away
   private degraded = false
 
-  constructor (redis: Redis, private readonly opts: QuotaOptions) {
+  constructor (redis: RedisClient, private readonly opts: QuotaOptions) {
     redis.defineCommand('hearthLease', { numberOfKeys: 1, lua: LEASE })
     this.redis = redis as LeaseRedis
   }

@@ -1,6 +1,7 @@
 // Functions and their versions in Redis, with a local cache of immutable code.
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import { reachable, type RedisClient } from './connection.js'
 import type { Language } from '../config.js'
 import { HearthError } from '../errors.js'
 import { functionKeys, INDEX_KEY, INVALIDATE_CHANNEL } from './keys.js'
@@ -33,7 +34,7 @@ export interface FunctionSummary {
   readonly language: Language
 }
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   hearthUpload: (seq: string, versions: string, code: string, meta: string, idempotency: string,
     codeArg: string, language: string, size: number, sha: string, channel: string, path: string, fingerprint: string, ttl: number) => Promise<[number, number, number, string]>
   hearthDelete: (seq: string, versions: string, code: string, meta: string, channel: string, path: string, ...version: string[]) => Promise<[number, number]>
@@ -85,7 +86,17 @@ export class FunctionStore {
   // Redis answer that raced one of them is used but not cached.
   private epoch = 0
 
-  constructor (redis: Redis, subscriber: Redis | null = null, opts: { timeoutMs?: number, idempotencyTtlSeconds?: number, staleSeconds?: number } = {}) {
+  /**
+   * Whether an invalidation reaches this daemon before the change's answer
+   * leaves Redis. True on one Redis (the script's PUBLISH is delivered first).
+   * Not on a Redis Cluster: the cluster bus forwards a PUBLISH to the other
+   * nodes' subscribers after the script has answered, so a daemon there asks
+   * Redis which version is current on every call (code stays cached).
+   */
+  private readonly trustCache: boolean
+
+  constructor (redis: RedisClient, subscriber: RedisClient | null = null, opts: { timeoutMs?: number, idempotencyTtlSeconds?: number, staleSeconds?: number } = {}) {
+    this.trustCache = !(redis instanceof Cluster)
     this.timeoutMs = opts.timeoutMs ?? 5000
     this.staleMs = (opts.staleSeconds ?? 0) * 1000
     this.idempotencyTtl = opts.idempotencyTtlSeconds ?? 86400
@@ -100,7 +111,7 @@ export class FunctionStore {
     }
   }
 
-  private subscribe (subscriber: Redis): void {
+  private subscribe (subscriber: RedisClient): void {
     // Trusted only once Redis has confirmed the subscription: from then on no
     // change can happen without this daemon hearing of it.
     subscriber.subscribe(INVALIDATE_CHANNEL).then(() => {
@@ -139,7 +150,7 @@ export class FunctionStore {
       : 'Retry with the same Idempotency-Key: the answer will be this upload\'s outcome.'
     const [version, created, replayed, first] = await this.guarded(async () => await this.redis.hearthUpload(
       k.seq, k.versions, k.code, k.meta, record, code, language, size, sha256, INVALIDATE_CHANNEL, path, fingerprint, this.idempotencyTtl
-    ), { write: 'the upload', hint })
+    ), { write: 'the upload', hint, key: k.seq })
     if (Number(replayed) === 1 && first !== fingerprint) {
       throw new HearthError('idempotency_key_reused', 'this Idempotency-Key was used for another upload (other code or language) to this path', { field: 'Idempotency-Key' })
     }
@@ -154,7 +165,7 @@ export class FunctionStore {
    * or delete on any daemon is what every daemon runs on its next call.
    */
   async resolve (path: string, version?: number): Promise<StoredFunction> {
-    if (this.live) {
+    if (this.live && this.trustCache) {
       const v = version ?? this.latest.get(path)
       const hit = v === undefined ? undefined : this.code.get(`${path}@${v}`)
       if (hit !== undefined) return hit
@@ -268,14 +279,19 @@ export class FunctionStore {
       }
       this.invalidate(path)
       return deleted
-    }, { write: 'the delete', hint })
+    }, { write: 'the delete', hint, key: k.seq })
   }
 
   /**
    * Redis failures become store_unavailable (nothing was done; retry) or, for
    * a write Redis may have applied without answering, store_outcome_unknown.
    */
-  private async guarded<T> (work: () => Promise<T>, write?: { write: string, hint: string }): Promise<T> {
+  private async guarded<T> (work: () => Promise<T>, write?: { write: string, hint: string, key: string }): Promise<T> {
+    // A write is not sent while its connection is known to be down: the answer
+    // is then surely "not done" (connection.ts: reachable).
+    if (write !== undefined && !reachable(this.redis, write.key)) {
+      throw new HearthError('store_unavailable', 'the function store is unavailable: Redis is not reachable')
+    }
     try {
       return await work()
     } catch (err) {

@@ -1,7 +1,23 @@
-// A real redis-server on a free loopback port, owned by one test.
-import { spawn, type ChildProcess } from 'node:child_process'
+// A real redis-server on a free loopback port, owned by one test; or a real
+// three-master Redis Cluster (HEARTH_TEST_REDIS=cluster: startRedis()).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Test } from 'tap'
+
+/** What a test's daemons are given, and what the outage tests do to it. */
+export interface AnyRedis {
+  readonly env: Record<string, string>
+  up: () => Promise<void>
+  down: () => Promise<void>
+}
+
+/** A single server, or with HEARTH_TEST_REDIS=cluster a three-master cluster: the same tests run against both. */
+export async function startRedis (t: Test): Promise<AnyRedis> {
+  return process.env.HEARTH_TEST_REDIS === 'cluster' ? await TestRedisCluster.start(t) : await TestRedis.start(t)
+}
 
 export async function freePort (): Promise<number> {
   const server = createServer()
@@ -43,6 +59,10 @@ export class TestRedis {
     return `redis://127.0.0.1:${this.port}`
   }
 
+  get env (): Record<string, string> {
+    return { REDIS_URL: this.url }
+  }
+
   async up (): Promise<void> {
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args], { stdio: 'ignore' })
     const until = Date.now() + 10_000
@@ -69,5 +89,83 @@ export class TestRedis {
     child.kill('SIGKILL')
     child.kill('SIGCONT') // a frozen server dies too
     await exited
+  }
+}
+
+/**
+ * Three masters (`redis-server --cluster-enabled yes` ×3, slots spread by
+ * `redis-cli --cluster create`), no replicas. down() kills every node; up()
+ * restarts them from their nodes.conf, and resolves once the cluster is ok.
+ */
+export class TestRedisCluster implements AnyRedis {
+  private readonly children = new Map<number, ChildProcess>()
+
+  private constructor (readonly ports: readonly number[], private readonly dir: string) {}
+
+  static async start (t: Test): Promise<TestRedisCluster> {
+    const ports: number[] = []
+    while (ports.length < 3) {
+      const p = await freePort()
+      // The cluster bus listens on port + 10000: keep both free and distinct.
+      if (p < 55000 && !ports.includes(p)) ports.push(p)
+    }
+    const cluster = new TestRedisCluster(ports, mkdtempSync(join(tmpdir(), 'hearth-cluster-')))
+    t.teardown(async () => {
+      await cluster.down()
+      rmSync(cluster.dir, { recursive: true, force: true })
+    })
+    await cluster.startNodes()
+    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
+    await cluster.healthy()
+    return cluster
+  }
+
+  get env (): Record<string, string> {
+    return { REDIS_CLUSTER_NODES: this.ports.map((p) => `127.0.0.1:${p}`).join(',') }
+  }
+
+  private async startNodes (): Promise<void> {
+    for (const port of this.ports) {
+      this.children.set(port, spawn('redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning',
+        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'
+      ], { stdio: 'ignore' }))
+    }
+    const until = Date.now() + 10_000
+    for (const port of this.ports) {
+      while (!(await answers(port))) {
+        if (Date.now() > until) throw new Error('a cluster node did not start')
+        await new Promise((resolve) => setTimeout(resolve, 25))
+      }
+    }
+  }
+
+  /** Every node says cluster_state:ok. */
+  private async healthy (): Promise<void> {
+    const until = Date.now() + 30_000
+    for (const port of this.ports) {
+      for (;;) {
+        let info = ''
+        try { info = execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8', timeout: 5000 }) } catch {}
+        if (info.includes('cluster_state:ok')) break
+        if (Date.now() > until) throw new Error(`cluster node ${port} is not ok: ${info}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  }
+
+  async up (): Promise<void> {
+    await this.startNodes()
+    await this.healthy()
+  }
+
+  async down (): Promise<void> {
+    const children = [...this.children.values()].filter((c) => c.exitCode === null && c.signalCode === null)
+    this.children.clear()
+    await Promise.all(children.map(async (c) => {
+      const exited = new Promise((resolve) => c.once('exit', resolve))
+      c.kill('SIGKILL')
+      await exited
+    }))
   }
 }
