@@ -55,6 +55,7 @@ t.test('a queued call: 202 at once, then its status document, result and logs', 
   t.ok(Date.parse(doc.created) <= Date.parse(doc.started) && Date.parse(doc.started) < Date.parse(doc.finished), 'created ≤ started < finished')
   const logs = await get(`${d.url}/calls/${r.body.id as string}/logs`)
   t.equal(logs.body, 'going to sleep')
+  t.same(d.logs.filter((l) => Number(l.level) >= 40).map((l) => l.msg), [], 'a clean start and call: no warning (the queue is read once its connection is up)')
 
   const failed = await ended(d, await queue(d, { language: 'javascript', code: 'throw new RangeError("nope")' }))
   t.match(failed, { status: 'failed', error: { code: 'script_error', message: /nope/ } }, 'a failing call fails with the error a synchronous one answers')
@@ -64,6 +65,9 @@ t.test('a queued call: 202 at once, then its status document, result and logs', 
   t.equal((await get(`${d.url}/calls/not-an-id`)).status, 404)
   const streamed = await post(`${d.url}/run-now-async`, { ...sleeper(0), stream: true })
   t.same([streamed.status, streamed.body.error.field], [400, 'stream'], 'stream is refused, naming the logs route')
+  const stopping = Date.now()
+  await d.stop()
+  t.ok(Date.now() - stopping < 1000, `an idle daemon stops at once (${Date.now() - stopping} ms): a read of the queue does not hold it`)
 })
 
 t.test('a stored function: the version current when queued, and 404 for a missing one', { skip: sameOnCluster }, async (t) => {

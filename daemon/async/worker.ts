@@ -127,8 +127,10 @@ export class AsyncWorker {
     const blockMs = Math.max(100, Math.min(2000, Math.floor(this.o.redisTimeoutMs / 2)))
     let failing = false
     while (!this.stopped) {
-      if (this.free() <= 0 || this.o.busy()) {
-        await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, 200).unref() })
+      // No room, or sync calls waiting, or the connection not (yet, again) up:
+      // look again after a moment, or at once when a call ends or stop() is called.
+      if (this.free() <= 0 || this.o.busy() || this.o.reader.status !== 'ready') {
+        await this.pause(200)
         continue
       }
       try {
@@ -146,14 +148,21 @@ export class AsyncWorker {
         }
         if (!failing) this.o.warn('async: cannot read the queue; retrying', { err: message })
         failing = true
-        await new Promise((resolve) => setTimeout(resolve, 1000))
+        await this.pause(1000)
       }
     }
   }
 
+  private async pause (ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve
+      setTimeout(resolve, ms).unref()
+    })
+  }
+
   /** Calls pending on daemons that stopped confirming them, taken over. */
   private async claim (): Promise<void> {
-    if (this.stopped || this.free() <= 0 || this.o.busy()) return
+    if (this.stopped || this.free() <= 0 || this.o.busy() || this.o.calls.redis.status !== 'ready') return
     const reply = await this.o.calls.redis.xautoclaim(QUEUE, GROUP, this.name, this.o.claimIdleMs, '0-0', 'COUNT', this.free()) as [string, Array<[string, string[] | null]>]
     for (const [entry, fields] of reply[1]) {
       if (fields === null || this.running.has(entry)) continue // deleted meanwhile; or ours
@@ -163,7 +172,7 @@ export class AsyncWorker {
 
   /** Resets the idle time of the calls running here, and catches a cancel whose message was missed. */
   private async confirm (): Promise<void> {
-    if (this.running.size === 0) return
+    if (this.running.size === 0 || this.o.calls.redis.status !== 'ready') return
     const entries = [...this.running.keys()]
     await this.o.calls.redis.call('XCLAIM', QUEUE, GROUP, this.name, 0, ...entries, 'JUSTID')
     for (const r of this.running.values()) {
