@@ -9,6 +9,7 @@ import { HttpServer } from './http/server.js'
 import { listenMetrics } from './http/metrics.js'
 import type { Logger } from './log.js'
 import { Metrics, type PoolGauges } from './metrics/index.js'
+import { Packages } from './packages/index.js'
 import { Quotas } from './quotas/index.js'
 import { Runner } from './pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from './sandbox/limits/index.js'
@@ -124,18 +125,27 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   if (!config.auth && !isLoopback(config.httpHost)) log.warn({ host: config.httpHost }, 'AUTH=off on a non-loopback address: anyone who reaches the port can run code, and change or delete any function')
   if (config.auth && config.adminToken === null) log.warn('AUTH=on without ADMIN_TOKEN: no key can be created here (keys made by another daemon sharing the Redis still work)')
   const quotas = new Quotas(redis, { leaseMs: config.timeoutMs + config.acquireTimeoutMs + 30_000, warn: (msg, fields) => log.warn(fields ?? {}, msg) })
+  // Build sandboxes: limits of their own (npm needs more than a call), in a cgroup beside the sandboxes'.
+  const buildLimits = await chooseLimitsBackend(config.limitsBackend, { memoryBytes: config.buildMaxMemoryBytes, cpus: config.maxCpus, pids: 512, sandboxes: 4 }, `${config.cgroupName}-build`)
+  const packages = new Packages({ stateDir: config.stateDir, limits: buildLimits, hostUid, timeoutMs: config.buildTimeoutMs, maxBytes: config.layerMaxBytes })
+  const noPackages = await packages.start()
+  if (noPackages !== null) log.warn(noPackages)
   const asyncCalls: AsyncCalls = new AsyncCalls({
     config: config.async,
     redis,
     redisTimeoutMs: config.redisTimeoutMs,
     run: async (req) => await runner.run(req),
     busy: () => runner.waiting() > 0,
-    codeOf: async (path, version) => await store.resolve(path, version),
+    codeOf: async (path, version) => {
+      const fn = await store.resolve(path, version)
+      const layer = fn.dependencies === undefined ? undefined : await packages.ensure(fn.dependencies, async () => await store.lock(path, fn.version))
+      return { code: fn.code, layer }
+    },
     observer: metrics,
     warn: (msg, fields) => log.warn(fields ?? {}, msg)
   })
   await asyncCalls.start()
-  const http = new HttpServer({ config, log, runner, store, limits, metrics, auth, quotas, async: asyncCalls })
+  const http = new HttpServer({ config, log, runner, store, limits, metrics, auth, quotas, async: asyncCalls, packages })
   const port = await http.listen(config.httpHost, config.httpPort)
   const metricsListener = config.metricsPort === null ? null : await listenMetrics(config.httpHost, config.metricsPort, metrics)
   if (metricsListener !== null) log.info({ port: metricsListener.port }, 'metrics listening (METRICS_PORT)')
@@ -156,6 +166,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       redis.disconnect()
       await embedded?.stop()
       await limits.close()
+      await buildLimits.close()
     }
   }
 }

@@ -66,6 +66,10 @@ export interface Config {
   readonly authExplicit: boolean
   /** ADMIN_TOKEN or the contents of ADMIN_TOKEN_FILE; null for none */
   readonly adminToken: string | null
+  /** per-function packages (daemon/packages): the build sandbox's time and memory, a layer's size */
+  readonly buildTimeoutMs: number
+  readonly buildMaxMemoryBytes: number
+  readonly layerMaxBytes: number
   /** asynchronous calls (daemon/async) */
   readonly async: AsyncConfig
 }
@@ -136,6 +140,9 @@ const DEFAULTS = {
   AUTH: '',
   ADMIN_TOKEN: '',
   ADMIN_TOKEN_FILE: '',
+  BUILD_TIMEOUT: '300',
+  BUILD_MAX_MEMORY: '1G',
+  LAYER_MAX_SIZE: '512M',
   ASYNC_CONCURRENCY: '', // half of POOL_MAX: the rest is kept for synchronous calls
   ASYNC_QUEUE_MAX: '10000',
   ASYNC_CLAIM_IDLE: '30',
@@ -269,6 +276,9 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     shutdownTimeoutMs,
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     ...auth(env, (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim()),
+    buildTimeoutMs: Math.round(positiveNumber(env, 'BUILD_TIMEOUT') * 1000),
+    buildMaxMemoryBytes: bytes(env, 'BUILD_MAX_MEMORY'),
+    layerMaxBytes: bytes(env, 'LAYER_MAX_SIZE'),
     async: asyncConfig(env, poolMax)
   })
 }

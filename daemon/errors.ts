@@ -18,6 +18,7 @@ export const ERRORS = {
   idempotency_key_reused: { status: 422, message: 'this Idempotency-Key was used for another request' },
   input_too_large: { status: 413, message: 'input is larger than INPUT_MAX_SIZE' },
   syntax_error: { status: 422, message: 'the code does not parse' },
+  dependency_error: { status: 422, message: 'the dependencies could not be installed' },
   script_error: { status: 422, message: 'the code raised an exception' },
   memory_limit: { status: 422, message: 'the code exceeded its memory limit' },
   pids_limit: { status: 422, message: 'the code exceeded its process limit' },

@@ -107,8 +107,8 @@ t.test('a daemon SIGKILLed mid-call: the other claims its calls and finishes the
 t.test('a call longer than ASYNC_CLAIM_IDLE stays with its live daemon (it confirms its calls)', async (t) => {
   const a = await startDaemon(t, { ...base, ASYNC_CONCURRENCY: '1' })
   const b = await startDaemon(t, base)
-  const id = await queue(a, sleeper(3.5, 'once'))
-  t.match(await ended(b, id), { status: 'done', attempts: 1, result: { data: 'once' } }, 'run once, though 3.5 s > ASYNC_CLAIM_IDLE=1')
+  const id = await queue(a, sleeper(2.5, 'once'))
+  t.match(await ended(b, id), { status: 'done', attempts: 1, result: { data: 'once' } }, 'run once, though 2.5 s > ASYNC_CLAIM_IDLE=1')
   t.equal(await metric(a, 'hearth_async_started_total{claimed="true"}') + await metric(b, 'hearth_async_started_total{claimed="true"}'), 0, 'nobody took it over')
 })
 

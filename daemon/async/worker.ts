@@ -37,7 +37,8 @@ export interface WorkerOptions {
   readonly run: (req: RunRequest) => Promise<RunResult>
   /** synchronous calls are waiting for a sandbox: take no new work (they have priority) */
   readonly busy: () => boolean
-  readonly codeOf: (path: string, version: number) => Promise<{ code: string }>
+  /** a stored version's code, and its packages' layer when it has one */
+  readonly codeOf: (path: string, version: number) => Promise<{ code: string, layer?: string }>
   readonly concurrency: number
   readonly claimIdleMs: number
   readonly maxAttempts: number
@@ -208,10 +209,11 @@ export class AsyncWorker {
     let fields: string[]
     try {
       const version = r.function === undefined ? undefined : Number(r.version)
-      const code = r.function === undefined ? r.code ?? '' : (await this.o.codeOf(r.function, version as number)).code
+      const stored = r.function === undefined ? { code: r.code ?? '' } : await this.o.codeOf(r.function, version as number)
       const result = await this.o.run({
+        layer: stored.layer,
         language: r.language as Language,
-        code,
+        code: stored.code,
         input: r.input ?? 'null',
         timeoutMs: Number(r.timeout),
         functionKey: r.function === undefined ? undefined : `${r.function}@${version as number}`,

@@ -3,6 +3,7 @@ import type { Authenticator } from '../auth/index.js'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
+import type { Packages } from '../packages/index.js'
 import type { Quotas } from '../quotas/index.js'
 import type { Runner } from '../pool/runner.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
@@ -19,4 +20,5 @@ export interface HttpDeps {
   readonly auth: Authenticator
   readonly quotas: Quotas
   readonly async: AsyncCalls
+  readonly packages: Packages
 }

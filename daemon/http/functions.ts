@@ -2,6 +2,7 @@
 import { requirePath } from '../auth/index.js'
 import { prepare } from '../compile/index.js'
 import { checkRequest } from '../openapi/requests.js'
+import { parseDependencies } from '../packages/index.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
 import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
@@ -13,13 +14,17 @@ export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   requirePath(x.principal, path)
   const language = parseLanguage(fields.language)
   const code = parseCode(fields.code, deps.config)
+  const wanted = parseDependencies(fields.dependencies, language)
   // JavaScript and TypeScript that do not parse are refused now, with the
   // compiler's message and position; the compiled output is cached for the runs.
   await prepare(language, code)
-  const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey))
+  // Answered once the layer is built; a failed build stores nothing (422 dependency_error).
+  const built = wanted === null ? null : await deps.packages.install(wanted)
+  const packages = built === null || wanted === null ? undefined : { dependencies: { requested: wanted, resolved: built.resolved, layer: built.hash }, lock: built.lock }
+  const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey), packages)
   Object.assign(x.logFields, { function: path, version: meta.version, language, ...(meta.replayed ? { replayed: true } : {}) })
   if (!meta.replayed) x.audit('function.upload', { function: path, version: meta.version, language, sha256: meta.sha256 })
-  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created }),
+  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created, ...(packages === undefined ? {} : { dependencies: packages.dependencies }) }),
     meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
 }
 
@@ -35,7 +40,7 @@ export async function show (x: Exchange, deps: HttpDeps): Promise<void> {
   const version = parseVersion(x.query)
   if (version !== undefined) { // one version, with its code (the console opens it)
     const fn = await deps.store.resolve(path, version)
-    x.json(200, JSON.stringify({ path, version: fn.version, language: fn.language, size: fn.size, sha256: fn.sha256, created: fn.created, code: fn.code }))
+    x.json(200, JSON.stringify({ path, version: fn.version, language: fn.language, size: fn.size, sha256: fn.sha256, created: fn.created, ...(fn.dependencies === undefined ? {} : { dependencies: fn.dependencies }), code: fn.code }))
     return
   }
   const versions = await deps.store.versions(path)

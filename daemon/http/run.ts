@@ -17,6 +17,8 @@ interface Execution {
   readonly functionKey?: string
   /** headers of a successful answer (X-Hearth-Stale) */
   readonly headers?: Record<string, string>
+  /** the function's packages (daemon/packages) */
+  readonly layer?: string
 }
 
 /** Bodies may carry code and input with JSON escaping: room for both, doubled. */
@@ -51,7 +53,9 @@ export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpD
   Object.assign(x.logFields, { function: path, version: fn.version, language: fn.language })
   const headers = fn.staleSeconds === undefined ? undefined : { 'X-Hearth-Stale': String(fn.staleSeconds) }
   if (headers !== undefined) x.logFields.staleSeconds = fn.staleSeconds
-  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}`, headers })
+  // Its packages' layer: here, or built from the version's lock first (another daemon uploaded it).
+  const layer = fn.dependencies === undefined ? undefined : await deps.packages.ensure(fn.dependencies, async () => await deps.store.lock(path, fn.version))
+  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}`, headers, layer })
 }
 
 async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void> {
@@ -64,6 +68,7 @@ async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void
       input: e.input,
       timeoutMs: e.timeoutMs,
       functionKey: e.functionKey,
+      layer: e.layer,
       signal: x,
       onLog: e.stream
         ? (stream, line) => x.event(stream === 'stdout' ? { event: 'log', data: line, type: 'text' } : { event: 'log', data: line, type: 'text', stream })

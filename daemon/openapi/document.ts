@@ -15,7 +15,7 @@ export const ERROR_TEXT: Record<number, string> = {
   404: 'route_not_found (/metrics too, when METRICS_PORT is set), function_not_found, version_not_found, key_not_found, call_not_found',
   405: 'method_not_allowed',
   413: 'body_too_large, code_too_large, input_too_large',
-  422: 'syntax_error, script_error, memory_limit, pids_limit, result_too_large, idempotency_key_reused',
+  422: 'syntax_error, script_error, dependency_error, memory_limit, pids_limit, result_too_large, idempotency_key_reused',
   429: 'rate_limited, concurrency_limited',
   499: 'client_closed: the client went away and its call was stopped (logged, never received)',
   409: 'cancelled: only in an async call\'s status document (DELETE /calls/{id})',

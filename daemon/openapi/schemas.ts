@@ -59,7 +59,8 @@ export const SCHEMAS: Record<string, unknown> = {
           column: integer,
           lineText: string,
           scope: ref('Scope'),
-          prefix: string
+          prefix: string,
+          output: { type: 'string', description: 'dependency_error: the end of the installer\'s output' }
         }
       }
     }
@@ -133,19 +134,34 @@ export const SCHEMAS: Record<string, unknown> = {
   Upload: {
     type: 'object',
     required: ['path', 'language', 'code'],
-    properties: { path: string, language: ref('Language'), code: string }
+    properties: {
+      path: string,
+      language: ref('Language'),
+      code: string,
+      dependencies: { type: ['object', 'null'], additionalProperties: string, description: 'JavaScript / TypeScript: npm packages as in package.json (name → version range, from the registry); installed before the answer' }
+    }
+  },
+  Dependencies: {
+    type: 'object',
+    required: ['requested', 'resolved', 'layer'],
+    additionalProperties: false,
+    properties: {
+      requested: { type: 'object', additionalProperties: string },
+      resolved: { type: 'object', additionalProperties: string, description: 'every package installed, by its path (a > b: b nested under a), at its exact version' },
+      layer: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'the layer\'s address: a hash of the runtime and the exact set' }
+    }
   },
   Uploaded: {
     type: 'object',
     required: ['path', 'language', 'version', 'size', 'sha256', 'created'],
     additionalProperties: false,
-    properties: { path: string, language: ref('Language'), version: integer, size: integer, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, created: integer }
+    properties: { path: string, language: ref('Language'), version: integer, size: integer, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, created: integer, dependencies: ref('Dependencies') }
   },
   Version: {
     type: 'object',
     required: ['version', 'language', 'size', 'sha256', 'created'],
     additionalProperties: false,
-    properties: { version: integer, language: ref('Language'), size: integer, sha256: string, created: integer }
+    properties: { version: integer, language: ref('Language'), size: integer, sha256: string, created: integer, dependencies: ref('Dependencies') }
   },
   Function: {
     type: 'object',
@@ -157,7 +173,7 @@ export const SCHEMAS: Record<string, unknown> = {
     type: 'object',
     required: ['path', 'version', 'language', 'size', 'sha256', 'created', 'code'],
     additionalProperties: false,
-    properties: { path: string, version: integer, language: ref('Language'), size: integer, sha256: string, created: integer, code: string }
+    properties: { path: string, version: integer, language: ref('Language'), size: integer, sha256: string, created: integer, dependencies: ref('Dependencies'), code: string }
   },
   FunctionList: {
     type: 'object',

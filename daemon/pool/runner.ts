@@ -22,6 +22,12 @@ export interface RunRequest {
   /** `path@version` of a stored function; absent for /run-now code */
   readonly functionKey?: string
   readonly onLog?: (stream: LogStream, line: string) => void
+  /**
+   * A host directory of packages (daemon/packages) the function needs: its
+   * sandboxes are started for it, spawned with the layer's node_modules bound
+   * read-only at /node_modules (where both require() from /hearth/function.js and import() from the working directory look), never taken from the language pool.
+   */
+  readonly layer?: string
   /** aborted when the caller goes away: the sandbox is killed at once */
   readonly signal?: CallerGone
 }
@@ -90,6 +96,9 @@ export class Runner {
   private readonly acquireTimeoutMs: number
   private readonly observer: RunObserver
   private readonly languageOf = new WeakMap<Sandbox, Language>()
+  private readonly layered = new WeakSet<Sandbox>()
+  /** starts a sandbox outside the pools: for a function with a layer of packages */
+  private readonly dedicated = new Map<Language, (layer: string) => Promise<Sandbox>>()
 
   constructor (opts: RunnerOptions) {
     const c = opts.config
@@ -117,15 +126,17 @@ export class Runner {
       specs.set(runtime, spec)
       const forker = opts.runtimes?.[runtime] === undefined ? opts.forkers?.[runtime] : undefined
       if (forker !== undefined) this.forkers[runtime] = forker
-      const start = async (): Promise<Sandbox> => {
+      const start = async (layer?: string): Promise<Sandbox> => {
         const id = `${language}-${process.pid}-${++this.seq}`
         const limits = await opts.limits.create(id)
-        // Forked from the runtime's zygote while it works; spawned otherwise.
-        const forked = forker?.usable === true
+        // Forked from the runtime's zygote while it works; spawned otherwise,
+        // and always when the function has a layer of packages to bind.
+        const forked = forker?.usable === true && layer === undefined
         const began = process.hrtime.bigint()
+        const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, { src: `${layer}/node_modules`, dest: '/node_modules' }] }
         const launch = forked
           ? forker.launch(limits, runtime)
-          : spawnLaunch({ runtime: spec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
+          : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
         let sandbox: Sandbox
         try {
           sandbox = await Sandbox.start({
@@ -150,8 +161,8 @@ export class Runner {
         void sandbox.exited.then(() => this.live.delete(sandbox))
         return sandbox
       }
-      const spawn = async (): Promise<Sandbox> => {
-        const starting = start()
+      const spawn = async (layer?: string): Promise<Sandbox> => {
+        const starting = start(layer)
         this.starting.add(starting)
         try {
           return await starting
@@ -159,6 +170,7 @@ export class Runner {
           this.starting.delete(starting)
         }
       }
+      this.dedicated.set(language, spawn)
       this.pools.set(language, new LanguagePool({
         language,
         min: c.poolMin,
@@ -179,7 +191,7 @@ export class Runner {
       const prepared = await prepare(req.language, req.code)
       const pool = this.pools.get(req.language) as LanguagePool
       const groupKey = req.functionKey === undefined ? null : `${req.language}:${req.functionKey}`
-      const found = await this.find(pool, groupKey)
+      const found = await this.find(pool, groupKey, req.language, req.layer)
       this.observer.waited(req.language, secondsSince(began))
       if (found.sandbox.uses > 0) start = 'warm'
       const result = await this.runIn(req, prepared, pool, groupKey, found)
@@ -233,23 +245,30 @@ export class Runner {
    * ('bind') or not ('unbound'). One deadline, ACQUIRE_TIMEOUT from now, covers
    * every wait on the way; QUEUE_MAX counts the waiting calls of both (WaitLimit).
    */
-  private async find (pool: LanguagePool, groupKey: string | null): Promise<{ claim: Claim, sandbox: Sandbox }> {
+  private async find (pool: LanguagePool, groupKey: string | null, language: Language, layer?: string): Promise<{ claim: Claim, sandbox: Sandbox }> {
     const deadline = Date.now() + this.acquireTimeoutMs
     const claim: Claim = groupKey === null ? { kind: 'unbound' } : await this.claim(groupKey, deadline)
     if (claim.kind === 'sandbox') return { claim, sandbox: claim.sandbox }
     let sandbox: Sandbox
     try {
-      sandbox = await pool.acquire(deadline)
+      sandbox = layer === undefined ? await pool.acquire(deadline) : await this.startWithLayer(language, layer)
     } catch (err) {
       if (claim.kind === 'bind') this.warm.leave(groupKey as string)
       throw err
     }
     if (this.closing) { // handed out by a pool that close() is draining
       if (claim.kind === 'bind') this.warm.leave(groupKey as string)
-      this.detach(pool.discard(sandbox))
+      this.detach(this.layered.has(sandbox) ? sandbox.destroy() : pool.discard(sandbox))
       throw new HearthError('shutting_down')
     }
     return { claim, sandbox }
+  }
+
+  /** A sandbox of its own for a function with packages; marked so that release() never gives it to a pool. */
+  private async startWithLayer (language: Language, layer: string): Promise<Sandbox> {
+    const sandbox = await (this.dedicated.get(language) as (layer: string) => Promise<Sandbox>)(layer)
+    this.layered.add(sandbox)
+    return sandbox
   }
 
   /** The warm set's answer; a RetryClaim (the group waited on emptied) claims again, by the same deadline. */
@@ -275,7 +294,7 @@ export class Runner {
    */
   private release (claim: Claim, groupKey: string | null, sandbox: Sandbox, pool: LanguagePool, keep: boolean, fate: DestroyReason): void {
     if (keep && claim.kind !== 'unbound') {
-      if (claim.kind === 'bind') this.afterReply(async () => await pool.handOver(sandbox))
+      if (claim.kind === 'bind' && !this.layered.has(sandbox)) this.afterReply(async () => await pool.handOver(sandbox))
       if (this.warm.release(groupKey as string, sandbox)) return
       this.destroyed(sandbox, 'retired')
       this.afterReply(async () => await sandbox.destroy()) // refused (use count reached): release() gave up its place
@@ -283,7 +302,7 @@ export class Runner {
     }
     this.destroyed(sandbox, fate)
     if (claim.kind !== 'unbound') this.warm.leave(groupKey as string)
-    this.afterReply(async () => { if (claim.kind === 'sandbox') await sandbox.destroy(); else await pool.discard(sandbox) })
+    this.afterReply(async () => { if (claim.kind === 'sandbox' || this.layered.has(sandbox)) await sandbox.destroy(); else await pool.discard(sandbox) })
   }
 
   private destroyed (sandbox: Sandbox, reason: DestroyReason): void {

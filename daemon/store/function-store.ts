@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import { reachable, type RedisClient } from './connection.js'
 import type { Language } from '../config.js'
+import type { VersionDependencies } from '../packages/index.js'
 import { HearthError } from '../errors.js'
 import { functionKeys, INDEX_KEY, INVALIDATE_CHANNEL } from './keys.js'
 import { DELETE, UPLOAD } from './scripts.js'
@@ -13,6 +14,8 @@ export interface VersionMeta {
   readonly size: number
   readonly sha256: string
   readonly created: number // unix seconds
+  /** its packages: what the upload asked for, the exact set installed, the layer's hash */
+  readonly dependencies?: VersionDependencies
 }
 
 export interface UploadOutcome extends VersionMeta {
@@ -35,9 +38,10 @@ export interface FunctionSummary {
 }
 
 type ScriptedRedis = RedisClient & {
-  hearthUpload: (seq: string, versions: string, code: string, meta: string, idempotency: string,
-    codeArg: string, language: string, size: number, sha: string, channel: string, path: string, fingerprint: string, ttl: number) => Promise<[number, number, number, string]>
-  hearthDelete: (seq: string, versions: string, code: string, meta: string, channel: string, path: string, ...version: string[]) => Promise<[number, number]>
+  hearthUpload: (seq: string, versions: string, code: string, meta: string, idempotency: string, locks: string,
+    codeArg: string, language: string, size: number, sha: string, channel: string, path: string, fingerprint: string, ttl: number,
+    dependencies: string, lock: string) => Promise<[number, number, number, string]>
+  hearthDelete: (seq: string, versions: string, code: string, meta: string, locks: string, channel: string, path: string, ...version: string[]) => Promise<[number, number]>
 }
 
 const CODE_CACHE_MAX = 1024
@@ -100,8 +104,8 @@ export class FunctionStore {
     this.timeoutMs = opts.timeoutMs ?? 5000
     this.staleMs = (opts.staleSeconds ?? 0) * 1000
     this.idempotencyTtl = opts.idempotencyTtlSeconds ?? 86400
-    redis.defineCommand('hearthUpload', { numberOfKeys: 5, lua: UPLOAD })
-    redis.defineCommand('hearthDelete', { numberOfKeys: 4, lua: DELETE })
+    redis.defineCommand('hearthUpload', { numberOfKeys: 6, lua: UPLOAD })
+    redis.defineCommand('hearthDelete', { numberOfKeys: 5, lua: DELETE })
     this.redis = redis as ScriptedRedis
     if (subscriber !== null) {
       subscriber.on('message', (_channel: string, path: string) => this.invalidate(path))
@@ -139,17 +143,19 @@ export class FunctionStore {
    * same key (within IDEMPOTENCY_TTL) answers the first one's outcome and
    * stores nothing: a client that did not hear the answer can simply retry.
    */
-  async upload (path: string, language: Language, code: string, idempotencyKey?: string): Promise<UploadOutcome> {
+  async upload (path: string, language: Language, code: string, idempotencyKey?: string, packages?: { dependencies: VersionDependencies, lock: string }): Promise<UploadOutcome> {
     const k = functionKeys(path)
     const size = Buffer.byteLength(code)
     const sha256 = createHash('sha256').update(code).digest('hex')
-    const fingerprint = idempotencyKey === undefined ? '' : createHash('sha256').update(language).update('\0').update(code).digest('hex')
+    const deps = packages === undefined ? '' : JSON.stringify(packages.dependencies)
+    const fingerprint = idempotencyKey === undefined ? '' : createHash('sha256').update(language).update('\0').update(code).update('\0').update(deps).digest('hex')
     const record = k.idempotency(idempotencyKey === undefined ? '-' : createHash('sha256').update(idempotencyKey).digest('hex'))
     const hint = idempotencyKey === undefined
       ? 'Send an Idempotency-Key header to make a retry safe, or look at the versions (GET /functions/' + path + ').'
       : 'Retry with the same Idempotency-Key: the answer will be this upload\'s outcome.'
     const [version, created, replayed, first] = await this.guarded(async () => await this.redis.hearthUpload(
-      k.seq, k.versions, k.code, k.meta, record, code, language, size, sha256, INVALIDATE_CHANNEL, path, fingerprint, this.idempotencyTtl
+      k.seq, k.versions, k.code, k.meta, record, k.locks, code, language, size, sha256, INVALIDATE_CHANNEL, path, fingerprint, this.idempotencyTtl,
+      deps, packages?.lock ?? ''
     ), { write: 'the upload', hint, key: k.seq })
     if (Number(replayed) === 1 && first !== fingerprint) {
       throw new HearthError('idempotency_key_reused', 'this Idempotency-Key was used for another upload (other code or language) to this path', { field: 'Idempotency-Key' })
@@ -234,6 +240,13 @@ export class FunctionStore {
     })
   }
 
+  /** The lock of a version's dependencies, to install exactly its set again. */
+  async lock (path: string, version: number): Promise<string> {
+    const lock = await this.guarded(async () => await this.redis.hget(functionKeys(path).locks, String(version)))
+    if (lock === null) throw new HearthError('version_not_found', `no lock for version ${version} of ${JSON.stringify(path)}`, { path, version })
+    return lock
+  }
+
   async versions (path: string): Promise<VersionMeta[]> {
     const k = functionKeys(path)
     return await this.guarded(async () => {
@@ -270,7 +283,7 @@ export class FunctionStore {
     const hint = 'Deleting again is safe: it answers 404 when the first delete was done.'
     return await this.guarded(async () => {
       const args = version === undefined ? [] : [String(version)]
-      const [deleted, remaining] = await this.redis.hearthDelete(k.seq, k.versions, k.code, k.meta, INVALIDATE_CHANNEL, path, ...args)
+      const [deleted, remaining] = await this.redis.hearthDelete(k.seq, k.versions, k.code, k.meta, k.locks, INVALIDATE_CHANNEL, path, ...args)
       if (remaining === 0) await this.redis.zrem(INDEX_KEY, path)
       if (deleted === 0) {
         throw version === undefined
@@ -315,5 +328,5 @@ export class FunctionStore {
 
 function parseMeta (version: number, json: string): VersionMeta {
   const m = JSON.parse(json) as Omit<VersionMeta, 'version'>
-  return { version, language: m.language, size: m.size, sha256: m.sha256, created: m.created }
+  return { version, language: m.language, size: m.size, sha256: m.sha256, created: m.created, ...(m.dependencies === undefined ? {} : { dependencies: m.dependencies }) }
 }

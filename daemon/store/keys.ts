@@ -6,14 +6,15 @@ export interface FunctionKeys {
   readonly seq: string // last version handed out; never deleted, so versions are never reused
   readonly versions: string // zset: member = score = version
   readonly code: string // hash: version → code
-  readonly meta: string // hash: version → JSON {language, size, sha256, created}
+  readonly meta: string // hash: version → JSON {language, size, sha256, created, dependencies?}
+  readonly locks: string // hash: version → its dependencies' lock (package-lock.json), when it has some
   /** an upload's Idempotency-Key record: JSON {version, created, request}, with a TTL */
   readonly idempotency: (keyHash: string) => string
 }
 
 export function functionKeys (path: string): FunctionKeys {
   const tag = `${PREFIX}fn:{${path}}`
-  return { seq: `${tag}:seq`, versions: `${tag}:versions`, code: `${tag}:code`, meta: `${tag}:meta`, idempotency: (h) => `${tag}:idem:${h}` }
+  return { seq: `${tag}:seq`, versions: `${tag}:versions`, code: `${tag}:code`, meta: `${tag}:meta`, locks: `${tag}:locks`, idempotency: (h) => `${tag}:idem:${h}` }
 }
 
 /** zset of every path with at least one version, score 0, read in lexical order. */

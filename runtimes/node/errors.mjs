@@ -14,7 +14,7 @@ export function hint (err) {
     seen.add(e)
     if (NO_NETWORK.has(e.code)) return 'hearth sandboxes have no network access'
     if (NOT_FOUND.has(e.code) && !/^(\.|\/|file:)/.test(String(e.message).match(/['"]([^'"]+)['"]/)?.[1] ?? '')) {
-      return "hearth functions can use Node's built-in modules (node:fs, node:crypto, ...) only"
+      return "hearth functions can use Node's built-in modules (node:fs, node:crypto, ...) and the npm packages named in their upload's dependencies"
     }
   }
   return ''

@@ -1,6 +1,6 @@
 // The real daemon as a child process (node dist/daemon/main.js), on a free port.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { chmodSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,8 +19,11 @@ export interface Daemon {
   stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
+/** A fresh STATE_DIR, reachable by the sandbox uid as a daemon's must be (layers of packages are bound from it). */
 export function stateDir (): string {
-  return mkdtempSync(join(tmpdir(), 'hearth-test-'))
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-test-'))
+  chmodSync(dir, 0o755)
+  return dir
 }
 
 /** Starts the daemon and resolves once it logs "hearth listening". `main`: another checkout's daemon. */

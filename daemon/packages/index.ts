@@ -1,0 +1,102 @@
+// Per-function packages: an upload's npm dependencies installed once, in a
+// build sandbox, into a content-addressed layer that the function's sandboxes
+// mount read-only (daemon/pool/runner.ts).
+import { createHash } from 'node:crypto'
+import { chown, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { HearthError } from '../errors.js'
+import { checkReadable } from '../runtime-files.js'
+import type { LimitsBackend } from '../sandbox/limits/index.js'
+import { LayerStore } from './layers.js'
+import { installerEnv, npmInstall, resolvedOf, type Resolved } from './npm.js'
+import type { NpmDependencies } from './spec.js'
+
+export { parseDependencies, type NpmDependencies } from './spec.js'
+export type { Resolved } from './npm.js'
+
+/** What a stored version records of its packages (in its meta; the lock beside it). */
+export interface VersionDependencies {
+  readonly requested: NpmDependencies
+  readonly resolved: Readonly<Record<string, string>>
+  readonly layer: string
+}
+
+export interface PackagesOptions {
+  readonly stateDir: string
+  /** the build sandboxes' limits (BUILD_MAX_MEMORY, …), in a cgroup of their own */
+  readonly limits: LimitsBackend
+  readonly hostUid: number | null
+  readonly timeoutMs: number
+  readonly maxBytes: number
+}
+
+export class Packages {
+  readonly layers: LayerStore
+  private seq = 0
+
+  constructor (private readonly o: PackagesOptions) {
+    this.layers = new LayerStore({ dir: join(o.stateDir, 'layers'), builderUid: o.hostUid, maxBytes: o.maxBytes })
+  }
+
+  /** why packages cannot work here (STATE_DIR out of the sandbox uid's reach), or null */
+  unavailable: string | null = null
+
+  /** Cleans up after a crash; checks that the sandbox uid can reach the layers (bwrap binds them by path). Returns why not, or null. */
+  async start (): Promise<string | null> {
+    await mkdir(this.layers.dir, { recursive: true, mode: 0o755 })
+    await this.layers.removeLeftovers()
+    try {
+      checkReadable([this.layers.dir], this.o.hostUid)
+    } catch {
+      this.unavailable = `functions with dependencies cannot be installed or run: SANDBOX_UID ${String(this.o.hostUid)} cannot reach ${this.layers.dir} ` +
+        '(bwrap binds layers by path): let others traverse every directory above it (chmod o+x), or choose another STATE_DIR'
+    }
+    return this.unavailable
+  }
+
+  /** An upload's dependencies: resolved and installed (or found, when another upload had the same set). */
+  async install (deps: NpmDependencies, onOutput?: (line: string) => void): Promise<Resolved> {
+    if (this.unavailable !== null) throw new HearthError('dependency_error', this.unavailable)
+    const key = 'spec:' + createHash('sha256').update(JSON.stringify(deps)).digest('hex')
+    return await this.layers.build(key, async (dir) => await this.npm(dir, deps, undefined, onOutput))
+  }
+
+  /**
+   * The layer directory of a stored version: present, or rebuilt from its
+   * recorded lock (a daemon that did not build it, a cache that lost it) with
+   * exactly the same versions. Calls that need it meanwhile wait for the one build.
+   */
+  async ensure (d: VersionDependencies, lockOf: () => Promise<string>): Promise<string> {
+    if (this.unavailable !== null) throw new HearthError('dependency_error', this.unavailable)
+    if (!this.layers.has(d.layer)) {
+      const rebuilt = await this.layers.build(d.layer, async (dir) => await this.npm(dir, d.requested, await lockOf()))
+      if (rebuilt.hash !== d.layer) throw new Error(`the rebuilt layer ${rebuilt.hash} is not the recorded ${d.layer}`)
+    }
+    return this.layers.path(d.layer)
+  }
+
+  private async npm (dir: string, deps: NpmDependencies, lock?: string, onOutput?: (line: string) => void): Promise<Resolved> {
+    const limits = await this.o.limits.create(`build-${process.pid}-${++this.seq}`)
+    try {
+      const built = await npmInstall({
+        buildDir: dir,
+        cacheDir: await this.cacheDir(),
+        limits,
+        hostUid: this.o.hostUid,
+        timeoutMs: this.o.timeoutMs,
+        env: installerEnv(),
+        onOutput
+      }, deps, lock)
+      return lock === undefined ? built : resolvedOf(lock)
+    } finally {
+      await limits.destroy()
+    }
+  }
+
+  private async cacheDir (): Promise<string> {
+    const dir = join(this.o.stateDir, 'npm-cache')
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    if (this.o.hostUid !== null) await chown(dir, this.o.hostUid, this.o.hostUid)
+    return dir
+  }
+}
