@@ -39,3 +39,15 @@ export async function readInput (opts: { input?: string, inputFile?: string }): 
     throw new UsageError(`the input is not JSON: ${(err as Error).message}`)
   }
 }
+
+/** `name@range` arguments (`@scope/name@range` too; a bare name means any version) as package.json's dependencies. */
+export function dependenciesOf (specs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const spec of specs) {
+    const at = spec.indexOf('@', 1)
+    const name = at === -1 ? spec : spec.slice(0, at)
+    if (name === '') throw new UsageError(`--dependency ${spec}: no package name`)
+    out[name] = at === -1 ? '*' : spec.slice(at + 1)
+  }
+  return out
+}

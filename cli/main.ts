@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander'
 import { addCallCommands, queue } from './calls.js'
 import { client, type Client } from './client.js'
-import { languageOf, readCode, readInput } from './input.js'
+import { dependenciesOf, languageOf, readCode, readInput } from './input.js'
 import { EXIT, fail, printJson, table } from './output.js'
 
 interface Globals { url: string, token?: string, json?: boolean }
@@ -61,10 +61,14 @@ program.command('upload')
   .argument('<path>', 'function path, such as team-a/resize')
   .argument('<file>', 'the code: .py, .js, .mjs, .ts')
   .option('--language <language>', 'python, javascript or typescript (default: from the extension)')
-  .action(async (path: string, file: string, o: { language?: string }) => {
-    const up = await api().request('POST', '/upload', { path, language: languageOf(file, o.language), code: readCode(file) }) as Record<string, unknown>
-    if (globals().json === true) printJson(up)
-    else process.stdout.write(`${String(up.path)} version ${String(up.version)} (${String(up.language)}, ${String(up.size)} bytes)\n`)
+  .option('--dependency <name@range...>', 'an npm package the function needs (JavaScript, TypeScript), such as lodash@^4.17.21; repeat for more')
+  .action(async (path: string, file: string, o: { language?: string, dependency?: string[] }) => {
+    const dependencies = o.dependency === undefined ? undefined : dependenciesOf(o.dependency)
+    const up = await api().request('POST', '/upload', { path, language: languageOf(file, o.language), code: readCode(file), dependencies }) as Record<string, unknown>
+    if (globals().json === true) return printJson(up)
+    process.stdout.write(`${String(up.path)} version ${String(up.version)} (${String(up.language)}, ${String(up.size)} bytes)\n`)
+    const resolved = (up.dependencies as { resolved?: Record<string, string> } | undefined)?.resolved
+    for (const [name, version] of Object.entries(resolved ?? {})) process.stdout.write(`  ${name} ${version}\n`)
   })
 
 callOptions(program.command('run'))

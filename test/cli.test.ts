@@ -76,6 +76,15 @@ t.test('--async, then calls show | wait | logs | cancel', async (t) => {
   t.equal((await hearth(['exec', add, '--async', '--stream'])).code, 2, '--stream with --async is a usage error')
 })
 
+t.test('upload --dependency: npm packages from the registry, the exact set printed', async (t) => {
+  const code = file('odd.js', 'return require("is-odd")(input.n)\n')
+  const up = await hearth(['upload', 'cli/odd', code, '--dependency', 'is-odd@3.0.1'])
+  t.equal(up.code, 0, up.stderr)
+  t.match(up.stdout, /^cli\/odd version \d+ \(javascript, \d+ bytes\)\n {2}is-number 6\.0\.0\n {2}is-odd 3\.0\.1\n$/)
+  t.same(await hearth(['run', 'cli/odd', '--input', '{"n": 7}']), { code: 0, stdout: 'true\n', stderr: '' })
+  t.match(await hearth(['upload', 'cli/odd', code, '--dependency', 'Not A Name@1']), { code: 1, stderr: /^invalid_field: dependencies "Not A Name" is not an npm package name \(field: dependencies\)\n$/ })
+})
+
 t.test('ls, versions and rm, as tables and as --json', async (t) => {
   const code = file('v.js', 'return 1\n')
   for (const path of ['cli/list/a', 'cli/list/a', 'cli/list/b', 'other/c']) t.equal((await hearth(['upload', path, code])).code, 0)

@@ -67,6 +67,23 @@ t.test('scripts never run; the layer is read-only, shared by every function with
   t.match((await post(`${d.url}/run/${net.body.path as string}`, {})).body.error, { code: 'script_error', message: /fetch failed|no network access/ }, 'the run sandbox still has no network')
 })
 
+t.test('run-now with dependencies: installed once, then each call a fresh sandbox with them', async (t) => {
+  const state = stateDir()
+  const d = await startDaemon(t, { ...env, STATE_DIR: state })
+  const body = { language: 'typescript', code: 'import answer from "hearth-probe-answer"\nreturn answer + input.n', input: { n: 1 }, dependencies: { 'hearth-probe-answer': '1.x' } }
+  const asked = registry.asked.length
+  t.same((await post(`${d.url}/run-now`, body)).body, { data: 44, type: 'number' })
+  const resolutions = registry.asked.length - asked
+  t.same((await post(`${d.url}/run-now`, { ...body, input: { n: 2 } })).body, { data: 45, type: 'number' })
+  t.equal(registry.asked.length - asked, resolutions, 'the second call asked the registry nothing: the set it resolved to, remembered')
+  t.equal(layersOf(state).length, 1)
+  const isolated = await post(`${d.url}/run-now`, { ...body, code: 'require("fs").writeFileSync("/tmp/mark", "x")\nreturn 1' })
+  t.equal(isolated.status, 200)
+  t.same((await post(`${d.url}/run-now`, { ...body, code: 'return require("fs").existsSync("/tmp/mark")' })).body, { data: false, type: 'json' }, 'a fresh sandbox each time')
+  const async = await post(`${d.url}/run-now-async`, body)
+  t.match([async.status, async.body.error], [400, { field: 'dependencies' }], 'not on run-now-async yet, said so')
+})
+
 t.test('what cannot be installed: 422 dependency_error with npm\'s words, nothing stored, nothing left', async (t) => {
   const state = stateDir()
   const d = await startDaemon(t, { ...env, STATE_DIR: state, BUILD_TIMEOUT: '5', LAYER_MAX_SIZE: '32K' })

@@ -18,6 +18,7 @@ async function callbackOf (fields: Record<string, unknown>, deps: HttpDeps): Pro
 
 function noStream (fields: Record<string, unknown>): void {
   if (fields.stream === true) throw invalidField('stream', 'is not available on asynchronous calls: read GET /calls/{id}/logs')
+  if (fields.dependencies !== undefined && fields.dependencies !== null) throw invalidField('dependencies', 'are not available on /run-now-async yet: upload the function with them and call /run-async/{path}')
 }
 
 function accepted (x: Exchange, id: string): void {

@@ -2,6 +2,7 @@
 import { requirePath } from '../auth/index.js'
 import { asHearthError } from '../errors.js'
 import { checkRequest } from '../openapi/requests.js'
+import { parseDependencies } from '../packages/index.js'
 import type { Language } from '../config.js'
 import { resultBody } from '../result.js'
 import type { HttpDeps } from './deps.js'
@@ -31,13 +32,13 @@ export async function runNow (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   checkRequest('RunNow', fields)
   const language = parseLanguage(fields.language)
   x.logFields.language = language
-  await execute(x, deps, {
-    language,
-    code: parseCode(fields.code, deps.config),
-    input: parseInput(fields.input, deps.config),
-    timeoutMs: parseTimeout(fields.timeout, deps.config),
-    stream: parseStream(fields.stream)
-  })
+  const code = parseCode(fields.code, deps.config)
+  const input = parseInput(fields.input, deps.config)
+  const timeoutMs = parseTimeout(fields.timeout, deps.config)
+  const stream = parseStream(fields.stream)
+  const wanted = parseDependencies(fields.dependencies, language)
+  const layer = wanted === null ? undefined : await deps.packages.forRunNow(wanted)
+  await execute(x, deps, { language, code, input, timeoutMs, stream, layer })
 }
 
 export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {

@@ -18,6 +18,7 @@ const RUN_NOW = {
   input: ref('Input'),
   timeout: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' }
 }
+const DEPENDENCIES = { type: ['object', 'null'], additionalProperties: string, description: 'JavaScript / TypeScript: npm packages as in package.json (name → version range, from the registry); installed before the answer' }
 const CALLBACK_URL = { type: ['string', 'null'], description: 'http(s) URL that receives the call\'s status document when it ends (signed: X-Hearth-Signature); public addresses only, unless CALLBACK_ALLOW lists the host or its network' }
 
 const key = {
@@ -78,7 +79,11 @@ export const SCHEMAS: Record<string, unknown> = {
   RunNow: {
     type: 'object',
     required: ['language', 'code'],
-    properties: { ...RUN_NOW, stream: { type: ['boolean', 'null'], description: 'answer as Server-Sent Events: logs as printed, then the result' } }
+    properties: {
+      ...RUN_NOW,
+      stream: { type: ['boolean', 'null'], description: 'answer as Server-Sent Events: logs as printed, then the result' },
+      dependencies: DEPENDENCIES
+    }
   },
   Run: {
     type: 'object',
@@ -138,7 +143,7 @@ export const SCHEMAS: Record<string, unknown> = {
       path: string,
       language: ref('Language'),
       code: string,
-      dependencies: { type: ['object', 'null'], additionalProperties: string, description: 'JavaScript / TypeScript: npm packages as in package.json (name → version range, from the registry); installed before the answer' }
+      dependencies: DEPENDENCIES
     }
   },
   Dependencies: {

@@ -30,9 +30,13 @@ export interface PackagesOptions {
   readonly maxBytes: number
 }
 
+/** run-now dependency sets remembered, by the hash of what was asked */
+const RESOLVED_MAX = 256
+
 export class Packages {
   readonly layers: LayerStore
   private seq = 0
+  private readonly resolvedSpecs = new Map<string, Resolved>()
 
   constructor (private readonly o: PackagesOptions) {
     this.layers = new LayerStore({ dir: join(o.stateDir, 'layers'), builderUid: o.hostUid, maxBytes: o.maxBytes })
@@ -58,7 +62,22 @@ export class Packages {
   async install (deps: NpmDependencies, onOutput?: (line: string) => void): Promise<Resolved> {
     if (this.unavailable !== null) throw new HearthError('dependency_error', this.unavailable)
     const key = 'spec:' + createHash('sha256').update(JSON.stringify(deps)).digest('hex')
-    return await this.layers.build(key, async (dir) => await this.npm(dir, deps, undefined, onOutput))
+    const known = this.resolvedSpecs.get(key)
+    if (known !== undefined && this.layers.has(known.hash)) return known
+    const built = await this.layers.build(key, async (dir) => await this.npm(dir, deps, undefined, onOutput))
+    this.resolvedSpecs.delete(key)
+    this.resolvedSpecs.set(key, built)
+    if (this.resolvedSpecs.size > RESOLVED_MAX) this.resolvedSpecs.delete(this.resolvedSpecs.keys().next().value as string)
+    return built
+  }
+
+  /**
+   * The layer of a run-now call's dependencies: the set they resolved to the
+   * first time this daemon saw them (ranges are not resolved again while it
+   * runs: the same answer, no registry round trip per call), else installed now.
+   */
+  async forRunNow (deps: NpmDependencies): Promise<string> {
+    return this.layers.path((await this.install(deps)).hash)
   }
 
   /**
