@@ -125,9 +125,17 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   if (!config.auth && !isLoopback(config.httpHost)) log.warn({ host: config.httpHost }, 'AUTH=off on a non-loopback address: anyone who reaches the port can run code, and change or delete any function')
   if (config.auth && config.adminToken === null) log.warn('AUTH=on without ADMIN_TOKEN: no key can be created here (keys made by another daemon sharing the Redis still work)')
   const quotas = new Quotas(redis, { leaseMs: config.timeoutMs + config.acquireTimeoutMs + 30_000, warn: (msg, fields) => log.warn(fields ?? {}, msg) })
-  // Build sandboxes: limits of their own (npm needs more than a call), in a cgroup beside the sandboxes'.
-  const buildLimits = await chooseLimitsBackend(config.limitsBackend, { memoryBytes: config.buildMaxMemoryBytes, cpus: config.maxCpus, pids: 512, sandboxes: 4 }, `${config.cgroupName}-build`)
-  const packages = new Packages({ stateDir: config.stateDir, limits: buildLimits, hostUid, timeoutMs: config.buildTimeoutMs, maxBytes: config.layerMaxBytes })
+  const packages = new Packages({
+    stateDir: config.stateDir,
+    limits,
+    // Build sandboxes: limits of their own (npm needs more than a call), in cgroups beside the sandboxes'.
+    buildLimits: { memoryBytes: config.buildMaxMemoryBytes, cpus: config.maxCpus, pids: 512, sandboxes: 4 },
+    hostUid,
+    timeoutMs: config.buildTimeoutMs,
+    maxBytes: config.layerMaxBytes,
+    cacheMaxBytes: config.layerCacheMaxBytes,
+    bound: () => runner.layersInUse()
+  })
   const noPackages = await packages.start()
   if (noPackages !== null) log.warn(noPackages)
   const asyncCalls: AsyncCalls = new AsyncCalls({
@@ -138,8 +146,8 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     busy: () => runner.waiting() > 0,
     codeOf: async (path, version) => {
       const fn = await store.resolve(path, version)
-      const layer = fn.dependencies === undefined ? undefined : await packages.ensure(fn.dependencies, async () => await store.lock(path, fn.version))
-      return { code: fn.code, layer }
+      const lease = fn.dependencies === undefined ? undefined : await packages.ensure(fn.dependencies, async () => await store.lock(path, fn.version))
+      return { code: fn.code, layer: lease?.dir, release: lease?.release }
     },
     observer: metrics,
     warn: (msg, fields) => log.warn(fields ?? {}, msg)
@@ -166,7 +174,6 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       redis.disconnect()
       await embedded?.stop()
       await limits.close()
-      await buildLimits.close()
     }
   }
 }

@@ -70,6 +70,7 @@ export interface Config {
   readonly buildTimeoutMs: number
   readonly buildMaxMemoryBytes: number
   readonly layerMaxBytes: number
+  readonly layerCacheMaxBytes: number
   /** asynchronous calls (daemon/async) */
   readonly async: AsyncConfig
 }
@@ -143,6 +144,7 @@ const DEFAULTS = {
   BUILD_TIMEOUT: '300',
   BUILD_MAX_MEMORY: '1G',
   LAYER_MAX_SIZE: '512M',
+  LAYER_CACHE_MAX: '4G',
   ASYNC_CONCURRENCY: '', // half of POOL_MAX: the rest is kept for synchronous calls
   ASYNC_QUEUE_MAX: '10000',
   ASYNC_CLAIM_IDLE: '30',
@@ -279,6 +281,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     buildTimeoutMs: Math.round(positiveNumber(env, 'BUILD_TIMEOUT') * 1000),
     buildMaxMemoryBytes: bytes(env, 'BUILD_MAX_MEMORY'),
     layerMaxBytes: bytes(env, 'LAYER_MAX_SIZE'),
+    layerCacheMaxBytes: bytes(env, 'LAYER_CACHE_MAX'),
     async: asyncConfig(env, poolMax)
   })
 }

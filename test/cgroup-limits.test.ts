@@ -70,3 +70,20 @@ t.test('cgroups are removed with their sandboxes; no leak after 500 sandboxes', 
   await waitFor(() => children() <= before + 4, 20_000, 'cgroups removed')
   t.ok(children() <= before + 4, `${children()} sandbox cgroups left (pool and warm sandboxes: ${before})`)
 })
+
+t.test('a sandbox may be given limits of its own (a build sandbox\'s): written to its cgroup', async (t) => {
+  // The joining prefix is sh -c SCRIPT hearth-join N <cgroup.procs files...> (cgroupfs.ts).
+  const reader = (l: { prefix: readonly string[] }) => (name: string): string | undefined => {
+    const dir = l.prefix.slice(5).map((procs) => procs.replace(/cgroup\.procs$/, '')).find((d) => existsSync(join(d, name)))
+    return dir === undefined ? undefined : readFileSync(join(dir, name), 'utf8').trim()
+  }
+  const own = await limits.create(`build-${process.pid}-1`, { memoryBytes: 96 << 20, cpus: 0.25, pids: 40 })
+  t.teardown(async () => await own.destroy())
+  const read = reader(own)
+  t.equal(read(limits.name === 'cgroup2' ? 'memory.max' : 'memory.limit_in_bytes'), String(96 << 20))
+  t.equal(read('pids.max'), '40')
+  t.match(read(limits.name === 'cgroup2' ? 'cpu.max' : 'cpu.cfs_quota_us'), /^25000\b/)
+  const other = await limits.create(`build-${process.pid}-2`)
+  t.teardown(async () => await other.destroy())
+  t.equal(reader(other)('pids.max'), '32', 'the others keep the backend\'s (MAX_PIDS)')
+})

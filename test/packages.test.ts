@@ -84,6 +84,26 @@ t.test('run-now with dependencies: installed once, then each call a fresh sandbo
   t.match([async.status, async.body.error], [400, { field: 'dependencies' }], 'not on run-now-async yet, said so')
 })
 
+t.test('LAYER_CACHE_MAX: least recently used layers go, never one in use; an evicted version gets its layer back from its lock', async (t) => {
+  const state = stateDir()
+  const d = await startDaemon(t, { ...env, STATE_DIR: state, LAYER_CACHE_MAX: '1', WARM_IDLE_SECONDS: '1' })
+  const code = 'await new Promise((resolve) => setTimeout(resolve, input.ms ?? 0))\nreturn require("hearth-probe-answer")'
+  const upload = async (path: string, deps: Record<string, string>): Promise<string> =>
+    (await post(`${d.url}/upload`, { path, language: 'javascript', code, dependencies: deps })).body.dependencies.layer
+  const la = await upload('pk/ev-a', { 'hearth-probe-answer': '1.0.0' })
+  // A call of pk/ev-a runs while the next layer is built: its layer is in use.
+  const running = (await post(`${d.url}/run-async/pk/ev-a`, { input: { ms: 8000 } })).body.id as string
+  await waitFor(async () => (await get(`${d.url}/calls/${running}`)).body.status === 'running', 10_000, 'the call to run')
+  const lb = await upload('pk/ev-b', { 'hearth-probe-answer': '1.1.0' })
+  t.same(layersOf(state).sort(), [la, lb].sort(), 'over the cap, but one layer is in use by a running call and the other is new: both stay')
+  await waitFor(async () => (await get(`${d.url}/calls/${running}`)).body.status === 'done', 20_000, 'the call to end')
+  await waitFor(async () => (await get(`${d.url}/readyz`)).body.warm.sandboxes === 0, 10_000, 'its warm sandbox to be retired (WARM_IDLE_SECONDS=1)')
+  const lc = await upload('pk/ev-c', { 'hearth-probe-answer': '1.0.0', 'hearth-probe-scripts': '1.0.0' })
+  t.same(layersOf(state), [lc], 'layers in use by nothing went; the newest stays')
+  t.equal((await post(`${d.url}/run/pk/ev-a`, {})).body.data, 42, 'the evicted layer of pk/ev-a is installed again from its lock')
+  t.ok(layersOf(state).includes(la))
+})
+
 t.test('what cannot be installed: 422 dependency_error with npm\'s words, nothing stored, nothing left', async (t) => {
   const state = stateDir()
   const d = await startDaemon(t, { ...env, STATE_DIR: state, BUILD_TIMEOUT: '5', LAYER_MAX_SIZE: '32K' })

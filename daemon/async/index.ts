@@ -20,7 +20,7 @@ export interface AsyncOptions {
   readonly redisTimeoutMs: number
   readonly run: (req: RunRequest) => Promise<RunResult>
   readonly busy: () => boolean
-  readonly codeOf: (path: string, version: number) => Promise<{ code: string, layer?: string }>
+  readonly codeOf: (path: string, version: number) => Promise<{ code: string, layer?: string, release?: () => void }>
   readonly observer?: AsyncObserver & { callback: (outcome: 'delivered' | 'failed' | 'refused') => void }
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
 }

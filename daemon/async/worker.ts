@@ -38,7 +38,7 @@ export interface WorkerOptions {
   /** synchronous calls are waiting for a sandbox: take no new work (they have priority) */
   readonly busy: () => boolean
   /** a stored version's code, and its packages' layer when it has one */
-  readonly codeOf: (path: string, version: number) => Promise<{ code: string, layer?: string }>
+  readonly codeOf: (path: string, version: number) => Promise<{ code: string, layer?: string, release?: () => void }>
   readonly concurrency: number
   readonly claimIdleMs: number
   readonly maxAttempts: number
@@ -209,7 +209,7 @@ export class AsyncWorker {
     let fields: string[]
     try {
       const version = r.function === undefined ? undefined : Number(r.version)
-      const stored = r.function === undefined ? { code: r.code ?? '' } : await this.o.codeOf(r.function, version as number)
+      const stored: { code: string, layer?: string, release?: () => void } = r.function === undefined ? { code: r.code ?? '' } : await this.o.codeOf(r.function, version as number)
       const result = await this.o.run({
         layer: stored.layer,
         language: r.language as Language,
@@ -219,7 +219,7 @@ export class AsyncWorker {
         functionKey: r.function === undefined ? undefined : `${r.function}@${version as number}`,
         signal: cancel,
         onLog: (_stream, line) => logs.push(line)
-      })
+      }).finally(() => stored.release?.())
       fields = ['status', 'done', 'finished', String(Date.now()), 'result', resultBody(result), 'logs_truncated', result.logsTruncated ? '1' : '0']
     } catch (err) {
       const e = cancel.aborted ? null : asHearthError(err)

@@ -37,8 +37,12 @@ export async function runNow (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   const timeoutMs = parseTimeout(fields.timeout, deps.config)
   const stream = parseStream(fields.stream)
   const wanted = parseDependencies(fields.dependencies, language)
-  const layer = wanted === null ? undefined : await deps.packages.forRunNow(wanted)
-  await execute(x, deps, { language, code, input, timeoutMs, stream, layer })
+  const lease = wanted === null ? undefined : await deps.packages.forRunNow(wanted)
+  try {
+    await execute(x, deps, { language, code, input, timeoutMs, stream, layer: lease?.dir })
+  } finally {
+    lease?.release()
+  }
 }
 
 export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
@@ -55,8 +59,12 @@ export async function runStored (x: Exchange, body: Promise<Buffer>, deps: HttpD
   const headers = fn.staleSeconds === undefined ? undefined : { 'X-Hearth-Stale': String(fn.staleSeconds) }
   if (headers !== undefined) x.logFields.staleSeconds = fn.staleSeconds
   // Its packages' layer: here, or built from the version's lock first (another daemon uploaded it).
-  const layer = fn.dependencies === undefined ? undefined : await deps.packages.ensure(fn.dependencies, async () => await deps.store.lock(path, fn.version))
-  await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}`, headers, layer })
+  const lease = fn.dependencies === undefined ? undefined : await deps.packages.ensure(fn.dependencies, async () => await deps.store.lock(path, fn.version))
+  try {
+    await execute(x, deps, { language: fn.language, code: fn.code, input, timeoutMs, stream, functionKey: `${path}@${fn.version}`, headers, layer: lease?.dir })
+  } finally {
+    lease?.release() // a sandbox kept warm with it keeps it in use (Runner.layersInUse)
+  }
 }
 
 async function execute (x: Exchange, deps: HttpDeps, e: Execution): Promise<void> {

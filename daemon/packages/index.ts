@@ -6,7 +6,8 @@ import { chown, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { HearthError } from '../errors.js'
 import { checkReadable } from '../runtime-files.js'
-import type { LimitsBackend } from '../sandbox/limits/index.js'
+import type { Limits, LimitsBackend } from '../sandbox/limits/index.js'
+import { LayerCache } from './cache.js'
 import { LayerStore } from './layers.js'
 import { installerEnv, npmInstall, resolvedOf, type Resolved } from './npm.js'
 import type { NpmDependencies } from './spec.js'
@@ -21,13 +22,25 @@ export interface VersionDependencies {
   readonly layer: string
 }
 
+/** A layer a call may use until it calls release (eviction leaves it alone meanwhile). */
+export interface Lease {
+  readonly dir: string
+  readonly release: () => void
+}
+
 export interface PackagesOptions {
   readonly stateDir: string
-  /** the build sandboxes' limits (BUILD_MAX_MEMORY, …), in a cgroup of their own */
+  /** the daemon's limits backend, which makes a build sandbox's cgroup too */
   readonly limits: LimitsBackend
+  /** a build sandbox's own limits (BUILD_MAX_MEMORY, …) */
+  readonly buildLimits: Limits
   readonly hostUid: number | null
   readonly timeoutMs: number
   readonly maxBytes: number
+  /** LAYER_CACHE_MAX: all layers together, past which unused ones are evicted */
+  readonly cacheMaxBytes: number
+  /** layer directories bound in live sandboxes (Runner.layersInUse) */
+  readonly bound: () => ReadonlySet<string>
 }
 
 /** run-now dependency sets remembered, by the hash of what was asked */
@@ -38,8 +51,12 @@ export class Packages {
   private seq = 0
   private readonly resolvedSpecs = new Map<string, Resolved>()
 
+  readonly cache: LayerCache
+
   constructor (private readonly o: PackagesOptions) {
-    this.layers = new LayerStore({ dir: join(o.stateDir, 'layers'), builderUid: o.hostUid, maxBytes: o.maxBytes })
+    const dir = join(o.stateDir, 'layers')
+    this.cache = new LayerCache({ dir, maxBytes: o.cacheMaxBytes, bound: o.bound })
+    this.layers = new LayerStore({ dir, builderUid: o.hostUid, maxBytes: o.maxBytes, onAdded: (hash, bytes) => this.cache.added(hash, bytes) })
   }
 
   /** why packages cannot work here (STATE_DIR out of the sandbox uid's reach), or null */
@@ -49,6 +66,7 @@ export class Packages {
   async start (): Promise<string | null> {
     await mkdir(this.layers.dir, { recursive: true, mode: 0o755 })
     await this.layers.removeLeftovers()
+    await this.cache.load()
     try {
       checkReadable([this.layers.dir], this.o.hostUid)
     } catch {
@@ -65,6 +83,7 @@ export class Packages {
     const known = this.resolvedSpecs.get(key)
     if (known !== undefined && this.layers.has(known.hash)) return known
     const built = await this.layers.build(key, async (dir) => await this.npm(dir, deps, undefined, onOutput))
+    await this.evict(built.hash)
     this.resolvedSpecs.delete(key)
     this.resolvedSpecs.set(key, built)
     if (this.resolvedSpecs.size > RESOLVED_MAX) this.resolvedSpecs.delete(this.resolvedSpecs.keys().next().value as string)
@@ -76,8 +95,31 @@ export class Packages {
    * first time this daemon saw them (ranges are not resolved again while it
    * runs: the same answer, no registry round trip per call), else installed now.
    */
-  async forRunNow (deps: NpmDependencies): Promise<string> {
-    return this.layers.path((await this.install(deps)).hash)
+  async forRunNow (deps: NpmDependencies): Promise<Lease> {
+    for (;;) {
+      const { hash } = await this.install(deps)
+      const lease = await this.lease(hash)
+      if (lease !== null) return lease
+    }
+  }
+
+  /** A hold on a layer that is present (after any eviction under way), or null. */
+  private async lease (hash: string): Promise<Lease | null> {
+    const release = this.cache.hold(hash)
+    await this.cache.settled()
+    if (this.layers.has(hash)) return { dir: this.layers.path(hash), release }
+    release()
+    return null
+  }
+
+  /** Past LAYER_CACHE_MAX: the least recently used layers in use by nothing go, never the one just built. */
+  private async evict (keep: string): Promise<void> {
+    const release = this.cache.hold(keep)
+    try {
+      await this.cache.evict()
+    } finally {
+      release()
+    }
   }
 
   /**
@@ -85,17 +127,19 @@ export class Packages {
    * recorded lock (a daemon that did not build it, a cache that lost it) with
    * exactly the same versions. Calls that need it meanwhile wait for the one build.
    */
-  async ensure (d: VersionDependencies, lockOf: () => Promise<string>): Promise<string> {
+  async ensure (d: VersionDependencies, lockOf: () => Promise<string>): Promise<Lease> {
     if (this.unavailable !== null) throw new HearthError('dependency_error', this.unavailable)
-    if (!this.layers.has(d.layer)) {
+    for (;;) {
+      const lease = await this.lease(d.layer)
+      if (lease !== null) return lease
       const rebuilt = await this.layers.build(d.layer, async (dir) => await this.npm(dir, d.requested, await lockOf()))
       if (rebuilt.hash !== d.layer) throw new Error(`the rebuilt layer ${rebuilt.hash} is not the recorded ${d.layer}`)
+      await this.evict(d.layer)
     }
-    return this.layers.path(d.layer)
   }
 
   private async npm (dir: string, deps: NpmDependencies, lock?: string, onOutput?: (line: string) => void): Promise<Resolved> {
-    const limits = await this.o.limits.create(`build-${process.pid}-${++this.seq}`)
+    const limits = await this.o.limits.create(`build-${process.pid}-${++this.seq}`, this.o.buildLimits)
     try {
       const built = await npmInstall({
         buildDir: dir,

@@ -16,6 +16,8 @@ export interface LayerStoreOptions {
   /** the host uid the build sandbox runs as (it writes the layer); null when the daemon is not root */
   readonly builderUid: number | null
   readonly maxBytes: number
+  /** told of each layer moved into place, with its size */
+  readonly onAdded?: (hash: string, bytes: number) => void
 }
 
 async function run (argv: readonly string[]): Promise<string> {
@@ -73,6 +75,7 @@ export class LayerStore {
         await mkdir(join(work, '.complete'))
         await run(['chmod', '-R', 'a-w,a+rX', work])
         await rename(work, this.path(resolved.hash)) // atomic: the layer, marked complete, or nothing
+        this.o.onAdded?.(resolved.hash, bytes)
       }
       return resolved
     } finally {
@@ -81,11 +84,11 @@ export class LayerStore {
     }
   }
 
-  /** Removes what builds cut short by a crash left (their .build-* directories). */
+  /** Removes what builds and evictions cut short by a crash left (.build-*, .evict-*). */
   async removeLeftovers (): Promise<void> {
     let names: string[] = []
     try { names = await readdir(this.o.dir) } catch { return }
-    for (const name of names.filter((n) => n.startsWith('.build-'))) {
+    for (const name of names.filter((n) => n.startsWith('.build-') || n.startsWith('.evict-'))) {
       await run(['chmod', '-R', 'u+w', join(this.o.dir, name)]).catch(() => {})
       await rm(join(this.o.dir, name), { recursive: true, force: true })
     }

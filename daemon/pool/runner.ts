@@ -97,6 +97,8 @@ export class Runner {
   private readonly observer: RunObserver
   private readonly languageOf = new WeakMap<Sandbox, Language>()
   private readonly layered = new WeakSet<Sandbox>()
+  /** the layer each live sandbox of a function with packages has bound */
+  private readonly layerDirs = new Map<Sandbox, string>()
   /** starts a sandbox outside the pools: for a function with a layer of packages */
   private readonly dedicated = new Map<Language, (layer: string) => Promise<Sandbox>>()
 
@@ -158,7 +160,11 @@ export class Runner {
           throw new HearthError('shutting_down')
         }
         this.live.add(sandbox)
-        void sandbox.exited.then(() => this.live.delete(sandbox))
+        if (layer !== undefined) this.layerDirs.set(sandbox, layer)
+        void sandbox.exited.then(() => {
+          this.live.delete(sandbox)
+          this.layerDirs.delete(sandbox)
+        })
         return sandbox
       }
       const spawn = async (layer?: string): Promise<Sandbox> => {
@@ -334,6 +340,11 @@ export class Runner {
       sandboxes: this.live.size,
       runtimes
     }
+  }
+
+  /** Layers of packages bound in live sandboxes: not to be evicted. */
+  layersInUse (): Set<string> {
+    return new Set(this.layerDirs.values())
   }
 
   /** Calls waiting for a sandbox (in a language pool or a function's warm set). */

@@ -38,19 +38,19 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
   }
   const dirOf = (controller: Controller, id: string): string => join(parents.get(controller) as string, id)
 
-  async function create (id: string): Promise<SandboxLimits> {
+  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     const dirs = CONTROLLERS.map((c) => dirOf(c, id))
     for (const dir of dirs) await mkdir(dir)
     const memory = dirOf('memory', id)
-    await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes))
+    await writeFile(join(memory, 'memory.limit_in_bytes'), String(own.memoryBytes))
     // memsw = memory + swap: the same figure means no swap at all.
     if (existsSync(join(memory, 'memory.memsw.limit_in_bytes'))) {
-      await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes))
+      await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(own.memoryBytes))
     }
-    await writeFile(join(dirOf('pids', id), 'pids.max'), String(limits.pids))
+    await writeFile(join(dirOf('pids', id), 'pids.max'), String(own.pids))
     const cpu = dirOf('cpu', id)
     await writeFile(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
-    await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US))))
+    await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
     const counters = new Counters()
     const oomControl = join(memory, 'memory.oom_control')
     const pidsEvents = join(dirOf('pids', id), 'pids.events')

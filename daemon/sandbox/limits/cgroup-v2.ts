@@ -48,13 +48,13 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     return failed(`cgroup2: cannot set up ${parent}`, err)
   }
 
-  async function create (id: string): Promise<SandboxLimits> {
+  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     const dir = join(parent, id)
     await mkdir(dir)
-    await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes))
+    await writeFile(join(dir, 'memory.max'), String(own.memoryBytes))
     if (existsSync(join(dir, 'memory.swap.max'))) await writeFile(join(dir, 'memory.swap.max'), '0')
-    await writeFile(join(dir, 'pids.max'), String(limits.pids))
-    await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
+    await writeFile(join(dir, 'pids.max'), String(own.pids))
+    await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
     const counters = new Counters()
     const memoryEvents = join(dir, 'memory.events')
     const pidsEvents = join(dir, 'pids.events')

@@ -10,15 +10,17 @@ export function rlimitBackend (limits: Limits): LimitsBackend {
   // memory actually made writable.
   // RLIMIT_NPROC counts the tasks (threads too: a Node sandbox has about ten)
   // of the host uid across every sandbox: the ceiling is for all of them.
-  const nproc = limits.pids * (limits.sandboxes ?? 1)
-  const prefix = ['prlimit', `--data=${limits.memoryBytes}`, `--nproc=${nproc}`, '--core=0', '--']
-  const rlimits = { data: limits.memoryBytes, nproc, core: 0 }
-  const sandbox: SandboxLimits = { prefix, rlimits, breach: () => null, destroy: async () => {} }
+  const of = (l: Limits): SandboxLimits => {
+    const nproc = l.pids * (l.sandboxes ?? 1)
+    const prefix = ['prlimit', `--data=${l.memoryBytes}`, `--nproc=${nproc}`, '--core=0', '--']
+    return { prefix, rlimits: { data: l.memoryBytes, nproc, core: 0 }, breach: () => null, destroy: async () => {} }
+  }
+  const sandbox = of(limits)
   return {
     name: 'rlimit',
-    detail: prefix.slice(1, -1).join(' '),
+    detail: sandbox.prefix.slice(1, -1).join(' '),
     limits,
-    create: async () => sandbox,
+    create: async (_id, own) => own === undefined ? sandbox : of(own),
     removeStale: async () => 0,
     close: async () => {}
   }

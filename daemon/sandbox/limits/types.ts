@@ -53,7 +53,8 @@ export interface LimitsBackend {
   readonly limits: Limits
   /** auto: why the backends tried before this one could not be used */
   readonly passedOver?: readonly string[]
-  create: (sandboxId: string) => Promise<SandboxLimits>
+  /** `own`: limits of this one instead of the backend's (a build sandbox: daemon/packages) */
+  create: (sandboxId: string, own?: Limits) => Promise<SandboxLimits>
   /** Removes the sandbox cgroups of daemons that died without cleaning up; how many. */
   removeStale: () => Promise<number>
   /** Removes the backend's parent cgroup at shutdown (best effort). */
