@@ -138,6 +138,16 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   })
   const noPackages = await packages.start()
   if (noPackages !== null) log.warn(noPackages)
+  // A version uploaded through another daemon: its layer is built here ahead
+  // of its first call (from its lock), not by that call.
+  store.onChange((path) => {
+    store.resolve(path).then(async (fn) => {
+      if (fn.dependencies === undefined || packages.layers.has(fn.dependencies.layer)) return
+      const lease = await packages.ensure(fn.dependencies, async () => await store.lock(path, fn.version))
+      lease.release()
+      log.info({ function: path, version: fn.version, layer: fn.dependencies.layer }, 'packages installed ahead of the first call')
+    }).catch(() => {}) // deleted meanwhile, or the build failed: the first call says why
+  })
   const asyncCalls: AsyncCalls = new AsyncCalls({
     config: config.async,
     redis,

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { sandboxHostUid, loadConfig } from '../daemon/config.js'
 import { buildSandboxArgv } from '../daemon/packages/build-sandbox.js'
-import { get, post, startDaemon, stateDir } from './helpers/daemon.js'
+import { get, post, sse, startDaemon, stateDir } from './helpers/daemon.js'
 import { startRegistry } from './helpers/npm-registry.js'
 import { startRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
@@ -65,6 +65,17 @@ t.test('scripts never run; the layer is read-only, shared by every function with
   const port = new URL(registry.url).port
   const net = await post(`${d.url}/upload`, { path: 'pk/net', language: 'javascript', code: `await fetch("http://127.0.0.1:${port}/hearth-probe-answer")`, dependencies: deps })
   t.match((await post(`${d.url}/run/${net.body.path as string}`, {})).body.error, { code: 'script_error', message: /fetch failed|no network access/ }, 'the run sandbox still has no network')
+})
+
+t.test('"stream": true on an upload: npm\'s output as it comes, then the answer as the last event', async (t) => {
+  const d = await startDaemon(t, { ...env, STATE_DIR: stateDir() })
+  const events = await sse(`${d.url}/upload`, { path: 'pk/streamed', language: 'javascript', code: 'return 1', dependencies: { 'hearth-probe-answer': '1.0.0' }, stream: true })
+  const logs = events.filter((e) => e.event.event === 'log').map((e) => e.event.data)
+  t.ok(logs.some((l) => /added 1 package/.test(String(l))), `npm's own lines: ${JSON.stringify(logs)}`)
+  const last = events.at(-1)?.event
+  t.match(last, { event: 'result', type: 'json', data: { path: 'pk/streamed', dependencies: { resolved: { 'hearth-probe-answer': '1.0.0' } } } })
+  const failed = await sse(`${d.url}/upload`, { path: 'pk/streamed', language: 'javascript', code: 'return 1', dependencies: { 'hearth-probe-nowhere': '1.0.0' }, stream: true })
+  t.match(failed.at(-1)?.event, { event: 'error', code: 'dependency_error' }, 'a failed build ends the stream with its error')
 })
 
 t.test('run-now with dependencies: installed once, then each call a fresh sandbox with them', async (t) => {
@@ -131,12 +142,17 @@ t.test('two daemons on one Redis: uploaded on one, the other installs the record
   const b = await startDaemon(t, { ...env, STATE_DIR: sb })
   const up = await post(`${a.url}/upload`, { path: 'pk/shared', language: 'javascript', code: 'return require("hearth-probe-answer")', dependencies: { 'hearth-probe-answer': '^1.0.0' } })
   t.same(up.body.dependencies.resolved, { 'hearth-probe-answer': '1.1.0' })
-  t.same(layersOf(sb), [], 'b has no layer yet')
   const asked = registry.asked.length
+  // b hears of the upload (the invalidation) and installs the lock ahead of any call.
+  await waitFor(() => b.logs.some((l) => l.msg === 'packages installed ahead of the first call'), 20_000, 'b to install the layer ahead, and say so')
+  t.ok(layersOf(sb).includes(up.body.dependencies.layer), 'b has the layer before any call')
   const runs = await Promise.all([1, 2, 3].map(async () => await post(`${b.url}/run/pk/shared`, {})))
-  t.same(runs.map((r) => r.body), [1, 2, 3].map(() => ({ data: 43, type: 'number' })), 'the calls waited for the build, none failed')
+  t.same(runs.map((r) => r.body), [1, 2, 3].map(() => ({ data: 43, type: 'number' })), 'its calls run with it')
   t.same(layersOf(sb), [up.body.dependencies.layer], 'the same layer, built once')
   t.same(registry.asked.slice(asked), [], 'from the lock: npm ci fetched the tarball it names, no new resolution')
+  // A daemon that missed the upload (it started after it) builds on the first call, which waits.
+  const c = await startDaemon(t, { ...env, STATE_DIR: stateDir() })
+  t.same((await post(`${c.url}/run/pk/shared`, {})).body, { data: 43, type: 'number' }, 'the first call waits for the install, and runs')
   const queued = await post(`${b.url}/run-async/pk/shared`, {})
   let doc: any
   await waitFor(async () => ['done', 'failed'].includes((doc = (await get(`${a.url}/calls/${queued.body.id as string}`)).body).status), 20_000, 'the async call')

@@ -38,7 +38,7 @@ export class Exchange implements CallerGone {
   readonly route: string
   private readonly onFinish: (x: Exchange, seconds: number) => void
   private finished = false
-  private streaming = false
+  private sse = false
   private done: Array<() => void> | null = null
 
   constructor (res: HttpResponse, req: HttpRequest, route: string, log: Logger, onFinish: (x: Exchange, seconds: number) => void) {
@@ -136,7 +136,7 @@ export class Exchange implements CallerGone {
   }
 
   error (err: HearthError): void {
-    if (this.streaming) {
+    if (this.sse) {
       this.event({ event: 'error', data: err.message, type: 'text', code: err.code, ...err.details })
       this.end()
       return
@@ -148,10 +148,15 @@ export class Exchange implements CallerGone {
     this.json(err.status, JSON.stringify(err.toJSON()), headers)
   }
 
+  /** Whether the answer is an event stream (startStream was called). */
+  get streaming (): boolean {
+    return this.sse
+  }
+
   /** Starts a Server-Sent Events response. */
   startStream (headers: Record<string, string> = {}): void {
-    if (this.finished || this.streaming) return
-    this.streaming = true
+    if (this.finished || this.sse) return
+    this.sse = true
     this.status = 200
     this.res.cork(() => {
       this.res.writeStatus('200 OK')
@@ -164,14 +169,14 @@ export class Exchange implements CallerGone {
 
   /** One SSE event in go-faas's format: `data: {...}\n\n`, sent at once. */
   event (payload: Record<string, unknown>): void {
-    if (this.finished || !this.streaming) return
+    if (this.finished || !this.sse) return
     const frame = `data: ${JSON.stringify(payload)}\n\n`
     this.res.cork(() => { this.res.write(frame) })
   }
 
   /** An SSE event whose data is already JSON text (the result), not re-encoded. */
   rawEvent (json: string): void {
-    if (this.finished || !this.streaming) return
+    if (this.finished || !this.sse) return
     this.res.cork(() => { this.res.write(`data: ${json}\n\n`) })
   }
 

@@ -5,7 +5,7 @@ import { checkRequest } from '../openapi/requests.js'
 import { parseDependencies } from '../packages/index.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
-import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseVersion, pathFromUrl, validatePath } from './validate.js'
+import { parseCode, parseIdempotencyKey, parseJsonBody, parseLanguage, parseLimit, parseStream, parseVersion, pathFromUrl, validatePath } from './validate.js'
 
 export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps): Promise<void> {
   const fields = parseJsonBody(await body)
@@ -18,14 +18,22 @@ export async function upload (x: Exchange, body: Promise<Buffer>, deps: HttpDeps
   // JavaScript and TypeScript that do not parse are refused now, with the
   // compiler's message and position; the compiled output is cached for the runs.
   await prepare(language, code)
-  // Answered once the layer is built; a failed build stores nothing (422 dependency_error).
-  const built = wanted === null ? null : await deps.packages.install(wanted)
+  // Answered once the layer is built; a failed build stores nothing (422
+  // dependency_error). "stream": true sends npm's output as it comes first.
+  const stream = parseStream(fields.stream)
+  if (stream && wanted !== null) x.startStream()
+  const built = wanted === null ? null : await deps.packages.install(wanted, stream ? (line) => x.event({ event: 'log', data: line, type: 'text' }) : undefined)
   const packages = built === null || wanted === null ? undefined : { dependencies: { requested: wanted, resolved: built.resolved, layer: built.hash }, lock: built.lock }
   const meta = await deps.store.upload(path, language, code, parseIdempotencyKey(x.idempotencyKey), packages)
   Object.assign(x.logFields, { function: path, version: meta.version, language, ...(meta.replayed ? { replayed: true } : {}) })
   if (!meta.replayed) x.audit('function.upload', { function: path, version: meta.version, language, sha256: meta.sha256 })
-  x.json(200, JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created, ...(packages === undefined ? {} : { dependencies: packages.dependencies }) }),
-    meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
+  const answer = JSON.stringify({ path, language, version: meta.version, size: meta.size, sha256: meta.sha256, created: meta.created, ...(packages === undefined ? {} : { dependencies: packages.dependencies }) })
+  if (x.streaming) {
+    x.rawEvent(`{"event":"result","data":${answer},"type":"json"}`)
+    x.end()
+    return
+  }
+  x.json(200, answer, meta.replayed ? { 'Idempotent-Replayed': 'true' } : {})
 }
 
 export async function list (x: Exchange, deps: HttpDeps): Promise<void> {

@@ -67,9 +67,9 @@ export const OPENAPI: Json = {
     '/upload': {
       post: operation('upload', 'Store a new version of a function', 'upload', {
         200: {
-          description: 'the stored version (an Idempotency-Key replay answers the first one)',
+          description: 'the stored version (an Idempotency-Key replay answers the first one); with "stream": true and dependencies, an event stream of npm\'s output, then data: {"event":"result","data":<the answer>,"type":"json"}',
           headers: { 'Idempotent-Replayed': { schema: { const: 'true' } } },
-          content: json('Uploaded')
+          content: { ...json('Uploaded'), 'text/event-stream': { schema: { type: 'string' } } }
         }
       }, [...AUTHED, 413, 422, 504], {
         parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }],

@@ -143,7 +143,8 @@ export const SCHEMAS: Record<string, unknown> = {
       path: string,
       language: ref('Language'),
       code: string,
-      dependencies: DEPENDENCIES
+      dependencies: DEPENDENCIES,
+      stream: { type: ['boolean', 'null'], description: 'with dependencies: npm\'s output as Server-Sent Events while it installs, then the answer as the last event' }
     }
   },
   Dependencies: {

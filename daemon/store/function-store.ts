@@ -81,6 +81,7 @@ export class FunctionStore {
   private readonly code = new Map<string, StoredFunction>() // path@version → function (immutable)
   private readonly latest = new Map<string, number>() // path → current version
   private live = false
+  private readonly changeListeners: Array<(path: string) => void> = []
   /** when the subscription was last lost: what was cached while live was current until then */
   private lostAt = 0
   /** path → the version last resolved as current, and when Redis confirmed it (null: while live) */
@@ -108,7 +109,10 @@ export class FunctionStore {
     redis.defineCommand('hearthDelete', { numberOfKeys: 5, lua: DELETE })
     this.redis = redis as ScriptedRedis
     if (subscriber !== null) {
-      subscriber.on('message', (_channel: string, path: string) => this.invalidate(path))
+      subscriber.on('message', (_channel: string, path: string) => {
+        this.invalidate(path)
+        for (const listener of this.changeListeners) listener(path)
+      })
       subscriber.on('ready', () => { this.subscribe(subscriber) })
       for (const event of ['close', 'end', 'reconnecting']) subscriber.on(event, () => this.lose())
       if (subscriber.status === 'ready') this.subscribe(subscriber)
@@ -129,6 +133,11 @@ export class FunctionStore {
     this.live = false
     this.epoch++
     this.latest.clear()
+  }
+
+  /** Told of every path whose versions changed on any daemon (an upload, a delete), as the invalidation arrives. */
+  onChange (listener: (path: string) => void): void {
+    this.changeListeners.push(listener)
   }
 
   private invalidate (path: string): void {
