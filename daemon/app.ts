@@ -140,12 +140,15 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   if (noPackages !== null) log.warn(noPackages)
   // A version uploaded through another daemon: its layer is built here ahead
   // of its first call (from its lock), not by that call.
+  // (Read from the versions' meta, not resolve(): that would cache the
+  // function as if it had been called, which STALE_IF_REDIS_DOWN serves.)
   store.onChange((path) => {
-    store.resolve(path).then(async (fn) => {
-      if (fn.dependencies === undefined || packages.layers.has(fn.dependencies.layer)) return
-      const lease = await packages.ensure(fn.dependencies, async () => await store.lock(path, fn.version))
+    store.versions(path).then(async (versions) => {
+      const latest = versions.at(-1)
+      if (latest?.dependencies === undefined || packages.layers.has(latest.dependencies.layer)) return
+      const lease = await packages.ensure(latest.dependencies, async () => await store.lock(path, latest.version))
       lease.release()
-      log.info({ function: path, version: fn.version, layer: fn.dependencies.layer }, 'packages installed ahead of the first call')
+      log.info({ function: path, version: latest.version, layer: latest.dependencies.layer }, 'packages installed ahead of the first call')
     }).catch(() => {}) // deleted meanwhile, or the build failed: the first call says why
   })
   const asyncCalls: AsyncCalls = new AsyncCalls({
