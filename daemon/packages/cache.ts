@@ -3,25 +3,15 @@
 // live sandbox). Past LAYER_CACHE_MAX, the least recently used layers that
 // are not in use are removed; a stored version whose layer was removed gets
 // it back from its lock on its next call (Packages.ensure).
-import { spawn } from 'node:child_process'
-import { readdir, rename, rm, stat } from 'node:fs/promises'
+import { readdir, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { bytesOf, removeTree } from './tree.js'
 
 export interface CacheOptions {
   readonly dir: string
   readonly maxBytes: number
   /** host directories of layers bound in live sandboxes (the runner's) */
   readonly bound: () => ReadonlySet<string>
-}
-
-async function bytesOf (dir: string): Promise<number> {
-  return await new Promise((resolve) => {
-    const child = spawn('du', ['-sb', dir], { stdio: ['ignore', 'pipe', 'ignore'] })
-    let out = ''
-    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
-    child.on('exit', () => resolve(Number(out.split('\t')[0]) || 0))
-    child.on('error', () => resolve(0))
-  })
 }
 
 export class LayerCache {
@@ -37,7 +27,7 @@ export class LayerCache {
     let names: string[] = []
     try { names = await readdir(this.o.dir) } catch { return }
     for (const hash of names.filter((n) => /^[0-9a-f]{64}$/.test(n))) {
-      this.sizes.set(hash, await bytesOf(join(this.o.dir, hash)))
+      this.sizes.set(hash, await bytesOf(join(this.o.dir, hash)).catch(() => 0))
       this.lastUsed.set(hash, (await stat(join(this.o.dir, hash))).mtimeMs)
     }
   }
@@ -99,8 +89,7 @@ export class LayerCache {
       this.sizes.delete(hash)
       this.lastUsed.delete(hash)
       removed.push(hash)
-      await new Promise<void>((resolve) => spawn('chmod', ['-R', 'u+w', gone], { stdio: 'ignore' }).on('exit', () => resolve()).on('error', () => resolve()))
-      await rm(gone, { recursive: true, force: true })
+      await removeTree(gone)
     }
     return removed
   }

@@ -3,13 +3,13 @@
 // one), each built at most once at a time (concurrent uploads and first calls
 // wait for the same build), moved into place whole (rename) and made
 // read-only: a layer is complete or absent, never half-built.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chown, mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { chown, mkdir, readdir, rename } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { HearthError } from '../errors.js'
 import type { Resolved } from './npm.js'
+import { bytesOf, removeTree, run } from './tree.js'
 
 export interface LayerStoreOptions {
   readonly dir: string
@@ -18,16 +18,6 @@ export interface LayerStoreOptions {
   readonly maxBytes: number
   /** told of each layer moved into place, with its size */
   readonly onAdded?: (hash: string, bytes: number) => void
-}
-
-async function run (argv: readonly string[]): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] })
-    let out = ''
-    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
-    child.on('error', reject)
-    child.on('exit', (code) => code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')}: exit ${String(code)}`)))
-  })
 }
 
 export class LayerStore {
@@ -69,7 +59,7 @@ export class LayerStore {
     if (this.o.builderUid !== null) await chown(work, this.o.builderUid, this.o.builderUid)
     try {
       const resolved = await build(work)
-      const bytes = Number((await run(['du', '-sb', work])).split('\t')[0])
+      const bytes = await bytesOf(work)
       if (bytes > this.o.maxBytes) throw new HearthError('dependency_error', `the layer is ${bytes} bytes, more than LAYER_MAX_SIZE (${this.o.maxBytes})`)
       if (!this.has(resolved.hash)) {
         await mkdir(join(work, '.complete'))
@@ -79,8 +69,7 @@ export class LayerStore {
       }
       return resolved
     } finally {
-      await run(['chmod', '-R', 'u+w', work]).catch(() => {})
-      await rm(work, { recursive: true, force: true })
+      await removeTree(work) // a failed build, or a set already installed (after a rename, nothing is there)
     }
   }
 
@@ -89,8 +78,7 @@ export class LayerStore {
     let names: string[] = []
     try { names = await readdir(this.o.dir) } catch { return }
     for (const name of names.filter((n) => n.startsWith('.build-') || n.startsWith('.evict-'))) {
-      await run(['chmod', '-R', 'u+w', join(this.o.dir, name)]).catch(() => {})
-      await rm(join(this.o.dir, name), { recursive: true, force: true })
+      await removeTree(join(this.o.dir, name))
     }
   }
 }
