@@ -61,10 +61,11 @@ program.command('upload')
   .argument('<path>', 'function path, such as team-a/resize')
   .argument('<file>', 'the code: .py, .js, .mjs, .ts')
   .option('--language <language>', 'python, javascript or typescript (default: from the extension)')
-  .option('--dependency <name@range...>', 'an npm package the function needs (JavaScript, TypeScript), such as lodash@^4.17.21; repeat for more')
+  .option('--dependency <spec...>', 'a package the function needs: npm\'s name@range (JavaScript, TypeScript), such as lodash@^4.17.21, or a pip requirement (Python), such as "attrs==23.2.0"; repeat for more')
   .action(async (path: string, file: string, o: { language?: string, dependency?: string[] }) => {
-    const dependencies = o.dependency === undefined ? undefined : dependenciesOf(o.dependency)
-    const up = await api().request('POST', '/upload', { path, language: languageOf(file, o.language), code: readCode(file), dependencies }) as Record<string, unknown>
+    const language = languageOf(file, o.language)
+    const dependencies = o.dependency === undefined ? undefined : language === 'python' ? o.dependency : dependenciesOf(o.dependency)
+    const up = await api().request('POST', '/upload', { path, language, code: readCode(file), dependencies }) as Record<string, unknown>
     if (globals().json === true) return printJson(up)
     process.stdout.write(`${String(up.path)} version ${String(up.version)} (${String(up.language)}, ${String(up.size)} bytes)\n`)
     const resolved = (up.dependencies as { resolved?: Record<string, string> } | undefined)?.resolved

@@ -132,6 +132,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     buildLimits: { memoryBytes: config.buildMaxMemoryBytes, cpus: config.maxCpus, pids: 512, sandboxes: 4 },
     hostUid,
     timeoutMs: config.buildTimeoutMs,
+    allowSource: config.buildAllowSource,
     maxBytes: config.layerMaxBytes,
     cacheMaxBytes: config.layerCacheMaxBytes,
     bound: () => runner.layersInUse()

@@ -69,6 +69,8 @@ export interface Config {
   /** per-function packages (daemon/packages): the build sandbox's time and memory, a layer's size */
   readonly buildTimeoutMs: number
   readonly buildMaxMemoryBytes: number
+  /** BUILD_ALLOW_SOURCE: pip may build source distributions (wheels only by default) */
+  readonly buildAllowSource: boolean
   readonly layerMaxBytes: number
   readonly layerCacheMaxBytes: number
   /** asynchronous calls (daemon/async) */
@@ -143,6 +145,7 @@ const DEFAULTS = {
   ADMIN_TOKEN_FILE: '',
   BUILD_TIMEOUT: '300',
   BUILD_MAX_MEMORY: '1G',
+  BUILD_ALLOW_SOURCE: 'false',
   LAYER_MAX_SIZE: '512M',
   LAYER_CACHE_MAX: '4G',
   ASYNC_CONCURRENCY: '', // half of POOL_MAX: the rest is kept for synchronous calls
@@ -280,6 +283,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     ...auth(env, (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim()),
     buildTimeoutMs: Math.round(positiveNumber(env, 'BUILD_TIMEOUT') * 1000),
     buildMaxMemoryBytes: bytes(env, 'BUILD_MAX_MEMORY'),
+    buildAllowSource: flag(env, 'BUILD_ALLOW_SOURCE'),
     layerMaxBytes: bytes(env, 'LAYER_MAX_SIZE'),
     layerCacheMaxBytes: bytes(env, 'LAYER_CACHE_MAX'),
     async: asyncConfig(env, poolMax)

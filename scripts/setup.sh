@@ -25,8 +25,10 @@ done
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import msgpack' 2>/dev/null || missing+=(python3-msgpack)
   /usr/bin/python3 -c 'import seccomp' 2>/dev/null || missing+=(python3-seccomp)
+  # pip builds the layers of Python functions' dependencies (daemon/packages).
+  /usr/bin/python3 -c 'import pip' 2>/dev/null || missing+=(python3-pip)
 else
-  missing+=(python3-msgpack python3-seccomp)
+  missing+=(python3-msgpack python3-seccomp python3-pip)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

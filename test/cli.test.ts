@@ -83,6 +83,8 @@ t.test('upload --dependency: npm packages from the registry, the exact set print
   t.match(up.stdout, /^cli\/odd version \d+ \(javascript, \d+ bytes\)\n {2}is-number 6\.0\.0\n {2}is-odd 3\.0\.1\n$/)
   t.same(await hearth(['run', 'cli/odd', '--input', '{"n": 7}']), { code: 0, stdout: 'true\n', stderr: '' })
   t.match(await hearth(['upload', 'cli/odd', code, '--dependency', 'Not A Name@1']), { code: 1, stderr: /^invalid_field: dependencies "Not A Name" is not an npm package name \(field: dependencies\)\n$/ })
+  const py = file('py.py', 'return 1\n')
+  t.match(await hearth(['upload', 'cli/py', py, '--dependency', 'attrs==23.2.0', '--dependency', 'x @ https://example.com/x.whl']), { code: 1, stderr: /^invalid_field: dependencies "x @ https:\/\/example.com\/x.whl" is not a requirement/ }, 'Python: pip requirement strings, sent as a list')
 })
 
 t.test('ls, versions and rm, as tables and as --json', async (t) => {

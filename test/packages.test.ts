@@ -132,8 +132,6 @@ t.test('what cannot be installed: 422 dependency_error with npm\'s words, nothin
     const r = await post(`${d.url}/upload`, { path: 'pk/bad', language: 'javascript', code: 'return 1', dependencies: deps })
     t.match([r.status, r.body.error], [400, { code: 'invalid_field', field: 'dependencies', message: field }], JSON.stringify(deps))
   }
-  const py = await post(`${d.url}/upload`, { path: 'pk/py', language: 'python', code: 'return 1', dependencies: { x: '1' } })
-  t.match([py.status, py.body.error.message], [400, /not available for Python yet/])
 })
 
 t.test('two daemons on one Redis: uploaded on one, the other installs the recorded lock and runs it', async (t) => {

@@ -67,7 +67,7 @@ export const OPENAPI: Json = {
     '/upload': {
       post: operation('upload', 'Store a new version of a function', 'upload', {
         200: {
-          description: 'the stored version (an Idempotency-Key replay answers the first one); with "stream": true and dependencies, an event stream of npm\'s output, then data: {"event":"result","data":<the answer>,"type":"json"}',
+          description: 'the stored version (an Idempotency-Key replay answers the first one); with "stream": true and dependencies, an event stream of the installer\'s output (npm, pip), then data: {"event":"result","data":<the answer>,"type":"json"}',
           headers: { 'Idempotent-Replayed': { schema: { const: 'true' } } },
           content: { ...json('Uploaded'), 'text/event-stream': { schema: { type: 'string' } } }
         }

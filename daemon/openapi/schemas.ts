@@ -18,7 +18,7 @@ const RUN_NOW = {
   input: ref('Input'),
   timeout: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'seconds, at most TIMEOUT_SCRIPT' }
 }
-const DEPENDENCIES = { type: ['object', 'null'], additionalProperties: string, description: 'JavaScript / TypeScript: npm packages as in package.json (name → version range, from the registry); installed before the answer' }
+const DEPENDENCIES = { type: ['object', 'array', 'null'], additionalProperties: string, items: string, description: 'JavaScript / TypeScript: npm packages as in package.json (an object: name → version range, from the registry); Python: requirement strings as in requirements.txt (a list, PEP 508 without URLs); installed before the answer' }
 const CALLBACK_URL = { type: ['string', 'null'], description: 'http(s) URL that receives the call\'s status document when it ends (signed: X-Hearth-Signature); public addresses only, unless CALLBACK_ALLOW lists the host or its network' }
 
 const key = {
@@ -144,7 +144,7 @@ export const SCHEMAS: Record<string, unknown> = {
       language: ref('Language'),
       code: string,
       dependencies: DEPENDENCIES,
-      stream: { type: ['boolean', 'null'], description: 'with dependencies: npm\'s output as Server-Sent Events while it installs, then the answer as the last event' }
+      stream: { type: ['boolean', 'null'], description: 'with dependencies: the installer\'s output (npm, pip) as Server-Sent Events while it installs, then the answer as the last event' }
     }
   },
   Dependencies: {
@@ -152,8 +152,8 @@ export const SCHEMAS: Record<string, unknown> = {
     required: ['requested', 'resolved', 'layer'],
     additionalProperties: false,
     properties: {
-      requested: { type: 'object', additionalProperties: string },
-      resolved: { type: 'object', additionalProperties: string, description: 'every package installed, by its path (a > b: b nested under a), at its exact version' },
+      requested: { type: ['object', 'array'], additionalProperties: string, items: string, description: 'what the upload asked for: npm\'s object or pip\'s list' },
+      resolved: { type: 'object', additionalProperties: string, description: 'every package installed at its exact version: npm by its path (a > b: b nested under a), pip by its normalized project name' },
       layer: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'the layer\'s address: a hash of the runtime and the exact set' }
     }
   },

@@ -21,7 +21,7 @@ export interface BuildSandboxOptions {
   /** host directories, under STATE_DIR, which the sandbox uid must be able to reach (checked at start: Packages.start) */
   readonly buildDir: string
   readonly cacheDir: string
-  /** read-only binds the installer needs beyond /usr (node installed elsewhere) */
+  /** read-only binds the installer needs beyond /usr (node installed elsewhere, pip's local find-links) */
   readonly binds: ReadonlyArray<{ src: string, dest: string }>
   readonly command: readonly string[]
 }
@@ -45,10 +45,10 @@ export function buildSandboxArgv (o: BuildSandboxOptions): string[] {
     '--symlink', 'usr/bin', '/bin',
     '--symlink', 'usr/sbin', '/sbin',
     ...HOST_FILES.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]),
-    ...o.binds.flatMap((b) => ['--ro-bind', b.src, b.dest]),
     '--proc', '/proc',
     '--dev', '/dev',
     '--tmpfs', '/tmp',
+    ...o.binds.flatMap((b) => ['--ro-bind', b.src, b.dest]), // after /tmp: a find-links directory may be under it
     '--bind', o.buildDir, '/build',
     '--bind', o.cacheDir, '/cache',
     '--remount-ro', '/',

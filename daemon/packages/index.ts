@@ -1,4 +1,4 @@
-// Per-function packages: an upload's npm dependencies installed once, in a
+// Per-function packages: an upload's npm or pip dependencies installed once, in a
 // build sandbox, into a content-addressed layer that the function's sandboxes
 // mount read-only (daemon/pool/runner.ts).
 import { createHash } from 'node:crypto'
@@ -9,15 +9,17 @@ import { checkReadable } from '../runtime-files.js'
 import type { Limits, LimitsBackend } from '../sandbox/limits/index.js'
 import { LayerCache } from './cache.js'
 import { LayerStore } from './layers.js'
-import { installerEnv, npmInstall, resolvedOf, type Resolved } from './npm.js'
-import type { NpmDependencies } from './spec.js'
+import type { Resolved } from './installer.js'
+import { npmInstall, resolvedOf } from './npm.js'
+import { pipInstall } from './pip.js'
+import { isPython, type Requested } from './spec.js'
 
-export { parseDependencies, type NpmDependencies } from './spec.js'
-export type { Resolved } from './npm.js'
+export { parseDependencies, type Requested } from './spec.js'
+export type { Resolved } from './installer.js'
 
 /** What a stored version records of its packages (in its meta; the lock beside it). */
 export interface VersionDependencies {
-  readonly requested: NpmDependencies
+  readonly requested: Requested
   readonly resolved: Readonly<Record<string, string>>
   readonly layer: string
 }
@@ -36,6 +38,8 @@ export interface PackagesOptions {
   readonly buildLimits: Limits
   readonly hostUid: number | null
   readonly timeoutMs: number
+  /** BUILD_ALLOW_SOURCE: pip may build source distributions */
+  readonly allowSource: boolean
   readonly maxBytes: number
   /** LAYER_CACHE_MAX: all layers together, past which unused ones are evicted */
   readonly cacheMaxBytes: number
@@ -77,12 +81,12 @@ export class Packages {
   }
 
   /** An upload's dependencies: resolved and installed (or found, when another upload had the same set). */
-  async install (deps: NpmDependencies, onOutput?: (line: string) => void): Promise<Resolved> {
+  async install (deps: Requested, onOutput?: (line: string) => void): Promise<Resolved> {
     if (this.unavailable !== null) throw new HearthError('dependency_error', this.unavailable)
     const key = 'spec:' + createHash('sha256').update(JSON.stringify(deps)).digest('hex')
     const known = this.resolvedSpecs.get(key)
     if (known !== undefined && this.layers.has(known.hash)) return known
-    const built = await this.layers.build(key, async (dir) => await this.npm(dir, deps, undefined, onOutput))
+    const built = await this.layers.build(key, async (dir) => await this.installer(dir, deps, undefined, onOutput))
     await this.evict(built.hash)
     this.resolvedSpecs.delete(key)
     this.resolvedSpecs.set(key, built)
@@ -95,7 +99,7 @@ export class Packages {
    * first time this daemon saw them (ranges are not resolved again while it
    * runs: the same answer, no registry round trip per call), else installed now.
    */
-  async forRunNow (deps: NpmDependencies): Promise<Lease> {
+  async forRunNow (deps: Requested): Promise<Lease> {
     for (;;) {
       const { hash } = await this.install(deps)
       const lease = await this.lease(hash)
@@ -132,32 +136,27 @@ export class Packages {
     for (;;) {
       const lease = await this.lease(d.layer)
       if (lease !== null) return lease
-      const rebuilt = await this.layers.build(d.layer, async (dir) => await this.npm(dir, d.requested, await lockOf()))
+      const rebuilt = await this.layers.build(d.layer, async (dir) => await this.installer(dir, d.requested, await lockOf()))
       if (rebuilt.hash !== d.layer) throw new Error(`the rebuilt layer ${rebuilt.hash} is not the recorded ${d.layer}`)
       await this.evict(d.layer)
     }
   }
 
-  private async npm (dir: string, deps: NpmDependencies, lock?: string, onOutput?: (line: string) => void): Promise<Resolved> {
+  private async installer (dir: string, deps: Requested, lock?: string, onOutput?: (line: string) => void): Promise<Resolved> {
     const limits = await this.o.limits.create(`build-${process.pid}-${++this.seq}`, this.o.buildLimits)
     try {
-      const built = await npmInstall({
-        buildDir: dir,
-        cacheDir: await this.cacheDir(),
-        limits,
-        hostUid: this.o.hostUid,
-        timeoutMs: this.o.timeoutMs,
-        env: installerEnv(),
-        onOutput
-      }, deps, lock)
+      const tool = isPython(deps) ? 'pip' : 'npm'
+      const build = { buildDir: dir, cacheDir: await this.cacheDir(tool), limits, hostUid: this.o.hostUid, timeoutMs: this.o.timeoutMs, onOutput }
+      if (isPython(deps)) return await pipInstall(build, { allowSource: this.o.allowSource }, deps, lock)
+      const built = await npmInstall(build, deps, lock)
       return lock === undefined ? built : resolvedOf(lock)
     } finally {
       await limits.destroy()
     }
   }
 
-  private async cacheDir (): Promise<string> {
-    const dir = join(this.o.stateDir, 'npm-cache')
+  private async cacheDir (tool: 'npm' | 'pip'): Promise<string> {
+    const dir = join(this.o.stateDir, `${tool}-cache`)
     await mkdir(dir, { recursive: true, mode: 0o700 })
     if (this.o.hostUid !== null) await chown(dir, this.o.hostUid, this.o.hostUid)
     return dir

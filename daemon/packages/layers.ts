@@ -8,7 +8,7 @@ import { chown, mkdir, readdir, rename } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { HearthError } from '../errors.js'
-import type { Resolved } from './npm.js'
+import type { Resolved } from './installer.js'
 import { bytesOf, removeTree, run } from './tree.js'
 
 export interface LayerStoreOptions {

@@ -5,7 +5,7 @@ import { mapStack, prepare, type Prepared } from '../compile/index.js'
 import { HearthError, limitError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
-import { RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { layerBind, RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
 import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
 import type { Forker, ForkerStats } from '../zygote/index.js'
@@ -24,8 +24,8 @@ export interface RunRequest {
   readonly onLog?: (stream: LogStream, line: string) => void
   /**
    * A host directory of packages (daemon/packages) the function needs: its
-   * sandboxes are started for it, spawned with the layer's node_modules bound
-   * read-only at /node_modules (where both require() from /hearth/function.js and import() from the working directory look), never taken from the language pool.
+   * sandboxes are started for it, spawned with the layer bound read-only
+   * (sandbox/runtimes.ts layerBind), never taken from the language pool.
    */
   readonly layer?: string
   /** aborted when the caller goes away: the sandbox is killed at once */
@@ -135,7 +135,7 @@ export class Runner {
         // and always when the function has a layer of packages to bind.
         const forked = forker?.usable === true && layer === undefined
         const began = process.hrtime.bigint()
-        const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, { src: `${layer}/node_modules`, dest: '/node_modules' }] }
+        const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, layerBind(runtime, layer)] }
         const launch = forked
           ? forker.launch(limits, runtime)
           : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)

@@ -52,6 +52,16 @@ export function scriptSpec (name: RuntimeName, script: Bind, extra: readonly Bin
   return { name, command: [node, '--disable-warning=ExperimentalWarning', script.dest], binds }
 }
 
+/**
+ * Where a layer of packages (daemon/packages) is bound, read-only, in the
+ * sandboxes of a function that has one: Node resolves /node_modules from both
+ * /hearth/function.js (require) and the working directory (import); the Python
+ * bootstrap puts /packages on sys.path when it is there.
+ */
+export function layerBind (name: RuntimeName, layer: string): Bind {
+  return name === 'python' ? { src: `${layer}/site`, dest: '/packages' } : { src: `${layer}/node_modules`, dest: '/node_modules' }
+}
+
 export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {
   if (name === 'python') return scriptSpec(name, { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' })
   return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' })

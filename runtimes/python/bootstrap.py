@@ -317,6 +317,10 @@ def hide_hearth():
         if name in ('bootstrap', '__main__') or name == 'msgpack' or name.startswith('msgpack.'):
             del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p != '/hearth' and not p.endswith(('-packages', '.egg'))]
+    # The function's own packages (an upload's dependencies), bound read-only
+    # when it has some: after the standard library, where site-packages would be.
+    if os.path.isdir('/packages'):
+        sys.path.append('/packages')
 
 
 def main():
