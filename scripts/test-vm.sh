@@ -54,6 +54,13 @@ stage () {
   rm -rf "$CACHE/stage" && mkdir -p "$CACHE/stage"
   cp -a package.json package-lock.json README.md dist runtimes build systemd scripts "$CACHE/stage/"
   cp -a "$prod/node_modules" "$CACHE/stage/"
+  # Handed to the guests as a read-only disk, not a 9p share: an emulated guest
+  # read the checkout's ~2,800 files over 9p in 35 s, each file a round of
+  # emulated virtio messages.
+  rm -f "$CACHE/stage.ext4"
+  truncate -s "$(( $(du -sm "$CACHE/stage" | cut -f1) * 2 + 64 ))M" "$CACHE/stage.ext4"
+  mkfs.ext4 -q -L checkout -d "$CACHE/stage" "$CACHE/stage.ext4"
+  rm -rf "$CACHE/stage"
 }
 
 prepare () {
@@ -94,7 +101,7 @@ boot () {
     -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet panic=-1" \
     -drive "file=$share/overlay.qcow2,if=virtio,format=qcow2" \
     -virtfs "local,path=$share,mount_tag=share,security_model=none" \
-    -virtfs "local,path=$CACHE/stage,mount_tag=checkout,security_model=none,readonly=on" \
+    -drive "file=$CACHE/stage.ext4,if=virtio,format=raw,readonly=on" \
     -display none -monitor none -serial "file:$share/console.log" -no-reboot || true
 }
 

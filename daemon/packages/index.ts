@@ -2,7 +2,7 @@
 // build sandbox, into a content-addressed layer that the function's sandboxes
 // mount read-only (daemon/pool/runner.ts).
 import { createHash } from 'node:crypto'
-import { chown, mkdir } from 'node:fs/promises'
+import { chmod, chown, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { HearthError } from '../errors.js'
 import { checkReadable } from '../runtime-files.js'
@@ -68,7 +68,8 @@ export class Packages {
 
   /** Cleans up after a crash; checks that the sandbox uid can reach the layers (bwrap binds them by path). Returns why not, or null. */
   async start (): Promise<string | null> {
-    await mkdir(this.layers.dir, { recursive: true, mode: 0o755 })
+    await mkdir(this.layers.dir, { recursive: true })
+    await chmod(this.layers.dir, 0o755) // whatever the umask (the unit's is 0077): the sandbox uid reads layers through it
     await this.layers.removeLeftovers()
     await this.cache.load()
     try {

@@ -2,6 +2,8 @@
 // (directories, limits, time), and running an installer's command in the
 // build sandbox with its output collected, streamed and scrubbed of secrets.
 import { spawn } from 'node:child_process'
+import { chmod, chown, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { HearthError } from '../errors.js'
 import type { SandboxLimits } from '../sandbox/limits/index.js'
@@ -52,6 +54,18 @@ export interface InstallerRun {
   readonly env: Readonly<Record<string, string>>
   /** read-only binds beyond /usr: host paths the installer is configured to read */
   readonly binds: ReadonlyArray<{ src: string, dest: string }>
+}
+
+/**
+ * A file the installer reads (package.json, a lock, requirements.txt), written
+ * into the build directory and given to the build sandbox's uid: the daemon's
+ * umask (the unit's is 0077) would leave it unreadable there.
+ */
+export async function writeInput (b: InstallBuild, name: string, text: string): Promise<void> {
+  const file = join(b.buildDir, name)
+  await writeFile(file, text)
+  await chmod(file, 0o644)
+  if (b.hostUid !== null) await chown(file, b.hostUid, b.hostUid)
 }
 
 /** Runs one installer command in the build sandbox; dependency_error with its output's tail when it fails or overruns BUILD_TIMEOUT. */

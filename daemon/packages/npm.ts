@@ -1,11 +1,11 @@
 // npm in the build sandbox: `npm install` of an upload's dependencies, or
 // `npm ci` of a recorded lock (another daemon, a rebuild), scripts never run.
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { HearthError } from '../errors.js'
-import { installerEnv, runInstaller, type InstallBuild, type Resolved } from './installer.js'
+import { installerEnv, runInstaller, writeInput, type InstallBuild, type Resolved } from './installer.js'
 import type { NpmDependencies } from './spec.js'
 
 /** npm as installed beside the node that runs hearth. */
@@ -38,8 +38,8 @@ export function resolvedOf (lockText: string): Resolved {
 
 /** Installs `deps` (or, with `lock`, exactly that lock) into buildDir/node_modules. */
 export async function npmInstall (b: InstallBuild, deps: NpmDependencies, lock?: string): Promise<Resolved> {
-  await writeFile(join(b.buildDir, 'package.json'), JSON.stringify({ name: 'hearth-layer', private: true, dependencies: deps }, null, 2))
-  if (lock !== undefined) await writeFile(join(b.buildDir, 'package-lock.json'), lock)
+  await writeInput(b, 'package.json', JSON.stringify({ name: 'hearth-layer', private: true, dependencies: deps }, null, 2))
+  if (lock !== undefined) await writeInput(b, 'package-lock.json', lock)
   const verb = lock === undefined ? 'install' : 'ci'
   const node = dirname(dirname(process.execPath))
   await runInstaller(b, {

@@ -9,10 +9,10 @@
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { HearthError } from '../errors.js'
-import { installerEnv, runInstaller, type InstallBuild, type Resolved } from './installer.js'
+import { installerEnv, runInstaller, writeInput, type InstallBuild, type Resolved } from './installer.js'
 import { removeTree } from './tree.js'
 import type { PythonRequirements } from './spec.js'
 
@@ -91,7 +91,7 @@ export async function pipInstall (b: InstallBuild, o: PipOptions, requirements: 
   const env = pipEnv()
   const binds = pipBinds(env)
   const pip = [PYTHON, '-I', '-m', 'pip']
-  await writeFile(join(b.buildDir, 'requirements.txt'), (lock ?? requirements.join('\n')) + '\n')
+  await writeInput(b, 'requirements.txt', (lock ?? requirements.join('\n')) + '\n')
   const fetched = join(b.buildDir, '.fetched') // made by pip: the build sandbox's uid owns them
   const wheels = join(b.buildDir, '.wheels')
   await runInstaller(b, {
@@ -102,7 +102,7 @@ export async function pipInstall (b: InstallBuild, o: PipOptions, requirements: 
     env,
     binds
   }).catch((err: unknown) => {
-    if (!o.allowSource && err instanceof HearthError) err.message += ' (wheels only: BUILD_ALLOW_SOURCE=true lets pip build source distributions)'
+    if (!o.allowSource && err instanceof HearthError && /No matching distribution/.test(String(err.details.output))) err.message += ' (wheels only: BUILD_ALLOW_SOURCE=true lets pip build source distributions)'
     throw err
   })
   const files = (await readdir(fetched)).sort()

@@ -11,7 +11,7 @@ mkdir -p "$dir"
 if [ ! -x "$root/lib/systemd/systemd" ]; then
   rm -rf "$root.tmp"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,bubblewrap,python3,python3-msgpack,python3-seccomp,redis-server,util-linux,procps,curl,libstdc++6 \
+    --include=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,bubblewrap,python3,python3-msgpack,python3-seccomp,python3-pip,redis-server,util-linux,procps,curl,libstdc++6 \
     "$release" "$root.tmp" http://deb.debian.org/debian >"$dir/debootstrap.log" 2>&1 \
     || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
   # The kernel after the rest, with initramfs-tools set to put in its initrd

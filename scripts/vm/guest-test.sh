@@ -35,7 +35,21 @@ install -m 0755 /mnt/share/node /usr/bin/node
 echo "# node $(node --version), $PRETTY_NAME, kernel $(uname -r), $(getconf GNU_LIBC_VERSION)"
 echo "# $CG: $(stat -fc %T $CG), controllers: $(cat $CG/cgroup.controllers)"
 mkdir -p /etc/hearth
-printf 'HTTP_HOST=127.0.0.1\nHTTP_PORT=8080\nMAX_MEMORY=64M\nMAX_PIDS=32\nMAX_CPUS=0.5\nPOOL_MIN=1\nPOOL_MAX=4\nTIMEOUT_SCRIPT=120\nSPAWN_TIMEOUT=120\nACQUIRE_TIMEOUT=120\n' >/etc/hearth/hearth.env
+# Packages: the guest reaches no index, so pip finds a wheel made here (PIP_FIND_LINKS).
+WHEELS=/var/lib/hearth-wheels
+install -d -m 0755 $WHEELS
+python3 - $WHEELS <<'PY'
+import sys, zipfile
+dist = 'hearth_vm_probe-1.0.0'
+files = {'hearth_vm_probe/__init__.py': 'ANSWER = 42\n',
+         dist + '.dist-info/METADATA': 'Metadata-Version: 2.1\nName: hearth-vm-probe\nVersion: 1.0.0\n',
+         dist + '.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: hearth-vm\nRoot-Is-Purelib: true\nTag: py3-none-any\n'}
+files[dist + '.dist-info/RECORD'] = ''.join(name + ',,\n' for name in [*files, dist + '.dist-info/RECORD'])
+with zipfile.ZipFile('%s/%s-py3-none-any.whl' % (sys.argv[1], dist), 'w') as whl:
+    for name, text in files.items():
+        whl.writestr(name, text)
+PY
+printf 'HTTP_HOST=127.0.0.1\nHTTP_PORT=8080\nMAX_MEMORY=64M\nMAX_PIDS=32\nMAX_CPUS=0.5\nPOOL_MIN=1\nPOOL_MAX=4\nTIMEOUT_SCRIPT=120\nSPAWN_TIMEOUT=120\nACQUIRE_TIMEOUT=120\nPIP_NO_INDEX=1\nPIP_FIND_LINKS=%s\n' $WHEELS >/etc/hearth/hearth.env
 if (cd /mnt/checkout && scripts/install-systemd.sh) >/tmp/install.log 2>&1; then ok "scripts/install-systemd.sh installs and starts hearth.service"
 else bad "scripts/install-systemd.sh: $(tail -3 /tmp/install.log)"; fi
 
@@ -63,6 +77,15 @@ if [ -n "$first" ]; then
 else bad "no python sandbox cgroup under $SANDBOXES"; fi
 check "hearth.slice bounds every sandbox together (MemoryMax=4G, CPUQuota=150%, TasksMax=4096)" \
   test "$(cat $CG/hearth.slice/memory.max) $(cat $CG/hearth.slice/cpu.max) $(cat $CG/hearth.slice/pids.max)" = "4294967296 150000 100000 4096"
+
+# A function with packages: pip in a build sandbox under the service's
+# delegated cgroup, the layer in the unit's StateDirectory, bound into the
+# function's sandbox (the sandbox uid must reach it: StateDirectoryMode=0711).
+out=$(curl -s -m 600 http://127.0.0.1:8080/upload -H 'content-type: application/json' \
+  -d '{"path":"vm/pkg","language":"python","code":"import hearth_vm_probe\nreturn hearth_vm_probe.ANSWER","dependencies":["hearth-vm-probe==1.0.0"]}')
+check "an upload with pip dependencies builds its layer: $out" grep -q '"resolved":{"hearth-vm-probe":"1.0.0"}' <<<"$out"
+out=$(curl -s -m 300 -X POST http://127.0.0.1:8080/run/vm/pkg -H 'content-type: application/json' -d '{}')
+check "and the function imports the package: $out" test "$out" = '{"data":42,"type":"number"}'
 
 out=$(run '{"language":"python","code":"x = []\nwhile True:\n    x.append(bytearray(1 << 20))"}')
 echo "# python memory bomb: $out"

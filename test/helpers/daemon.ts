@@ -1,10 +1,11 @@
 // The real daemon as a child process (node dist/daemon/main.js), on a free port.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { mounts, ownCgroups, removeCgroup } from '../../daemon/sandbox/limits/cgroupfs.js'
 import { checkAnswer } from './openapi.js'
 
 const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url))
@@ -28,6 +29,7 @@ export function stateDir (): string {
 
 /** Starts the daemon and resolves once it logs "hearth listening". `main`: another checkout's daemon. */
 export async function startDaemon (t: Test, env: Record<string, string> = {}, main = MAIN): Promise<Daemon> {
+  const cgroupName = `hearth-http-${process.pid}-${++n}`
   const proc = spawn(process.execPath, [main], {
     env: {
       PATH: process.env.PATH,
@@ -36,7 +38,7 @@ export async function startDaemon (t: Test, env: Record<string, string> = {}, ma
       POOL_MIN: '1',
       POOL_MAX: '4',
       STATE_DIR: env.STATE_DIR ?? stateDir(),
-      CGROUP_NAME: `hearth-http-${process.pid}-${++n}`,
+      CGROUP_NAME: cgroupName,
       LOG_LEVEL: 'info',
       ...env
     },
@@ -76,6 +78,7 @@ export async function startDaemon (t: Test, env: Record<string, string> = {}, ma
       await exited
       clearTimeout(timer)
     }
+    if (env.CGROUP_NAME === undefined) await removeLeftCgroups(cgroupName)
   })
   return { url: `http://127.0.0.1:${port}`, port, proc, logs, exited, stop }
 }
@@ -120,4 +123,20 @@ export async function sse (url: string, body: unknown, signal?: AbortSignal): Pr
     }
   }
   return events
+}
+
+/**
+ * What a daemon a test killed (SIGKILL) leaves in the cgroup v1 hierarchies:
+ * its cgroups, empty, which no later daemon removes, since each test daemon has
+ * a CGROUP_NAME of its own. Removed here, so that runs do not pile them up.
+ */
+async function removeLeftCgroups (name: string): Promise<void> {
+  for (const m of mounts().filter((m) => m.fstype === 'cgroup' && ['memory', 'pids', 'cpu'].some((c) => m.options.includes(c)))) {
+    const mine = [...ownCgroups()].find(([k]) => k.split(',').some((c) => m.options.includes(c)))?.[1] ?? '/'
+    const top = join(m.path, mine, name)
+    if (!existsSync(top)) continue
+    const children = readdirSync(top, { withFileTypes: true }).filter((e) => e.isDirectory())
+    await Promise.all(children.map(async (e) => await removeCgroup(join(top, e.name), undefined, 10)))
+    await removeCgroup(top, undefined, 10)
+  }
 }
