@@ -96,7 +96,7 @@ accel_args () {
 boot () {
   local dir=$1 share=$2
   # shellcheck disable=SC2046 # accel_args is a list of arguments
-  timeout 1200 qemu-system-x86_64 $(accel_args) -m 1536 -smp 1 \
+  timeout 900 qemu-system-x86_64 $(accel_args) -m 1536 -smp 1 \
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet panic=-1" \
     -drive "file=$share/overlay.qcow2,if=virtio,format=qcow2" \

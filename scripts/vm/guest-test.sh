@@ -16,7 +16,7 @@ SANDBOXES=$SERVICE/hearth
 run () { curl -s -m 300 http://127.0.0.1:8080/run-now -H 'content-type: application/json' -d "$1"; }
 readyz () { curl -s -m 30 http://127.0.0.1:8080/readyz; }
 wait_ready () {
-  for _ in $(seq 1200); do readyz | grep -q '"ready":true' && return 0; sleep 0.5; done
+  for _ in $(seq 360); do readyz | grep -q '"ready":true' && return 0; sleep 0.5; done
   return 1
 }
 # Everything after the backend check is about cgroup v2: without it, say why and stop.
@@ -55,7 +55,7 @@ else bad "scripts/install-systemd.sh: $(tail -3 /tmp/install.log)"; fi
 
 # The backend first, from the first answer of /readyz: without cgroup v2 the
 # daemon may never be ready (Node cannot start under RLIMIT_DATA=64M).
-for _ in $(seq 1200); do ready=$(readyz); [ -n "$ready" ] && break; sleep 0.5; done
+for _ in $(seq 240); do ready=$(readyz); [ -n "$ready" ] && break; sleep 0.5; done
 if grep -q '"backend":"cgroup2"' <<<"$ready"; then ok "the cgroup v2 backend"
 else
   bad "the cgroup v2 backend: readyz says $(grep -o '"backend":"[a-z0-9]*"' <<<"$ready")"
@@ -116,13 +116,13 @@ check "and still answers" grep -q '"data":1' /tmp/spin.out
 before=$(sandbox_cgroups '*')
 for i in $(seq 10); do run "{\"language\":\"python\",\"code\":\"return $i\"}" >/dev/null; done
 gone=0
-for _ in $(seq 600); do [ "$(sandbox_cgroups '*')" -le "$before" ] && gone=1 && break; sleep 0.5; done
+for _ in $(seq 120); do [ "$(sandbox_cgroups '*')" -le "$before" ] && gone=1 && break; sleep 0.5; done
 check "the cgroups of ten run-now sandboxes are gone after their calls ($before before, $(sandbox_cgroups '*') after)" test $gone = 1
 
 old=$pid
 systemctl kill -s KILL hearth.service
 restarted=0
-for _ in $(seq 600); do
+for _ in $(seq 240); do
   now=$(systemctl show -p MainPID --value hearth)
   [ "$now" != 0 ] && [ "$now" != "$old" ] && [ "$(systemctl is-active hearth)" = active ] && restarted=1 && break
   sleep 0.5
