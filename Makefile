@@ -4,8 +4,8 @@
 setup:
 	@scripts/setup.sh
 
-# Compiled only when a source changed, so that make run starts at once.
-TS_SOURCES := $(shell find daemon cli console bench test -name '*.ts') console/index.html console/app.css tsconfig.json package.json package-lock.json
+# Compiled (and the node bootstrap bundled) only when a source changed, so that make run starts at once.
+TS_SOURCES := $(shell find daemon cli console bench test -name '*.ts') $(wildcard runtimes/node/*.mjs) console/index.html console/app.css tsconfig.json package.json package-lock.json
 
 dist/.built: $(TS_SOURCES)
 	@npm run --silent build
