@@ -138,7 +138,8 @@ export class Packages {
       const lease = await this.lease(d.layer)
       if (lease !== null) return lease
       const rebuilt = await this.layers.build(d.layer, async (dir) => await this.installer(dir, d.requested, await lockOf()))
-      if (rebuilt.hash !== d.layer) throw new Error(`the rebuilt layer ${rebuilt.hash} is not the recorded ${d.layer}`)
+      // The address includes the runtime (Node's ABI, Python's cache tag): a daemon on another one cannot serve this version's layer.
+      if (rebuilt.hash !== d.layer) throw new HearthError('dependency_error', `this version's packages were installed for another runtime than this daemon's (layer ${d.layer}, here ${rebuilt.hash}): daemons sharing a Redis need the same Python and Node versions`)
       await this.evict(d.layer)
     }
   }

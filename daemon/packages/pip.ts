@@ -63,7 +63,7 @@ function distribution (file: string): { name: string, version: string } {
   return { name: name.toLowerCase().replace(/[-_.]+/g, '-'), version }
 }
 
-/** The lock: one pinned line per wheel, with its sha256 (requirements.txt's hash-checking form). */
+/** The lock: one pinned line per fetched file, with its sha256 (requirements.txt's hash-checking form). */
 async function lockOf (dir: string, files: readonly string[]): Promise<string> {
   const lines: string[] = []
   for (const file of files) {
