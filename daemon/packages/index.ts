@@ -10,7 +10,7 @@ import type { Limits, LimitsBackend } from '../sandbox/limits/index.js'
 import { LayerCache } from './cache.js'
 import { LayerStore } from './layers.js'
 import type { Resolved } from './installer.js'
-import { npmInstall, resolvedOf } from './npm.js'
+import { npmInstall } from './npm.js'
 import { pipInstall } from './pip.js'
 import { isPython, type Requested } from './spec.js'
 
@@ -147,11 +147,9 @@ export class Packages {
   private async installer (dir: string, deps: Requested, lock?: string, onOutput?: (line: string) => void): Promise<Resolved> {
     const limits = await this.o.limits.create(`build-${process.pid}-${++this.seq}`, this.o.buildLimits)
     try {
-      const tool = isPython(deps) ? 'pip' : 'npm'
-      const build = { buildDir: dir, cacheDir: await this.cacheDir(tool), limits, hostUid: this.o.hostUid, timeoutMs: this.o.timeoutMs, onOutput }
-      if (isPython(deps)) return await pipInstall(build, { allowSource: this.o.allowSource }, deps, lock)
-      const built = await npmInstall(build, deps, lock)
-      return lock === undefined ? built : resolvedOf(lock)
+      const python = isPython(deps)
+      const build = { buildDir: dir, cacheDir: await this.cacheDir(python ? 'pip' : 'npm'), limits, hostUid: this.o.hostUid, timeoutMs: this.o.timeoutMs, onOutput }
+      return python ? await pipInstall(build, { allowSource: this.o.allowSource }, deps, lock) : await npmInstall(build, deps, lock)
     } finally {
       await limits.destroy()
     }

@@ -36,7 +36,7 @@ export function resolvedOf (lockText: string): Resolved {
   return { resolved, lock: lockText, hash }
 }
 
-/** Installs `deps` (or, with `lock`, exactly that lock) into buildDir/node_modules. */
+/** Installs `deps` (or, with `lock`, exactly that lock: the answer is the recorded lock's) into buildDir/node_modules. */
 export async function npmInstall (b: InstallBuild, deps: NpmDependencies, lock?: string): Promise<Resolved> {
   await writeInput(b, 'package.json', JSON.stringify({ name: 'hearth-layer', private: true, dependencies: deps }, null, 2))
   if (lock !== undefined) await writeInput(b, 'package-lock.json', lock)
@@ -48,5 +48,5 @@ export async function npmInstall (b: InstallBuild, deps: NpmDependencies, lock?:
     env: npmEnv(),
     binds: node.startsWith('/usr') ? [] : [{ src: node, dest: node }]
   })
-  return resolvedOf(await readFile(join(b.buildDir, 'package-lock.json'), 'utf8'))
+  return resolvedOf(lock ?? await readFile(join(b.buildDir, 'package-lock.json'), 'utf8'))
 }

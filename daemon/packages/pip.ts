@@ -6,11 +6,12 @@
 // `pip wheel`, offline; then `pip install --no-index --no-deps --target`
 // installs exactly those into the layer's site directory. A rebuild from a
 // lock downloads with --require-hashes --no-deps: the same files, or a failed build.
-import { execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { HearthError } from '../errors.js'
 import { installerEnv, runInstaller, writeInput, type InstallBuild, type Resolved } from './installer.js'
 import { removeTree } from './tree.js'
@@ -24,11 +25,11 @@ export interface PipOptions {
   readonly allowSource: boolean
 }
 
-let cacheTag: string | undefined
-/** cpython-311: the interpreter and ABI a layer's compiled files and wheels are for. */
-function pythonTag (): string {
-  cacheTag ??= execFileSync(PYTHON, ['-I', '-c', 'import sys; print(sys.implementation.cache_tag)']).toString().trim()
-  return cacheTag
+let cacheTag: Promise<string> | undefined
+/** cpython-311: the interpreter and ABI a layer's compiled files and wheels are for (asked once). */
+async function pythonTag (): Promise<string> {
+  cacheTag ??= promisify(execFile)(PYTHON, ['-I', '-c', 'import sys; print(sys.implementation.cache_tag)']).then(({ stdout }) => stdout.trim())
+  return await cacheTag
 }
 
 /** pip's own settings for the build (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, proxies), never its command line. */
@@ -75,14 +76,14 @@ async function lockOf (dir: string, files: readonly string[]): Promise<string> {
 }
 
 /** The exact set of a lock, and the layer's address: the interpreter and every pinned file. */
-export function resolvedOfLock (lock: string): Resolved {
+async function resolvedOfLock (lock: string): Promise<Resolved> {
   const resolved: Record<string, string> = {}
   for (const line of lock.split('\n').filter((l) => l !== '')) {
     const [pin] = line.split(' ')
     const [name, version] = (pin as string).split('==')
     resolved[name as string] = version as string
   }
-  const hash = createHash('sha256').update(JSON.stringify({ runtime: 'python', tag: pythonTag(), lock })).digest('hex')
+  const hash = createHash('sha256').update(JSON.stringify({ runtime: 'python', tag: await pythonTag(), lock })).digest('hex')
   return { resolved, lock, hash }
 }
 
@@ -106,7 +107,7 @@ export async function pipInstall (b: InstallBuild, o: PipOptions, requirements: 
     throw err
   })
   const files = (await readdir(fetched)).sort()
-  const built = resolvedOfLock(lock ?? await lockOf(fetched, files))
+  const built = await resolvedOfLock(lock ?? await lockOf(fetched, files))
   const sources = files.filter((f) => !f.endsWith('.whl'))
   if (sources.length > 0) { // BUILD_ALLOW_SOURCE: their build runs their code, here, offline
     await runInstaller(b, {

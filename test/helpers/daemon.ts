@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { mounts, ownCgroups, removeCgroup } from '../../daemon/sandbox/limits/cgroupfs.js'
+import { hierarchyRoots } from '../../daemon/sandbox/limits/cgroup-v1.js'
+import { removeCgroup } from '../../daemon/sandbox/limits/cgroupfs.js'
 import { checkAnswer } from './openapi.js'
 
 const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url))
@@ -131,9 +132,10 @@ export async function sse (url: string, body: unknown, signal?: AbortSignal): Pr
  * a CGROUP_NAME of its own. Removed here, so that runs do not pile them up.
  */
 async function removeLeftCgroups (name: string): Promise<void> {
-  for (const m of mounts().filter((m) => m.fstype === 'cgroup' && ['memory', 'pids', 'cpu'].some((c) => m.options.includes(c)))) {
-    const mine = [...ownCgroups()].find(([k]) => k.split(',').some((c) => m.options.includes(c)))?.[1] ?? '/'
-    const top = join(m.path, mine, name)
+  const roots = hierarchyRoots()
+  if (!(roots instanceof Map)) return // no cgroup v1 here
+  for (const root of roots.values()) {
+    const top = join(root, name)
     if (!existsSync(top)) continue
     const children = readdirSync(top, { withFileTypes: true }).filter((e) => e.isDirectory())
     await Promise.all(children.map(async (e) => await removeCgroup(join(top, e.name), undefined, 10)))

@@ -10,7 +10,8 @@ const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
 type Controller = typeof CONTROLLERS[number]
 const CFS_PERIOD_US = 100_000
 
-function hierarchyRoots (): Map<Controller, string> | Unavailable {
+/** Each controller's hierarchy, at this process's own cgroup in it. */
+export function hierarchyRoots (): Map<Controller, string> | Unavailable {
   const own = ownCgroups()
   const roots = new Map<Controller, string>()
   for (const controller of CONTROLLERS) {
