@@ -37,6 +37,8 @@ export interface Def extends Pick<LoadSpec, 'url' | 'paths' | 'rate' | 'body' | 
   readonly group: Group
   readonly language: Language | null
   readonly warmup: number
+  /** another server than the one measured alongside (measureInterleaved: a second daemon) */
+  readonly server?: Server
 }
 
 /** One measured run of a scenario, raw. */
@@ -116,14 +118,15 @@ export async function measureInterleaved (server: Server, defs: readonly Def[], 
   const parts = defs.map((): Part[] => [])
   for (let r = 0; r < rounds; r++) {
     for (const [i, d] of defs.entries()) {
+      const srv = d.server ?? server
       if (r === 0) {
-        await sanity(server, d.url, d.body)
+        await sanity(srv, d.url, d.body)
         if (d.warmup > 0) await runLoad({ ...specOf(d), duration: d.warmup })
       }
-      parts[i]?.push(await measurePart(server, d, d.duration / rounds))
+      parts[i]?.push(await measurePart(srv, d, d.duration / rounds))
     }
   }
-  for (const [i, d] of defs.entries()) record(server, d, parts[i] as Part[])
+  for (const [i, d] of defs.entries()) record(d.server ?? server, d, parts[i] as Part[])
 }
 
 export async function withServer<T extends Server> (start: () => Promise<T>, body: (server: T) => Promise<void>): Promise<void> {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, withDotenv, type Language } from '../daemon/config.js'
 import { runLoad } from './load.js'
-import { elapsedSeconds, measure, measureInterleaved, sanity, say, scenarios, setRequestTimeout, withServer } from './measure.js'
+import { elapsedSeconds, measure, measureInterleaved, sanity, say, scenarios, setRequestTimeout, withServer, type Def } from './measure.js'
 import { loadOptions, wants } from './options.js'
 import { metadata, writeOutputs } from './outputs.js'
 import { cpuBetween, cpuSnapshot } from './procstat.js'
@@ -51,10 +51,22 @@ async function hearthScenarios (meta: Record<string, unknown>, variant: 'zygote'
     await upload(srv)
     const stored = (l: Language): string => `${srv.url}/run/${pathOf(l)}`
     const languages = spawn ? ['python' as const] : LANGUAGES
-    if (want('warm')) {
-      await measureInterleaved(srv, languages.map((l) => ({
-        name: `warm-${l}${suffix}`, group: 'warm', language: l, url: stored(l), body: STORED_BODY, connections: opts.connections, duration: opts.duration, warmup: opts.warmup
-      })), spawn ? 1 : opts.rounds)
+    if (!spawn && want('warm')) {
+      const defs: Def[] = languages.map((l) => ({
+        name: `warm-${l}`, group: 'warm', language: l, url: stored(l), body: STORED_BODY, connections: opts.connections, duration: opts.duration, warmup: opts.warmup
+      }))
+      // warm-python-spawn: the same in a daemon with ZYGOTE=off, alive meanwhile
+      // and measured in the same rounds, so the forked/spawned ratio compares
+      // like with like (two daemons one after the other drifted by ±20 %).
+      if (wants(opts, 'spawn')) {
+        await withServer(async () => await startHearth({ warmMaxPerFunction: opts.warmMaxPerFunction, env: { ZYGOTE: 'off' } }), async (other) => {
+          await upload(other)
+          const def: Def = { name: 'warm-python-spawn', group: 'warm', language: 'python', url: `${other.url}/run/${pathOf('python')}`, body: STORED_BODY, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, server: other }
+          await measureInterleaved(srv, [...defs, def], opts.rounds)
+        })
+      } else {
+        await measureInterleaved(srv, defs, opts.rounds)
+      }
     }
     if (!spawn && wants(opts, 'targets')) {
       for (const c of [opts.targetC1, opts.targetC32]) {

@@ -36,7 +36,7 @@ export async function startDaemon (t: Test, env: Record<string, string> = {}, ma
       PATH: process.env.PATH,
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: '0',
-      POOL_MIN: '1',
+      POOL_MIN: '0',
       POOL_MAX: '4',
       STATE_DIR: env.STATE_DIR ?? stateDir(),
       CGROUP_NAME: cgroupName,

@@ -27,7 +27,7 @@ export interface RunnerExtras extends Partial<RunnerOptions> {
 
 /** A Runner as the daemon wires it, python zygote included (unless ZYGOTE=off in `env`). */
 export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras = {}): Promise<TestRunner> {
-  const config = loadConfig({ POOL_MIN: '1', POOL_MAX: '4', TIMEOUT_SCRIPT: '10', ACQUIRE_TIMEOUT: '5', ...env })
+  const config = loadConfig({ POOL_MIN: '0', POOL_MAX: '4', TIMEOUT_SCRIPT: '10', ACQUIRE_TIMEOUT: '5', ...env })
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
   const seccompFile = seccompProgram(config.root, config.stateDir)
   const instanceDir = makeInstanceDir(config.runtimeDir)
