@@ -1,6 +1,6 @@
 // cgroup v1: one cgroup per sandbox in each of the memory, pids and cpu hierarchies,
 // nested under the daemon's own cgroup of that hierarchy (as on the development hosts).
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
@@ -41,17 +41,17 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
 
   async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     const dirs = CONTROLLERS.map((c) => dirOf(c, id))
-    for (const dir of dirs) await mkdir(dir)
+    for (const dir of dirs) mkdirSync(dir) // synchronously: cgroupfs.ts says why
     const memory = dirOf('memory', id)
-    await writeFile(join(memory, 'memory.limit_in_bytes'), String(own.memoryBytes))
+    writeFileSync(join(memory, 'memory.limit_in_bytes'), String(own.memoryBytes))
     // memsw = memory + swap: the same figure means no swap at all.
     if (existsSync(join(memory, 'memory.memsw.limit_in_bytes'))) {
-      await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(own.memoryBytes))
+      writeFileSync(join(memory, 'memory.memsw.limit_in_bytes'), String(own.memoryBytes))
     }
-    await writeFile(join(dirOf('pids', id), 'pids.max'), String(own.pids))
+    writeFileSync(join(dirOf('pids', id), 'pids.max'), String(own.pids))
     const cpu = dirOf('cpu', id)
-    await writeFile(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
-    await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
+    writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
+    writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
     const counters = new Counters()
     const oomControl = join(memory, 'memory.oom_control')
     const pidsEvents = join(dirOf('pids', id), 'pids.events')
@@ -64,7 +64,7 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       breach: () => counters.breach([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']]),
       async destroy () {
         counters.close()
-        for (const dir of dirs) await killProcs(join(dir, 'cgroup.procs'))
+        for (const dir of dirs) killProcs(join(dir, 'cgroup.procs'))
         const removed = await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
         const left = dirs.filter((_, i) => !removed[i])
         if (left.length > 0) throw new Error(`cannot remove the sandbox cgroups ${left.join(' ')}`)

@@ -1,7 +1,7 @@
 // cgroup v2: sandboxes in child cgroups of the daemon's own delegated cgroup
 // (systemd: the service runs with Delegate=yes). The daemon first moves itself
 // into a leaf, because a cgroup with processes cannot hand controllers down.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
@@ -50,11 +50,11 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
 
   async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     const dir = join(parent, id)
-    await mkdir(dir)
-    await writeFile(join(dir, 'memory.max'), String(own.memoryBytes))
-    if (existsSync(join(dir, 'memory.swap.max'))) await writeFile(join(dir, 'memory.swap.max'), '0')
-    await writeFile(join(dir, 'pids.max'), String(own.pids))
-    await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
+    mkdirSync(dir) // synchronously: cgroupfs.ts says why
+    writeFileSync(join(dir, 'memory.max'), String(own.memoryBytes))
+    if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
+    writeFileSync(join(dir, 'pids.max'), String(own.pids))
+    writeFileSync(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
     const counters = new Counters()
     const memoryEvents = join(dir, 'memory.events')
     const pidsEvents = join(dir, 'pids.events')
@@ -67,9 +67,9 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       async destroy () {
         counters.close()
         try {
-          await writeFile(join(dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
+          writeFileSync(join(dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
         } catch {
-          await killProcs(join(dir, 'cgroup.procs'))
+          killProcs(join(dir, 'cgroup.procs'))
         }
         if (!await removeCgroup(dir)) throw new Error(`cannot remove the sandbox cgroup ${dir}`)
       }

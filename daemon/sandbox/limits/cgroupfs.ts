@@ -1,6 +1,6 @@
 // Small helpers shared by the cgroup v1 and v2 backends.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
-import { readdir, readFile, rmdir } from 'node:fs/promises'
+import { closeSync, openSync, readFileSync, readSync, rmdirSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pidAlive } from '../../pid-alive.js'
@@ -85,11 +85,32 @@ export class Counters {
   }
 }
 
-export async function killProcs (procsFile: string): Promise<void> {
+/**
+ * The cgroup files a sandbox's start and end touch (mkdir, limits, counters,
+ * cgroup.procs reads, rmdir) are read and written synchronously: they are
+ * kernel state, answered in microseconds, and through libuv's thread pool each
+ * costs ~10x the CPU (measured: 2.7 ms against 0.33 ms of daemon CPU per
+ * sandbox in three v1 hierarchies). The one write that can wait in the kernel,
+ * a pid into cgroup.procs (an RCU grace period), stays asynchronous: `place`.
+ */
+export function killProcs (procsFile: string): void {
   let text = ''
-  try { text = await readFile(procsFile, 'utf8') } catch { return }
+  try { text = readFileSync(procsFile, 'utf8') } catch { return }
   for (const pid of text.split('\n').filter(Boolean)) {
     try { process.kill(Number(pid), 'SIGKILL') } catch {}
+  }
+}
+
+/** rmdir: true once gone; false while busy (EBUSY); throws anything else. */
+function rmdirNow (dir: string): boolean {
+  try {
+    rmdirSync(dir)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return true
+    if (code === 'EBUSY') return false
+    throw err
   }
 }
 
@@ -100,14 +121,11 @@ export async function killProcs (procsFile: string): Promise<void> {
 export async function removeCgroup (dir: string, procsFile = `${dir}/cgroup.procs`, tries = 40): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
     try {
-      await rmdir(dir)
-      return true
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') return true
-      if (code !== 'EBUSY') return false
+      if (rmdirNow(dir)) return true
+    } catch {
+      return false
     }
-    await killProcs(procsFile)
+    killProcs(procsFile)
     await sleep(Math.min(50 * (i + 1), 500))
   }
   return false
