@@ -22,7 +22,8 @@ export interface Rlimits { data?: number, nproc?: number, core?: number }
 export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits }
 export interface KillCommand { t: 'kill', nonce: string }
 export type ZygoteCommand = ForkCommand | KillCommand
-export interface ZygoteReady { t: 'ready', runtime: string, pid: number }
+/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page) */
+export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
 export interface Forked { t: 'forked', nonce: string, pid: number }
 export interface ForkFailed { t: 'failed', nonce: string, message: string }

@@ -3,7 +3,7 @@
 // can and cannot do, siblings alive at once, the zygote's fork budget, its
 // death, and the fallback to spawning where a zygote cannot work.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -199,19 +199,37 @@ t.test('the zygote works with RUNTIME_DIR on a noexec mount (systemd mounts /run
   t.same(await py(runner, 'return "forked"'), 'forked')
 })
 
-t.test('a forked python child owns the zygote\'s pages from the start: touching preloaded objects takes almost no copy-on-write faults', async (t) => {
+/** KB of private writable mappings of a process (what a child could copy from it). */
+function writableKb (pid: number): number {
+  let kb = 0
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) .w.p /.exec(line)
+    if (m !== null) kb += (parseInt(m[2] as string, 16) - parseInt(m[1] as string, 16)) / 1024
+  }
+  return kb
+}
+
+t.test('a forked python child copies at once the zygote pages a sandbox writes, and only those: its first call takes no copy-on-write faults', async (t) => {
   const [major = 0, minor = 0] = release().split('.').map(Number)
   if (major < 5 || (major === 5 && minor < 14)) {
     t.comment(`kernel ${release()} has no MADV_POPULATE_WRITE (5.14+): children fault their pages in one by one`)
     return
   }
   const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
-  // Reading every preloaded module's objects writes their reference counts: without the
-  // prefault (isolate.c prefault_writable), each page of them is a copy-on-write fault here.
-  const code = 'import resource, sys\nbefore = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\nn = 0\nfor m in list(sys.modules.values()):\n    for v in list(getattr(m, "__dict__", {}).values()):\n        n += 1\nreturn resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before'
-  const r = await call(runner, { language: 'python', code, input: '{}' })
-  const faults = Number(r.result?.data)
-  t.ok(faults < 100, `${faults} minor faults while touching every preloaded module's objects`)
+  // The zygote: the python3 whose parent is not a python3 (its children run zygote.py too).
+  const pythons = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3'))
+  const zygote = pythons.filter((pid) => !pythons.includes(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])))
+  t.equal(zygote.length, 1, 'one zygote')
+  const total = writableKb(zygote[0] as number)
+  const learned = pythonRuntime(runner).prefaultPages as number
+  t.ok(learned > 0 && learned * 4 < total / 2, `the probe learned ${learned} pages of the zygote's ${Math.round(total / 4)} writable ones`)
+  // A usual first call finds the pages it writes copied already (before ready:
+  // the prefault, or the faults of the bootstrap's start when there is none).
+  const code = 'import resource\nbefore = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\ntotal = sum(event["a"])\nprint("total", total)\nout = {"total": total, "items": [str(i) for i in range(100)]}\nfaults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\nkb = next(int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.startswith("Private_Dirty"))\nreturn [faults, kb]'
+  const r = await call(runner, { language: 'python', code, input: '{"a": [1, 2, 3]}' })
+  const [faults, kb] = JSON.parse(r.result?.data ?? '[]') as [number, number]
+  t.ok(faults < 20, `${faults} minor faults in the first call`)
+  t.ok(kb < total / 2, `the child owns ${kb} KB of the zygote's ${Math.round(total)} writable KB (all of them when every page is prefaulted)`)
 })
 
 t.test('ZYGOTE=off spawns every sandbox', async (t) => {

@@ -35,6 +35,8 @@ export interface ForkerStats {
   /** this runtime's sandboxes started by zygotes so far */
   readonly forks: number
   readonly currentForks: number
+  /** python: pages a forked child copies at once (learned; 0: every writable page of the zygote) */
+  readonly prefaultPages?: number
 }
 
 export type ZygoteRuntime = 'python' | 'node'
@@ -109,7 +111,8 @@ export class Forker {
       retiring: this.retiring.size,
       started: this.started,
       forks: this.forks[runtime],
-      currentForks: this.current?.forks ?? 0
+      currentForks: this.current?.forks ?? 0,
+      ...(runtime === 'python' && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {})
     }
   }
 

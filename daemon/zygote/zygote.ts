@@ -45,6 +45,8 @@ export class Zygote {
   readonly started = Date.now()
   /** forks requested so far */
   forks = 0
+  /** pages each python child copies at once (learned by the zygote's probe; 0: every writable page) */
+  prefaultPages = 0
   private readonly child: ChildProcess
   private readonly opts: ZygoteOptions
   private readonly ctl: Socket
@@ -179,6 +181,7 @@ export class Zygote {
           return
         }
         this.hostPid = pid
+        this.prefaultPages = typeof msg.prefault === 'number' ? msg.prefault : 0
         this.onReady?.(null)
         return
       }

@@ -323,18 +323,28 @@ def hide_hearth():
         sys.path.append('/packages')
 
 
-def main():
+def start(fd):
+    """Everything a sandbox does before its first call, ending with `ready`
+    on `fd`."""
     builtins.__hearth_return__ = Return
     warm_up()
-    chan = Channel(3)
+    chan = Channel(fd)
     out = LineCapture(chan, 'stdout', 1)
     err = LineCapture(chan, 'stderr', 2)
     sys.stdout, sys.stderr = out, err
     sys.stdin = io.StringIO('')
     hide_hearth()
+    chan.send({'t': 'ready', 'runtime': 'python', 'pid': os.getpid()})
+    return chan, out, err
+
+
+def main(fd=3):
+    """Serves calls on `fd` until the daemon closes it. The zygote's probe runs
+    it too, on a socket pair holding one call, to learn which of the zygote's
+    pages a sandbox writes up to the end of its first call (rehearse)."""
+    chan, out, err = start(fd)
     cached_key = None
     cached = None
-    chan.send({'t': 'ready', 'runtime': 'python', 'pid': os.getpid()})
     while True:
         msg = chan.recv()
         if msg is None:
@@ -376,6 +386,17 @@ def main():
             err.end_call()
             reply = dict(describe(exc), t='error', id=call_id)
         chan.send(reply)
+
+
+def rehearse():
+    """A sandbox's start and one call, on a socket pair, with hearth's own code."""
+    end, peer = socket.socketpair()
+    call = msgpack.packb({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}',
+                          'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}'},
+                         use_bin_type=True)
+    peer.sendall(HEADER.pack(len(call)) + call)
+    peer.shutdown(socket.SHUT_WR)
+    main(end.detach())
 
 
 if __name__ == '__main__':

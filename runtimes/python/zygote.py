@@ -22,6 +22,7 @@ import bootstrap  # noqa: E402  the runtime and every bootstrap import, loaded o
 CONTROL_FD = 3
 SECCOMP_FD = 4
 LIBRARY_FD = 5
+PROBE = 3  # hz_serve's answer in the probe child
 RENDEZVOUS_DIR = b'/run/hearth'
 
 
@@ -75,6 +76,13 @@ def main():
     gc.collect()
     gc.freeze()
     rc = core.hz_serve(CONTROL_FD, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
+    if rc == PROBE:
+        # The probe (serve.c, learn): a program's start and first call
+        # rehearsed with hearth's own code, then the pages it copied are
+        # reported and it exits.
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        bootstrap.rehearse()
+        core.hz_probe_done()
     if rc != 0:
         os._exit(0 if rc in (1, 2) else 70)
     # A forked program: the fork happened in C, so Python's own after-fork

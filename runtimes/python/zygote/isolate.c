@@ -4,6 +4,7 @@
  * cost of a fork on a paravirtualized host, where each one flushes TLBs). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -117,7 +118,8 @@ static void drop_privileges (const struct isolation *iso) {
 #define MADV_POPULATE_WRITE 23
 #endif
 
-void prefault_writable (void) {
+/* Each private writable mapping of ours: `visit(start, end, arg)`. */
+static void each_writable (void (*visit) (uintptr_t, uintptr_t, void *), void *arg) {
   FILE *maps = fopen("/proc/self/maps", "re");
   if (maps == NULL) return;
   char line[512];
@@ -126,11 +128,53 @@ void prefault_writable (void) {
     char perms[5];
     if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
     if (perms[1] != 'w' || perms[3] != 'p') continue; /* private writable only */
-    /* Errors change nothing: an older kernel (EINVAL), a memory limit (ENOMEM)
-     * mean the pages are copied on first write after all. */
-    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    visit(start, end, arg);
   }
   fclose(maps);
+}
+
+static void populate (uintptr_t start, uintptr_t end, void *arg) {
+  (void)arg;
+  /* Errors change nothing: an older kernel (EINVAL), a memory limit (ENOMEM)
+   * mean the pages are copied on first write after all. */
+  (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
+void prefault_writable (void) {
+  each_writable(populate, NULL);
+}
+
+void prefault_runs (const struct page_run *runs, size_t n) {
+  for (size_t i = 0; i < n; i++) populate(runs[i].start, runs[i].start + runs[i].pages * PAGE, NULL);
+}
+
+struct learning { int pagemap; struct page_run *out; size_t n, max; };
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_EXCLUSIVE (1ULL << 56) /* mapped by this process alone: copied, not shared with the zygote */
+
+static void collect (uintptr_t start, uintptr_t end, void *arg) {
+  struct learning *l = arg;
+  uint64_t entries[512];
+  for (uintptr_t at = start; at < end && l->n < l->max;) {
+    size_t want = (end - at) / PAGE < 512 ? (end - at) / PAGE : 512;
+    ssize_t got = pread(l->pagemap, entries, want * sizeof *entries, (off_t)(at / PAGE * sizeof *entries));
+    if (got <= 0) return;
+    for (size_t i = 0; i < (size_t)got / sizeof *entries; i++, at += PAGE) {
+      if ((entries[i] & (PM_PRESENT | PM_EXCLUSIVE)) != (PM_PRESENT | PM_EXCLUSIVE)) continue;
+      struct page_run *last = l->n > 0 ? &l->out[l->n - 1] : NULL;
+      if (last != NULL && last->start + last->pages * PAGE == at) last->pages++;
+      else if (l->n < l->max) l->out[l->n++] = (struct page_run){ at, 1 };
+    }
+  }
+}
+
+size_t dirty_runs (struct page_run *out, size_t max) {
+  struct learning l = { open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), out, 0, max };
+  if (l.pagemap < 0) return 0;
+  each_writable(collect, &l);
+  close(l.pagemap);
+  return l.n;
 }
 
 /* init's duty: reap everything, end with the program (pid 1 cannot kill itself with a signal). */

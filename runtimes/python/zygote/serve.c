@@ -9,7 +9,8 @@
  *
  * hz_serve() returns 0 in a forked python program (which then runs the
  * bootstrap), 1 in the zygote when the daemon closes the channel, 2 when the
- * self-test failed (reported as `unavailable`), -1 on any other error (on fd 2). */
+ * self-test failed (reported as `unavailable`), 3 in the probe child (learn),
+ * -1 on any other error (on fd 2). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@ extern void PyOS_AfterFork_Parent (void);
 
 #define NONCE_LEN 32
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
+#define MAX_RUNS 4096
 
 struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
 
@@ -45,6 +47,8 @@ struct zygote {
   struct isolation iso;
   struct child *children;
   size_t nchildren, cap;
+  struct page_run runs[MAX_RUNS]; /* what a probe child copied: each child prefaults these */
+  size_t nruns, run_pages;
   uint8_t in[2 * FRAME_MAX];
   size_t inlen;
 };
@@ -129,7 +133,8 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     become_sandbox(&z->iso, id, &lim);
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (!node) {
-      prefault_writable();
+      if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
+      else prefault_writable();
       return IS_PROGRAM;
     }
     execve(z->node_argv[0], z->node_argv, environ);
@@ -236,6 +241,63 @@ static int self_test (struct zygote *z, char *reason, size_t size) {
   return 1;
 }
 
+/* In the probe child: where its dirty runs go (hz_probe_done). */
+static int probe_fd = -1;
+
+/*
+ * Which of the zygote's pages does a python child write before its first call?
+ * A probe child, forked like a program but without isolation (it runs no user
+ * code: zygote.py rehearses the bootstrap's start in it and calls
+ * hz_probe_done), reports the pages it copied; every child then prefaults
+ * those instead of every writable page (~450 of ~1,800 pages, measured).
+ * Returns 1 in the probe; 0 in the zygote, learned or not (then children
+ * prefault everything, as before).
+ */
+static int learn (struct zygote *z) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return 0;
+  PyOS_BeforeFork();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(z->ctl);
+    close(z->own_pidns);
+    close(p[0]);
+    probe_fd = p[1];
+    return 1;
+  }
+  PyOS_AfterFork_Parent();
+  close(p[1]);
+  size_t got = 0;
+  uint8_t *buf = (uint8_t *)z->runs;
+  for (ssize_t n; pid > 0 && got < sizeof z->runs; got += (size_t)n) {
+    n = read(p[0], buf + got, sizeof z->runs - got);
+    if (n < 0 && errno == EINTR) { n = 0; continue; }
+    if (n <= 0) break;
+  }
+  close(p[0]);
+  int status = -1;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  z->nruns = status == 0 ? got / sizeof z->runs[0] : 0;
+  z->run_pages = 0;
+  for (size_t i = 0; i < z->nruns; i++) z->run_pages += z->runs[i].pages;
+  return 0;
+}
+
+/* Called by the probe once rehearsed: reports its dirty runs, and ends it. */
+void hz_probe_done (void) {
+  static struct page_run runs[MAX_RUNS];
+  size_t n = dirty_runs(runs, MAX_RUNS);
+  const uint8_t *p = (const uint8_t *)runs;
+  for (size_t left = n * sizeof runs[0]; left > 0;) {
+    ssize_t w = write(probe_fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) _exit(1);
+    p += w;
+    left -= (size_t)w;
+  }
+  _exit(0);
+}
+
 static int last_cap (void) {
   int cap = 40;
   FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
@@ -257,10 +319,12 @@ int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, cons
   z.iso.bpf_len = bpf_len;
   z.iso.last_cap = last_cap();
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
+  if (learn(&z)) return 3;
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
-  if (z.own_pidns < 0 || sigprocmask(SIG_BLOCK, &chld, &z.old_mask) != 0) { perror("hearth zygote"); return -1; }
+  if (sigprocmask(SIG_BLOCK, &chld, &z.old_mask) != 0) { perror("hearth zygote"); return -1; }
   z.sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
   if (z.sigfd < 0) { perror("hearth zygote: signalfd"); return -1; }
 
@@ -274,10 +338,11 @@ int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, cons
     send_frame(&z, &o);
     return 2;
   }
-  out_map(&o, 3);
+  out_map(&o, 4);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
   out_cstr(&o, "runtime"); out_cstr(&o, "python");
   out_cstr(&o, "pid"); out_int(&o, getpid());
+  out_cstr(&o, "prefault"); out_int(&o, (int64_t)z.run_pages);
   if (send_frame(&z, &o) != 0) return -1;
 
   for (;;) {
