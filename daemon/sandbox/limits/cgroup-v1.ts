@@ -1,9 +1,9 @@
 // cgroup v1: one cgroup per sandbox in each of the memory, pids and cpu hierarchies,
 // nested under the daemon's own cgroup of that hierarchy (as on the development hosts).
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
@@ -59,7 +59,7 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     return {
       prefix: joinPrefix(procs),
       async place (hostPid) {
-        await Promise.all(procs.map(async (file) => await writeFile(file, String(hostPid))))
+        await placePid(procs, hostPid)
       },
       breach: () => counters.breach([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']]),
       async destroy () {

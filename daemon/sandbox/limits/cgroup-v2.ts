@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
@@ -61,7 +61,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
       async place (hostPid) {
-        await writeFile(join(dir, 'cgroup.procs'), String(hostPid))
+        await placePid([join(dir, 'cgroup.procs')], hostPid)
       },
       breach: () => counters.breach([['memory', memoryEvents, 'oom_kill'], ['pids', pidsEvents, 'max']]),
       async destroy () {
