@@ -84,6 +84,7 @@ if echo "$ready" | grep -q '"ready":true'; then ok "hearth.service is ready"; el
 state=$(in_container systemctl is-active hearth.service || true)
 [ "$state" = active ] && ok "systemd reports hearth.service $state" || bad "hearth.service is $state"
 echo "$ready" | grep -q '"python":{"mode":"zygote"' && ok "python sandboxes are forked from a zygote under the unit's hardening" || bad "no python zygote under systemd"
+echo "$ready" | grep -Eq '"prefaultPages":[1-9][0-9]*' && ok "and its probe learned the pages a child writes" || bad "no pages learned by the zygote's probe under systemd"
 echo "$ready" | grep -q '"backend":"cgroup1"' && ok "sandboxes get per-sandbox cgroups under the delegated service cgroup" || bad "no cgroup backend under systemd"
 cg=$(in_container sh -c 'cat /proc/$(systemctl show -p MainPID --value hearth.service)/cgroup' || true)
 echo "$cg" | grep -q 'hearth.slice/hearth.service' && ok "the daemon runs in hearth.slice/hearth.service" || bad "daemon cgroup: $cg"
