@@ -13,6 +13,9 @@ import { zygoteLibrary } from './zygote/library.js'
 
 export type { RuntimeFiles } from './sandbox/runtimes.js'
 
+/** What bootstrap.py imports from beside it. */
+const PYTHON_MODULES = ['hearth_code.py', 'hearth_errors.py', 'hearth_result.py']
+
 /** Copies one file where the sandbox uid can read it: 0644, its directory 0755 whatever the umask. */
 export function install (src: string, dest: string): string {
   mkdirSync(dirname(dest), { recursive: true })
@@ -63,6 +66,7 @@ export async function installRuntimeFiles (root: string, dir: string, zygoteLibr
   const files = {
     dir,
     pythonBootstrap: install(join(root, 'runtimes/python/bootstrap.py'), join(dir, 'python/bootstrap.py')),
+    pythonModules: PYTHON_MODULES.map((name) => install(join(root, 'runtimes/python', name), join(dir, 'python', name))),
     nodeBootstrap,
     zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
     zygoteLibrary // read by the daemon, where it was built

@@ -8,6 +8,7 @@ import { zygoteArgv } from '../daemon/zygote/argv.js'
 const files = {
   dir: '/run/hearth/1-a/files',
   pythonBootstrap: '/run/hearth/1-a/files/python/bootstrap.py',
+  pythonModules: ['/run/hearth/1-a/files/python/hearth_code.py'],
   nodeBootstrap: '/run/hearth/1-a/files/node/bootstrap.mjs',
   zygote: '/run/hearth/1-a/files/python/zygote.py',
   zygoteLibrary: '/srv/hearth/build/libhearth-zygote.so'
@@ -35,6 +36,8 @@ t.test('carries every hardening flag, in bwrap\'s required order', async (t) => 
   t.equal(argv[argv.indexOf('--seccomp') + 1], '4')
   const bootstrap = argv.indexOf(files.pythonBootstrap)
   t.same(argv.slice(bootstrap - 1, bootstrap + 2), ['--ro-bind', files.pythonBootstrap, '/hearth/bootstrap.py'], 'the bootstrap as installed for the sandbox uid')
+  const module = argv.indexOf(files.pythonModules[0] as string)
+  t.same(argv.slice(module - 1, module + 2), ['--ro-bind', files.pythonModules[0], '/hearth/hearth_code.py'], 'its modules beside it')
   t.notOk(argv.some((a) => a === '/root' || a === '/home' || a === '/etc'), 'no host /etc, /home or /root')
 })
 

@@ -101,7 +101,7 @@ t.test('hearth stays out of the way: no bootstrap in __main__ or sys.modules, no
     'def here(): pass',
     'return {',
     '    "internals": [n for n in ("Channel", "compile_module", "run_module", "main") if hasattr(me, n)],',
-    '    "modules": [n for n in ("bootstrap", "msgpack") if n in sys.modules],',
+    '    "modules": [n for n in ("bootstrap", "hearth_code", "hearth_errors", "hearth_result", "msgpack") if n in sys.modules],',
     '    "path": [p for p in sys.path if p == "/hearth" or p.endswith("-packages")],',
     '    "argv": sys.argv, "source": inspect.getsource(here).strip(),',
     '}'
@@ -112,6 +112,8 @@ t.test('hearth stays out of the way: no bootstrap in __main__ or sys.modules, no
   t.match(imp.error?.message, /No module named 'msgpack' \(hearth functions can import Python's standard library only/)
   const boot = await py('import bootstrap')
   t.equal(boot.error?.details.name, 'ModuleNotFoundError')
+  const own = await py('import hearth_result')
+  t.equal(own.error?.details.name, 'ModuleNotFoundError', 'nor its modules')
 })
 
 t.test('sys.stdout is a text stream with a binary buffer and a real fd', async (t) => {

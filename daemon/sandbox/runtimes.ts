@@ -1,6 +1,6 @@
 // The resident bootstraps, which languages each one serves, and what a sandbox
 // of each runtime binds and runs.
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import type { Language } from '../config.js'
 
 export type RuntimeName = 'python' | 'node'
@@ -17,6 +17,8 @@ export interface Bind { readonly src: string, readonly dest: string }
 export interface RuntimeFiles {
   readonly dir: string
   readonly pythonBootstrap: string
+  /** the python bootstrap's own modules (hearth_*.py), bound beside it in /hearth */
+  readonly pythonModules: readonly string[]
   /** bundled with msgpackr: one file */
   readonly nodeBootstrap: string
   readonly zygote: string
@@ -62,8 +64,19 @@ export function layerBind (name: RuntimeName, layer: string): Bind {
   return name === 'python' ? { src: `${layer}/site`, dest: '/packages' } : { src: `${layer}/node_modules`, dest: '/node_modules' }
 }
 
+/** The python bootstrap at /hearth/bootstrap.py, its modules beside it. */
+function pythonBinds (files: RuntimeFiles): Bind[] {
+  return [
+    { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' },
+    ...files.pythonModules.map((src) => ({ src, dest: `/hearth/${basename(src)}` }))
+  ]
+}
+
 export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {
-  if (name === 'python') return scriptSpec(name, { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' })
+  if (name === 'python') {
+    const [bootstrap, ...modules] = pythonBinds(files)
+    return scriptSpec(name, bootstrap as Bind, modules)
+  }
   return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' })
 }
 
@@ -74,7 +87,7 @@ export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpe
  */
 export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
   const node = runtimeSpec('node', files)
-  const binds: Bind[] = [{ src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' }, ...node.binds]
+  const binds: Bind[] = [...pythonBinds(files), ...node.binds]
   const spec = scriptSpec('python', { src: files.zygote, dest: '/hearth/zygote.py' }, binds)
   return { ...spec, nodeCommand: node.command }
 }

@@ -1,29 +1,25 @@
-"""hearth's resident Python bootstrap: serves `run` frames on fd 3 (see ../PROTOCOL.md)."""
-import ast
-import base64
+"""hearth's resident Python bootstrap: serves `run` frames on fd 3 (see ../PROTOCOL.md).
+Its modules beside it: hearth_code (compiling and running the user's code),
+hearth_result (the result as JSON), hearth_errors (a failure described)."""
 import builtins
 import codecs
-import datetime
-import errno
 import io
 import json
-import linecache
 import os
 import socket
 import struct
 import sys
-import traceback
-import types
 
-import msgpack
+if '/hearth' not in sys.path:  # -I leaves the script's directory off; hide_hearth() takes it away again
+    sys.path.insert(0, '/hearth')
 
-FILENAME = 'function.py'
+import msgpack  # noqa: E402
+
+from hearth_code import Return, compile_module, run_module  # noqa: E402
+from hearth_errors import describe, describe_syntax  # noqa: E402
+from hearth_result import result_json  # noqa: E402
+
 HEADER = struct.Struct('>I')
-# The code runs as the program itself, as `python3 function.py` would run it:
-# `if __name__ == '__main__':` blocks run, and pickle finds its functions there.
-MODULE_NAME = '__main__'
-COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect
 
 
 class Channel:
@@ -136,171 +132,6 @@ def _well_formed(value):
     return value
 
 
-CYCLE = 'the result cannot be sent as JSON: it contains a reference cycle'
-
-
-def result_json(value):
-    """The result as compact JSON, by the rule every runtime follows (README,
-    "Results"): NaN and infinities become "NaN", "Infinity", "-Infinity";
-    sets and tuples arrays; bytes base64; dates ISO 8601; keys strings; a
-    cycle is an error. A lone surrogate is kept as its \\u escape."""
-    try:
-        text = _dumps(value)
-    except ValueError as exc:  # NaN / infinity, or a cycle
-        if 'Circular' in str(exc):
-            raise TypeError(CYCLE) from None
-        text = _dumps(_normalise(value, set()))
-    except TypeError:  # a key json cannot write (a tuple, say)
-        text = _dumps(_normalise(value, set()))
-    try:
-        text.encode('utf-8')
-    except UnicodeEncodeError:
-        text = _dumps(_normalise(value, set()), ensure_ascii=True)
-    return text
-
-
-def _dumps(value, ensure_ascii=False):
-    return json.dumps(value, default=_json_default, ensure_ascii=ensure_ascii, allow_nan=False, separators=(',', ':'))
-
-
-def _json_default(value):
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(value).decode('ascii')
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    return str(value)
-
-
-def _normalise(value, path):
-    """The slow path of result_json: what the json module refuses, made JSON."""
-    if isinstance(value, float):
-        return value if value - value == 0 else _non_finite(value)
-    if isinstance(value, (str, int, type(None))):
-        return value
-    if not isinstance(value, (dict, list, tuple, set, frozenset)):
-        return _json_default(value)
-    if id(value) in path:
-        raise TypeError(CYCLE)
-    path.add(id(value))
-    try:
-        if isinstance(value, dict):
-            return {_key(k): _normalise(v, path) for k, v in value.items()}
-        return [_normalise(v, path) for v in value]
-    finally:
-        path.discard(id(value))
-
-
-def _non_finite(x):
-    return 'NaN' if x != x else ('Infinity' if x > 0 else '-Infinity')
-
-
-def _key(key):
-    """A key as json would write it, and the keys it refuses as str(key)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, float) and key - key != 0:
-        return _non_finite(key)
-    if isinstance(key, (bool, int, float, type(None))):
-        return json.dumps(key)
-    return str(key)
-
-
-class Return(BaseException):
-    """A top-level `return`: ends the code with its value. A BaseException, so
-    `except Exception:` lets it through (README: returns inside try / with)."""
-
-    def __init__(self, value=None):
-        super().__init__()
-        self.value = value
-
-
-class _TopLevelReturns(ast.NodeTransformer):
-    """`return x` outside any def or class becomes `raise __hearth_return__(x)`."""
-
-    def visit_FunctionDef(self, node):
-        return node  # a def's own returns are its own
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
-
-    def visit_Return(self, node):
-        call = ast.Call(func=ast.Name(id='__hearth_return__', ctx=ast.Load()),
-                        args=[node.value] if node.value is not None else [], keywords=[])
-        return ast.copy_location(ast.Raise(exc=call, cause=None), node)
-
-
-def compile_module(code):
-    """The code as a module's code object, with positions the user's own."""
-    tree = _TopLevelReturns().visit(ast.parse(code, FILENAME, 'exec'))
-    ast.fix_missing_locations(tree)
-    compiled = compile(tree, FILENAME, 'exec', flags=COMPILE_FLAGS, dont_inherit=True)
-    # for linecache: tracebacks and inspect.getsource() read the code from there (mtime None: never checked on disk)
-    return compiled, (len(code), None, code.splitlines(True), FILENAME)
-
-
-def run_module(loaded, event):
-    """Runs the code in a new module registered as __main__; its value is
-    what a top-level `return` gave (None when it gave nothing)."""
-    compiled, lines = loaded
-    module = types.ModuleType(MODULE_NAME)
-    module.__file__ = FILENAME
-    module.event = module.input = event
-    sys.modules[MODULE_NAME] = module
-    sys.argv[:] = [FILENAME]
-    linecache.cache[FILENAME] = lines
-    try:
-        value = eval(compiled, module.__dict__)
-        if compiled.co_flags & CO_COROUTINE:  # top-level await: the module's code is a coroutine
-            import asyncio
-            asyncio.run(value)
-        return None
-    except Return as ret:
-        return ret.value
-
-
-NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
-
-
-def hint(exc):
-    """What a message should add so that it explains itself, or ''."""
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        top = exc.name.partition('.')[0]
-        if top not in sys.stdlib_module_names:
-            return ("hearth functions can import Python's standard library only; "
-                    "%r is not part of it" % top)
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, socket.gaierror) or (isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS):
-            return 'hearth sandboxes have no network access'
-        exc = getattr(exc, 'reason', None) if isinstance(getattr(exc, 'reason', None), BaseException) \
-            else (exc.__cause__ or exc.__context__)
-    return ''
-
-
-def describe(exc):
-    """{name, message, stack} with only the user's frames in the stack: the
-    bootstrap's own (and the library frames it called) say nothing about the code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == FILENAME]
-    head = 'Traceback (most recent call last):\n' if frames else ''
-    stack = head + ''.join(traceback.format_list(frames)) + ''.join(traceback.format_exception_only(type(exc), exc))
-    message = str(exc)
-    extra = hint(exc)
-    if extra:
-        message = '%s (%s)' % (message, extra)
-    return {'name': type(exc).__name__, 'message': message, 'stack': stack}
-
-
-def describe_syntax(exc):
-    """A SyntaxError of the code itself: its position, for the daemon's syntax_error."""
-    reply = describe(exc)
-    reply['message'] = '%s (%s, line %s)' % (exc.msg, FILENAME, exc.lineno)
-    reply['syntax'] = {'line': exc.lineno or 0, 'column': exc.offset or 0,
-                       'lineText': (exc.text or '').rstrip('\n')}
-    return reply
-
-
 def warm_up():
     """One call's code path, run before `ready`: a sandbox forked from the
     zygote pays its copy-on-write faults here rather than on its first real call."""
@@ -314,7 +145,7 @@ def hide_hearth():
     packages hearth itself imported (msgpack), not the directory they came from.
     Hygiene, not a boundary: the sandbox is the boundary."""
     for name in list(sys.modules):
-        if name in ('bootstrap', '__main__') or name == 'msgpack' or name.startswith('msgpack.'):
+        if name in ('bootstrap', '__main__') or name.startswith('hearth_') or name == 'msgpack' or name.startswith('msgpack.'):
             del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p != '/hearth' and not p.endswith(('-packages', '.egg'))]
     # The function's own packages (an upload's dependencies), bound read-only
