@@ -64,18 +64,18 @@ export function layerBind (name: RuntimeName, layer: string): Bind {
   return name === 'python' ? { src: `${layer}/site`, dest: '/packages' } : { src: `${layer}/node_modules`, dest: '/node_modules' }
 }
 
-/** The python bootstrap at /hearth/bootstrap.py, its modules beside it. */
-function pythonBinds (files: RuntimeFiles): Bind[] {
-  return [
-    { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' },
-    ...files.pythonModules.map((src) => ({ src, dest: `/hearth/${basename(src)}` }))
-  ]
+/** The python bootstrap at /hearth/bootstrap.py; `modules`: its modules beside it. */
+function pythonBinds (files: RuntimeFiles): { bootstrap: Bind, modules: Bind[] } {
+  return {
+    bootstrap: { src: files.pythonBootstrap, dest: '/hearth/bootstrap.py' },
+    modules: files.pythonModules.map((src) => ({ src, dest: `/hearth/${basename(src)}` }))
+  }
 }
 
 export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {
   if (name === 'python') {
-    const [bootstrap, ...modules] = pythonBinds(files)
-    return scriptSpec(name, bootstrap as Bind, modules)
+    const { bootstrap, modules } = pythonBinds(files)
+    return scriptSpec(name, bootstrap, modules)
   }
   return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' })
 }
@@ -87,7 +87,8 @@ export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpe
  */
 export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
   const node = runtimeSpec('node', files)
-  const binds: Bind[] = [...pythonBinds(files), ...node.binds]
+  const python = pythonBinds(files)
+  const binds: Bind[] = [python.bootstrap, ...python.modules, ...node.binds]
   const spec = scriptSpec('python', { src: files.zygote, dest: '/hearth/zygote.py' }, binds)
   return { ...spec, nodeCommand: node.command }
 }

@@ -121,19 +121,6 @@ export async function placePid (procsFiles: readonly string[], pid: number): Pro
   }
 }
 
-/** rmdir: true once gone; false while busy (EBUSY); throws anything else. */
-function rmdirNow (dir: string): boolean {
-  try {
-    rmdirSync(dir)
-    return true
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') return true
-    if (code === 'EBUSY') return false
-    throw err
-  }
-}
-
 /**
  * rmdir, retried: a pid-namespaced tree stays charged to its cgroup for a moment
  * after it exits (measured ~2 s on cgroup v1), and rmdir answers EBUSY until then.
@@ -141,9 +128,12 @@ function rmdirNow (dir: string): boolean {
 export async function removeCgroup (dir: string, procsFile = `${dir}/cgroup.procs`, tries = 40): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
     try {
-      if (rmdirNow(dir)) return true
-    } catch {
-      return false
+      rmdirSync(dir)
+      return true
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return true
+      if (code !== 'EBUSY') return false
     }
     killProcs(procsFile)
     await sleep(Math.min(50 * (i + 1), 500))
