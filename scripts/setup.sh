@@ -64,8 +64,15 @@ if [ ! -s build/seccomp.bpf ] || [ runtimes/seccomp/generate.py -nt build/seccom
   /usr/bin/python3 runtimes/seccomp/generate.py build/seccomp.bpf
 fi
 
-# The python zygote's C core (fork loop and per-child isolation).
+# The python zygote's C core (fork loop and per-child isolation), and the
+# reaper each sandbox's pid 1 executes (static: it runs from a memfd).
 lib=build/libhearth-zygote.so
-if [ ! -s "$lib" ] || [ -n "$(find runtimes/python/zygote -newer "$lib" -name '*.[ch]')" ]; then
+if [ ! -s "$lib" ] || [ -n "$(find runtimes/python/zygote -maxdepth 1 -newer "$lib" -name '*.[ch]')" ]; then
   cc -O2 -Wall -Wextra -Werror -fPIC -shared -o "$lib" runtimes/python/zygote/*.c
+fi
+reaper=build/hearth-reaper
+if [ ! -s "$reaper" ] || [ -n "$(find runtimes/python/zygote/reaper -newer "$reaper" -name '*.[ch]')" ]; then
+  nolibc=""; [ "$(uname -m)" = x86_64 ] && nolibc="-nostdlib -ffreestanding -fno-stack-protector" # reaper.c says why
+  # shellcheck disable=SC2086 # $nolibc is a list of flags
+  cc -O2 -Wall -Wextra -Werror -static $nolibc -o "$reaper" runtimes/python/zygote/reaper/*.c
 fi

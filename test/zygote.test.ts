@@ -79,12 +79,17 @@ return {
     "setuid0": err(libc.setuid(0)),
     "writes": writes,
     "cgroups": sorted(set(line.split(":", 2)[2] for line in open("/proc/self/cgroup").read().splitlines())),
+    "init": open("/proc/1/cmdline").read().split("\\0")[0],
+    "init_rss_kb": int(open("/proc/1/status").read().split("VmRSS:")[1].split()[0]),
 }`)
   t.same(out.caps, Array(5).fill('0000000000000000'), 'no capability in any set')
   t.equal(out.no_new_privs, '1') // bwrap set it on the zygote already; the child sets it again
   t.equal(out.seccomp, '2', 'seccomp filter mode')
   t.equal(out.uid, 65534)
   t.equal(out.pid, 2, 'user code is not pid 1: an init reaps orphans')
+  // Init shared the zygote's memory, then executed the reaper: no copy of the interpreter in pid 1.
+  t.equal(out.init, 'hearth-reaper', 'pid 1 is the reaper')
+  t.ok((out.init_rss_kb as number) < 1024, `pid 1 holds ${out.init_rss_kb as number} KB`)
   t.same(out.fds, [0, 1, 2, 3, 4], 'fds 0-3, and the one listdir opened')
   t.same(out.rendezvous, [], 'the daemon socket directory is unmounted')
   t.same([out.unshare_user, out.unshare_mnt, out.mount], ['EPERM', 'EPERM', 'EPERM'])
@@ -162,9 +167,10 @@ t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung
   const { runner } = await startRunner(t, { POOL_MIN: '1' })
   const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
   await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
-  // The zygote is the python3 that is not a child of another python3: its children run zygote.py too.
-  const all = zygotePids()
-  const mine = all.filter((pid) => !all.includes(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])))
+  // The zygote is the python3 under bwrap: its sandboxes' programs run zygote.py too, under their reaper.
+  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
+  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
+  const mine = zygotePids().filter((pid) => comm(pid) !== 'bwrap' && comm(parentOf(pid)) === 'bwrap')
   t.equal(mine.length, 1, 'one zygote')
   const started = Date.now()
   for (const pid of mine) process.kill(pid, 'SIGKILL')
@@ -236,4 +242,29 @@ t.test('ZYGOTE=off spawns every sandbox', async (t) => {
   const { runner } = await startRunner(t, { ZYGOTE: 'off' })
   t.same(await py(runner, 'return 3'), 3)
   t.same(runner.stats().runtimes, { python: { mode: 'spawn' }, node: { mode: 'spawn' } })
+})
+
+t.test('a child given up on before its go byte ends, and the zygote forks on', async (t) => {
+  // Its init waits for the go byte while the zygote waits for its init
+  // (serve.c, spawn_sandbox): the daemon must end it by closing its
+  // connections. Here the first placement into a cgroup fails.
+  let placements = 0
+  const { runner } = await startRunner(t, {}, {
+    wrapLimits: (real) => ({
+      ...real,
+      create: async (id, own) => {
+        const sandbox = await real.create(id, own)
+        return {
+          ...sandbox,
+          place: async (hostPid) => {
+            if (placements++ === 0) throw new Error('placement refused by the test')
+            await sandbox.place?.(hostPid)
+          }
+        }
+      }
+    })
+  })
+  const first = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
+  t.ok(placements >= 1, `the first placement was refused (first call: ${first.error?.code ?? 'served by a retry'})`)
+  t.equal(await py(runner, 'return 2'), 2, 'the next sandbox is forked and served')
 })

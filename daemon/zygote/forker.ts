@@ -76,8 +76,13 @@ export class Forker {
       const arrived = this.opts.rendezvous.expect(nonce)
       arrived.catch(() => {}) // awaited below, or given up on
       let fork: Fork | null = null
+      let conns: Connections | null = null
+      // The child's init waits for the go byte while the zygote waits for it
+      // (serve.c, spawn_sandbox): closing its connections is what ends it
+      // then, before the zygote can act on a kill.
       const giveUp = (reason: Error): void => {
         this.opts.rendezvous.cancel(nonce, reason)
+        for (const socket of Object.values(conns ?? {})) socket.destroy()
         zygote.killChild(nonce)
       }
       const onAbort = (): void => giveUp(new Error('aborted'))
@@ -86,7 +91,7 @@ export class Forker {
         fork = await zygote.fork(nonce, runtime, limits.rlimits)
         this.forks[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
-        const conns = await Promise.race([arrived, fork.exited.then(gone)])
+        conns = await Promise.race([arrived, fork.exited.then(gone)])
         // Into its cgroup before it may go on: no user code, no child of it,
         // runs outside the sandbox's limits.
         await limits.place?.(fork.hostPid)

@@ -9,11 +9,12 @@ import { constants } from 'node:os'
 import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
 import type { ExitStatus } from '../sandbox/process.js'
 import { findChild, findDescendant } from './host-pid.js'
+import { reaperBeside } from './library.js'
 
 export interface ZygoteOptions {
   readonly argv: readonly string[]
   readonly seccompFile: string | null
-  /** the C core (libhearth-zygote.so), handed over as fd 5 */
+  /** the C core (libhearth-zygote.so), handed over as fd 5; the reaper beside it (library.ts) as fd 6 */
   readonly libraryFile: string
   readonly startTimeoutMs: number
   /** lines the zygote (or a child, before it has its own stderr) wrote to fd 2 */
@@ -63,14 +64,16 @@ export class Zygote {
     this.opts = opts
     const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
     const libraryFd = openSync(opts.libraryFile, 'r')
+    const reaperFd = openSync(reaperBeside(opts.libraryFile), 'r')
     try {
       this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore', libraryFd],
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore', libraryFd, reaperFd],
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
       })
     } finally {
       if (seccompFd !== null) closeSync(seccompFd)
       closeSync(libraryFd)
+      closeSync(reaperFd)
     }
     this.ctl = this.child.stdio[3] as Socket
     this.ctl.on('data', (chunk: Buffer) => this.onFrames(chunk))

@@ -5,6 +5,7 @@ namespace, loads the interpreter and the bootstrap once, and never runs user
 code. Then it hands over to its C core (zygote/serve.c, built at set-up as
 libhearth-zygote.so, given on fd 5): the fork loop and each child's isolation
 (zygote/isolate.c) run there, touching almost none of the interpreter's memory.
+Each child's pid 1 executes the reaper (zygote/reaper/, given on fd 6).
 hz_serve() returns in a forked python program only, which runs the bootstrap;
 a node child executes the command given after the tmpfs size instead.
 
@@ -22,6 +23,7 @@ import bootstrap  # noqa: E402  the runtime and every bootstrap import, loaded o
 CONTROL_FD = 3
 SECCOMP_FD = 4
 LIBRARY_FD = 5
+REAPER_FD = 6
 PROBE = 3  # hz_serve's answer in the probe child
 RENDEZVOUS_DIR = b'/run/hearth'
 
@@ -41,15 +43,21 @@ def read_fd(fd):
         return b''  # SECCOMP=off: no fd 4
 
 
-def load_core():
-    """The C core arrives as fd 5 and is loaded from a memfd: where the daemon
+def as_memfd(name, fd):
+    """An inherited file's bytes in a memfd (close-on-exec): where the daemon
     keeps its files may be mounted noexec (systemd mounts /run so), and an
-    executable mapping of a file there would be refused."""
-    image = read_fd(LIBRARY_FD)
+    executable mapping or an exec of a file there would be refused."""
+    image = read_fd(fd)
     if not image:
-        raise SystemExit('hearth zygote: no C core on fd %d' % LIBRARY_FD)
-    fd = os.memfd_create('libhearth-zygote.so')
-    os.write(fd, image)
+        raise SystemExit('hearth zygote: no %s on fd %d' % (name, fd))
+    memfd = os.memfd_create(name)
+    os.write(memfd, image)
+    return memfd
+
+
+def load_core():
+    """The C core, loaded from its memfd."""
+    fd = as_memfd('libhearth-zygote.so', LIBRARY_FD)
     # PyDLL: the call keeps the GIL, as os.fork() does around fork(2).
     return ctypes.PyDLL('/proc/self/fd/%d' % fd)
 
@@ -66,7 +74,8 @@ def main():
     tmp_options = ('size=%d,mode=1777,nr_inodes=%d' % (tmp_bytes, max(1024, tmp_bytes // 4096))).encode()
     bpf = read_fd(SECCOMP_FD)
     core = load_core()
-    core.hz_serve.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
+    reaper = as_memfd('hearth-reaper', REAPER_FD)
+    core.hz_serve.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
                               ctypes.POINTER(ctypes.c_char_p)]
     core.hz_serve.restype = ctypes.c_int
     node = [arg.encode() for arg in sys.argv[2:]]
@@ -75,7 +84,7 @@ def main():
     # zygote's pages shared instead of touching every object header.
     gc.collect()
     gc.freeze()
-    rc = core.hz_serve(CONTROL_FD, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
+    rc = core.hz_serve(CONTROL_FD, reaper, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
     if rc == PROBE:
         # The probe (serve.c, learn): a program's start and first call
         # rehearsed with hearth's own code, then the pages it copied are

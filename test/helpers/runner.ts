@@ -23,12 +23,15 @@ export interface TestRunner {
 export interface RunnerExtras extends Partial<RunnerOptions> {
   /** false: the python zygote starts without capabilities, which forces the spawn fallback */
   readonly zygoteCapabilities?: boolean
+  /** the real limits backend, with a fault of the test's put in */
+  readonly wrapLimits?: (real: LimitsBackend) => LimitsBackend
 }
 
 /** A Runner as the daemon wires it, python zygote included (unless ZYGOTE=off in `env`). */
 export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras = {}): Promise<TestRunner> {
   const config = loadConfig({ POOL_MIN: '0', POOL_MAX: '4', TIMEOUT_SCRIPT: '10', ACQUIRE_TIMEOUT: '5', ...env })
-  const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
+  const real = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), `hearth-test-${process.pid}-${++n}`)
+  const limits = extra.wrapLimits?.(real) ?? real
   const seccompFile = seccompProgram(config.root, config.stateDir)
   const instanceDir = makeInstanceDir(config.runtimeDir)
   const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)

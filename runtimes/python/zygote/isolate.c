@@ -75,8 +75,15 @@ static void setup_filesystem (const struct isolation *iso) {
   check(chdir("/tmp"), "chdir /tmp");
 }
 
-/* fds 1, 2, 3 = stdout, stderr, frames (when connected); 0 = /dev/null; nothing else. */
-static void arrange_fds (const struct channels *ch) {
+/* Closes fds [first, last]: close_range(2), or one by one where it is missing (before Linux 5.9). */
+static void close_from (unsigned first, unsigned last) {
+  if (first > last || syscall(SYS_close_range, first, last, 0) == 0) return;
+  for (unsigned fd = first; fd <= last && fd < 1024; fd++) close((int)fd);
+}
+
+/* fds 1, 2, 3 = stdout, stderr, frames (when connected); 0 = /dev/null; and
+ * *keep (the reaper's image), moved above them, close-on-exec; nothing else. */
+static void arrange_fds (const struct channels *ch, int *keep) {
   int null = open("/dev/null", O_RDWR);
   if (null < 0) fail("open /dev/null");
   /* Above 3 first, so that no dup2 overwrites a source still to be moved. */
@@ -90,9 +97,11 @@ static void arrange_fds (const struct channels *ch) {
     if (want[i] >= 0 && dup2(want[i], i) != i) fail("dup2");
   }
   int first = ch->proto < 0 ? 3 : 4;
-  if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
-    for (int fd = first; fd < 1024; fd++) close(fd);
-  }
+  int kept = fcntl(*keep, F_DUPFD_CLOEXEC, first);
+  if (kept < 0) fail("dup reaper");
+  close_from((unsigned)first, (unsigned)kept - 1);
+  close_from((unsigned)kept + 1, ~0U);
+  *keep = kept;
 }
 
 static void drop_privileges (const struct isolation *iso) {
@@ -177,20 +186,17 @@ size_t dirty_runs (struct page_run *out, size_t max) {
   return l.n;
 }
 
-/* init's duty: reap everything, end with the program (pid 1 cannot kill itself with a signal). */
-static void reap_until (pid_t program) {
-  signal(SIGINT, SIG_IGN);
+void become_reaper (int image, pid_t program) {
   for (int fd = 0; fd <= 3; fd++) close(fd); /* the program alone holds the channels */
-  for (;;) {
-    int status;
-    pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid < 0) _exit(EXIT_SETUP_FAILED);
-    if (pid == program) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-  }
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", (int)program);
+  char *const argv[] = { "hearth-reaper", pid, NULL };
+  char *const envp[] = { NULL };
+  syscall(SYS_execveat, image, "", argv, envp, AT_EMPTY_PATH);
+  fail("exec the reaper"); /* init's end takes the program with it (its pid namespace goes) */
 }
 
-void become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim) {
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper) {
   struct channels ch = { -1, -1, -1 };
   if (nonce != NULL) {
     ch.proto = connect_hello(iso, nonce, "proto");
@@ -206,9 +212,10 @@ void become_sandbox (const struct isolation *iso, const char *nonce, const struc
   }
   check(unshare(NAMESPACES), "unshare");
   setup_filesystem(iso);
-  arrange_fds(&ch);
+  arrange_fds(&ch, reaper);
   drop_privileges(iso);
   pid_t program = fork();
   if (program < 0) fail("fork");
-  if (program > 0) reap_until(program);
+  if (program == 0) close(*reaper);
+  return program;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define EXIT_SETUP_FAILED 70
 
@@ -26,17 +27,27 @@ struct channels {
 };
 
 /*
- * In a child the zygote just forked, pid 1 of a new pid namespace:
+ * In a sandbox's init, pid 1 of a new pid namespace, still sharing the
+ * zygote's memory (serve.c, spawn_sandbox):
  *   connect to the daemon (unless `nonce` is NULL: the self-test), wait for its
  *   go byte (it has put us in the sandbox's cgroup), set the rlimits, enter new
  *   mount, UTS, IPC, network and cgroup namespaces, mount our own /tmp, /dev/shm,
- *   /proc and /dev/pts, unmount the rendezvous directory, make fds 0-3 the only
- *   open ones, setsid, drop every capability, set no_new_privs, load seccomp,
- *   then fork the program (pid 2).
- * Returns only in the program. This process (init) reaps orphans until the
- * program ends and exits as it did. Any failure: a line on fd 2, exit 70.
+ *   /proc and /dev/pts, unmount the rendezvous directory, make fds 0-3 and
+ *   *reaper (moved, close-on-exec) the only open ones, setsid, drop every
+ *   capability, set no_new_privs, load seccomp, then fork the program (pid 2),
+ *   which gets a copy of the zygote's memory as it was when init was made.
+ * Returns the program's pid in init, 0 in the program (without *reaper). Any
+ * failure: a line on fd 2, exit 70.
  */
-void become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim);
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper);
+
+/*
+ * In init, once the program is forked: executes the reaper (reaper/reaper.c,
+ * from the memfd `image`), which reaps orphans until the program ends and
+ * exits as it did. Init's own copy of nothing: it leaves the zygote's memory
+ * here. Does not return (exit 70 when the exec fails).
+ */
+void become_reaper (int image, pid_t program);
 
 #define PAGE 4096UL
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,11 +39,14 @@ extern void PyOS_AfterFork_Parent (void);
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
 #define IS_PROBE 3 /* hz_serve's answer in the probe child (zygote.py: PROBE) */
 #define MAX_RUNS 4096
+#define INIT_STACK (256 * 1024)
 
 struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
   int ctl, sigfd, own_pidns;
+  int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
+  char *init_stack; /* where init runs (one at a time) */
   char *const *node_argv; /* NULL: no node children */
   sigset_t old_mask;
   struct isolation iso;
@@ -66,27 +70,78 @@ static int send_frame (struct zygote *z, struct out *o) {
   return 0;
 }
 
-/* fork() whose child is pid 1 of a new pid namespace: unshare(CLONE_NEWPID)
- * applies to our next child only, and setns() back lets the one after get a
- * fresh namespace too (the kernel refuses a second unshare until then). */
-static pid_t fork_init (struct zygote *z) {
-  if (unshare(CLONE_NEWPID) != 0) return -1;
-  PyOS_BeforeFork();
-  pid_t pid = fork();
-  if (pid == 0) return 0; /* no Python runs in init; the program calls PyOS_AfterFork_Child() */
-  PyOS_AfterFork_Parent();
-  if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
-    perror("hearth zygote: setns own pid namespace");
-    exit(EXIT_SETUP_FAILED);
-  }
-  return pid;
-}
-
 /* In a child: nothing of the zygote's loop stays open. */
 static void leave_zygote (struct zygote *z) {
   close(z->ctl);
   close(z->sigfd);
   close(z->own_pidns);
+}
+
+/* In init, before it leaves the zygote: the `forked` frame, with init's pid
+ * as the zygote sees it (/proc is the zygote's still), so that the daemon can
+ * place it in its cgroup while the zygote waits (CLONE_VFORK). */
+static int tell_forked (struct zygote *z, const char *nonce) {
+  char self[32];
+  ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+  if (n <= 0) return -1;
+  self[n] = 0;
+  struct out o;
+  out_map(&o, 3);
+  out_cstr(&o, "t"); out_cstr(&o, "forked");
+  out_cstr(&o, "nonce"); out_cstr(&o, nonce);
+  out_cstr(&o, "pid"); out_int(&o, atoi(self));
+  return send_frame(z, &o);
+}
+
+/* How a sandbox's init starts: what it is for, and where its stderr goes. */
+struct birth {
+  struct zygote *z;
+  const char *nonce; /* NULL: the self-test */
+  const struct rlimits *lim;
+  int err_fd;        /* the self-test's pipe, or -1 */
+};
+
+/* Where a program resumes in its own copy of the zygote: spawn_sandbox's
+ * frame, frozen there while init ran (a __builtin_setjmp buffer). */
+static void *resume_point[5];
+
+/* Init, on its own stack in the zygote's memory: sets the sandbox up, forks
+ * the program (which resumes at resume_point), and becomes the reaper. */
+static int init_main (void *arg) {
+  struct birth *b = arg;
+  struct zygote *z = b->z;
+  if (b->nonce != NULL && tell_forked(z, b->nonce) != 0) _exit(EXIT_SETUP_FAILED);
+  int reaper = z->reaper;
+  leave_zygote(z);
+  if (b->err_fd >= 0) dup2(b->err_fd, 2);
+  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper);
+  if (program == 0) __builtin_longjmp(resume_point, 1);
+  become_reaper(reaper, program);
+  return EXIT_SETUP_FAILED;
+}
+
+/*
+ * A sandbox: init is pid 1 of a new pid namespace (unshare(CLONE_NEWPID)
+ * applies to our next child only; setns() back lets the one after get a fresh
+ * namespace too). Init shares our memory (CLONE_VM) instead of copying it, and
+ * we wait (CLONE_VFORK) until it has forked the program and executed the
+ * reaper: a sandbox costs one copy of the zygote's page tables, not two.
+ * Returns init's pid, or -1 with errno; returns 0 in the program.
+ */
+static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd) {
+  if (unshare(CLONE_NEWPID) != 0) return -1;
+  struct birth b = { z, nonce, lim, err_fd };
+  PyOS_BeforeFork(); /* the program calls PyOS_AfterFork_Child() */
+  if (__builtin_setjmp(resume_point) != 0) return 0;
+  pid_t pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
+  int err = errno;
+  PyOS_AfterFork_Parent();
+  if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
+    perror("hearth zygote: setns own pid namespace");
+    exit(EXIT_SETUP_FAILED);
+  }
+  errno = err;
+  return pid;
 }
 
 static int valid_nonce (struct value v) {
@@ -120,7 +175,7 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     z->children = grown;
     z->cap = cap;
   }
-  pid_t pid = fork_init(z);
+  pid_t pid = spawn_sandbox(z, id, &lim, -1);
   struct out o;
   if (pid < 0) {
     out_map(&o, 3);
@@ -130,8 +185,6 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     return send_frame(z, &o);
   }
   if (pid == 0) {
-    leave_zygote(z);
-    become_sandbox(&z->iso, id, &lim);
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (!node) {
       if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
@@ -144,14 +197,11 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     if (n > 0) (void)!write(2, line, (size_t)n);
     _exit(EXIT_SETUP_FAILED);
   }
+  /* init told the daemon (tell_forked) */
   z->children[z->nchildren].pid = pid;
   memcpy(z->children[z->nchildren].nonce, id, sizeof id);
   z->nchildren++;
-  out_map(&o, 3);
-  out_cstr(&o, "t"); out_cstr(&o, "forked");
-  out_cstr(&o, "nonce"); out_cstr(&o, id);
-  out_cstr(&o, "pid"); out_int(&o, pid);
-  return send_frame(z, &o);
+  return 0;
 }
 
 /* SIGKILL for a child we hold unreaped: its pid cannot have been reused. */
@@ -217,14 +267,8 @@ static int on_input (struct zygote *z) {
 static int self_test (struct zygote *z, char *reason, size_t size) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return -1;
-  pid_t pid = fork_init(z);
-  if (pid == 0) {
-    leave_zygote(z);
-    close(pipefd[0]);
-    dup2(pipefd[1], 2);
-    become_sandbox(&z->iso, NULL, NULL);
-    _exit(0); /* the program: everything held */
-  }
+  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1]);
+  if (pid == 0) _exit(0); /* the program: everything held */
   close(pipefd[1]);
   if (pid < 0) {
     snprintf(reason, size, "cannot fork into a new pid namespace: %s", strerror(errno));
@@ -312,9 +356,12 @@ static int last_cap (void) {
   return cap;
 }
 
-int hz_serve (int ctl, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len, char *const *node_argv) {
+int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len, char *const *node_argv) {
   static struct zygote z;
   z.ctl = ctl;
+  z.reaper = reaper;
+  z.init_stack = mmap(NULL, INIT_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (z.init_stack == MAP_FAILED) { perror("hearth zygote: init stack"); return -1; }
   z.node_argv = node_argv != NULL && node_argv[0] != NULL ? node_argv : NULL;
   z.iso.rendezvous_dir = rendezvous_dir;
   snprintf(z.iso.rendezvous_sock, sizeof z.iso.rendezvous_sock, "%s/sock", rendezvous_dir);
