@@ -56,8 +56,13 @@ t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says 
 
 t.test('a forked child holds no privilege and no way back to the daemon', async (t) => {
   const { runner } = await startRunner(t)
-  const out = await py(runner, `import ctypes, errno, os
+  const out = await py(runner, `import ctypes, errno, os, signal, threading
 libc = ctypes.CDLL(None, use_errno=True)
+def raised():
+    got = []
+    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+    signal.raise_signal(signal.SIGUSR1)
+    return got == [1]
 status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
 def err(rc):
     return "ok" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
@@ -80,6 +85,7 @@ return {
     "writes": writes,
     "cgroups": sorted(set(line.split(":", 2)[2] for line in open("/proc/self/cgroup").read().splitlines())),
     "init": open("/proc/1/cmdline").read().split("\\0")[0],
+    "tid": threading.get_native_id(), "raised": raised(),
     "init_rss_kb": int(open("/proc/1/status").read().split("VmRSS:")[1].split()[0]),
 }`)
   t.same(out.caps, Array(5).fill('0000000000000000'), 'no capability in any set')
@@ -89,6 +95,8 @@ return {
   t.equal(out.pid, 2, 'user code is not pid 1: an init reaps orphans')
   // Init shared the zygote's memory, then executed the reaper: no copy of the interpreter in pid 1.
   t.equal(out.init, 'hearth-reaper', 'pid 1 is the reaper')
+  // A program forked by an init that shared the zygote's memory, resumed on the zygote's stack: its thread is its own.
+  t.same([out.tid, out.raised], [2, true], 'the program\'s thread id is its pid, and raise() reaches it')
   t.ok((out.init_rss_kb as number) < 1024, `pid 1 holds ${out.init_rss_kb as number} KB`)
   t.same(out.fds, [0, 1, 2, 3, 4], 'fds 0-3, and the one listdir opened')
   t.same(out.rendezvous, [], 'the daemon socket directory is unmounted')
@@ -107,6 +115,11 @@ open("/dev/shm/mark", "w").write("a")
 abstract = socket.socket(socket.AF_UNIX); abstract.bind("\\0hearth-sibling"); abstract.listen()
 path = socket.socket(socket.AF_UNIX); path.bind("/tmp/sock"); path.listen()
 libc = ctypes.CDLL(None, use_errno=True)
+def raised():
+    got = []
+    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+    signal.raise_signal(signal.SIGUSR1)
+    return got == [1]
 shmid = libc.shmget(0x4845, 4096, 0o1666)
 sleeper = subprocess.Popen(["/bin/sleep", "60"])
 import builtins
@@ -116,6 +129,11 @@ return {"shmid": shmid, "sleeper": sleeper.pid, "hostname": socket.gethostname()
   // B: a different function, so a different forked child, while A lives.
   const b = await py(runner, `import ctypes, errno, os, signal, socket
 libc = ctypes.CDLL(None, use_errno=True)
+def raised():
+    got = []
+    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+    signal.raise_signal(signal.SIGUSR1)
+    return got == [1]
 def connect(addr):
     s = socket.socket(socket.AF_UNIX)
     try:

@@ -102,7 +102,13 @@ struct birth {
 };
 
 /* Where a program resumes in its own copy of the zygote: spawn_sandbox's
- * frame, frozen there while init ran (a __builtin_setjmp buffer). */
+ * frame, frozen there while init ran (a __builtin_setjmp buffer). The
+ * builtins, not setjmp(3): glibc's fortified longjmp refuses a jump from
+ * init's stack to the zygote's. A function holding a __builtin_setjmp
+ * receiver saves every callee-saved register in its prologue (checked in the
+ * disassembly), so its callers' registers come back from the copied stack.
+ * The program is made by glibc's fork() in init, which sets the tid glibc
+ * keeps for the thread (a raw clone would leave the zygote's there). */
 static void *resume_point[5];
 
 /* Init, on its own stack in the zygote's memory: sets the sandbox up, forks
