@@ -196,7 +196,21 @@ void become_reaper (int image, pid_t program) {
   fail("exec the reaper"); /* init's end takes the program with it (its pid namespace goes) */
 }
 
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper) {
+/* A program that executes another one (node): vfork()ed, so that it never
+ * copies the zygote's page tables only to drop them at its execve. */
+static pid_t exec_program (char *const *argv, const sigset_t *mask, int reaper) {
+  pid_t pid = vfork();
+  if (pid != 0) return pid;
+  close(reaper);
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  execve(argv[0], argv, environ);
+  char line[160];
+  int n = snprintf(line, sizeof line, "hearth zygote child: exec %s: %s\n", argv[0], strerror(errno));
+  if (n > 0) (void)!write(2, line, (size_t)n);
+  _exit(EXIT_SETUP_FAILED);
+}
+
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog) {
   struct channels ch = { -1, -1, -1 };
   if (nonce != NULL) {
     ch.proto = connect_hello(iso, nonce, "proto");
@@ -214,7 +228,7 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
   setup_filesystem(iso);
   arrange_fds(&ch, reaper);
   drop_privileges(iso);
-  pid_t program = fork();
+  pid_t program = prog->argv != NULL ? exec_program(prog->argv, prog->mask, *reaper) : fork();
   if (program < 0) fail("fork");
   if (program == 0) close(*reaper);
   return program;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #define EXIT_SETUP_FAILED 70
@@ -34,12 +35,20 @@ struct channels {
  *   mount, UTS, IPC, network and cgroup namespaces, mount our own /tmp, /dev/shm,
  *   /proc and /dev/pts, unmount the rendezvous directory, make fds 0-3 and
  *   *reaper (moved, close-on-exec) the only open ones, setsid, drop every
- *   capability, set no_new_privs, load seccomp, then fork the program (pid 2),
- *   which gets a copy of the zygote's memory as it was when init was made.
- * Returns the program's pid in init, 0 in the program (without *reaper). Any
- * failure: a line on fd 2, exit 70.
+ *   capability, set no_new_privs, load seccomp, then start the program (pid 2):
+ *   forked, with a copy of the zygote's memory as it was when init was made,
+ *   or vforked to execute prog->argv at once.
+ * Returns the program's pid in init, 0 in a forked program (without *reaper).
+ * Any failure: a line on fd 2, exit 70.
  */
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper);
+/* What the program is: a copy of the zygote (argv NULL: it returns into
+ * Python), or a program it executes with argv (node), its signal mask `mask`. */
+struct program {
+  char *const *argv;
+  const sigset_t *mask;
+};
+
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog);
 
 /*
  * In init, once the program is forked: executes the reaper (reaper/reaper.c,

@@ -5,7 +5,8 @@
  * each of those pages is one copy-on-write fault after every fork.
  *
  * A python child's program returns into the interpreter; a node child's
- * program, just as isolated, executes node instead (`node_argv`).
+ * program, just as isolated, executes node instead (`node_argv`), vforked by
+ * its init.
  *
  * hz_serve() returns 0 in a forked python program (which then runs the
  * bootstrap), 1 in the zygote when the daemon closes the channel, 2 when the
@@ -99,6 +100,7 @@ struct birth {
   const char *nonce; /* NULL: the self-test */
   const struct rlimits *lim;
   int err_fd;        /* the self-test's pipe, or -1 */
+  int node;          /* the program executes node */
 };
 
 /* Where a program resumes in its own copy of the zygote: spawn_sandbox's
@@ -120,7 +122,8 @@ static int init_main (void *arg) {
   int reaper = z->reaper;
   leave_zygote(z);
   if (b->err_fd >= 0) dup2(b->err_fd, 2);
-  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper);
+  struct program prog = { b->node ? z->node_argv : NULL, &z->old_mask };
+  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog);
   if (program == 0) __builtin_longjmp(resume_point, 1);
   become_reaper(reaper, program);
   return EXIT_SETUP_FAILED;
@@ -134,9 +137,9 @@ static int init_main (void *arg) {
  * reaper: a sandbox costs one copy of the zygote's page tables, not two.
  * Returns init's pid, or -1 with errno; returns 0 in the program.
  */
-static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd) {
+static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node) {
   if (unshare(CLONE_NEWPID) != 0) return -1;
-  struct birth b = { z, nonce, lim, err_fd };
+  struct birth b = { z, nonce, lim, err_fd, node };
   PyOS_BeforeFork(); /* the program calls PyOS_AfterFork_Child() */
   if (__builtin_setjmp(resume_point) != 0) return 0;
   pid_t pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
@@ -181,7 +184,7 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     z->children = grown;
     z->cap = cap;
   }
-  pid_t pid = spawn_sandbox(z, id, &lim, -1);
+  pid_t pid = spawn_sandbox(z, id, &lim, -1, node);
   struct out o;
   if (pid < 0) {
     out_map(&o, 3);
@@ -190,18 +193,11 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     out_cstr(&o, "message"); out_cstr(&o, strerror(errno));
     return send_frame(z, &o);
   }
-  if (pid == 0) {
+  if (pid == 0) { /* a python program (a node one executed node from init) */
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
-    if (!node) {
-      if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
-      else prefault_writable();
-      return IS_PROGRAM;
-    }
-    execve(z->node_argv[0], z->node_argv, environ);
-    char line[160];
-    int n = snprintf(line, sizeof line, "hearth zygote child: exec %s: %s\n", z->node_argv[0], strerror(errno));
-    if (n > 0) (void)!write(2, line, (size_t)n);
-    _exit(EXIT_SETUP_FAILED);
+    if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
+    else prefault_writable();
+    return IS_PROGRAM;
   }
   /* init told the daemon (tell_forked) */
   z->children[z->nchildren].pid = pid;
@@ -273,7 +269,7 @@ static int on_input (struct zygote *z) {
 static int self_test (struct zygote *z, char *reason, size_t size) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return -1;
-  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1]);
+  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1], 0);
   if (pid == 0) _exit(0); /* the program: everything held */
   close(pipefd[1]);
   if (pid < 0) {
