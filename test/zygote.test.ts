@@ -115,11 +115,6 @@ open("/dev/shm/mark", "w").write("a")
 abstract = socket.socket(socket.AF_UNIX); abstract.bind("\\0hearth-sibling"); abstract.listen()
 path = socket.socket(socket.AF_UNIX); path.bind("/tmp/sock"); path.listen()
 libc = ctypes.CDLL(None, use_errno=True)
-def raised():
-    got = []
-    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
-    signal.raise_signal(signal.SIGUSR1)
-    return got == [1]
 shmid = libc.shmget(0x4845, 4096, 0o1666)
 sleeper = subprocess.Popen(["/bin/sleep", "60"])
 import builtins
@@ -129,11 +124,6 @@ return {"shmid": shmid, "sleeper": sleeper.pid, "hostname": socket.gethostname()
   // B: a different function, so a different forked child, while A lives.
   const b = await py(runner, `import ctypes, errno, os, signal, socket
 libc = ctypes.CDLL(None, use_errno=True)
-def raised():
-    got = []
-    signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
-    signal.raise_signal(signal.SIGUSR1)
-    return got == [1]
 def connect(addr):
     s = socket.socket(socket.AF_UNIX)
     try:

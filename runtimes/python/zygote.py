@@ -86,7 +86,7 @@ def main():
     gc.freeze()
     rc = core.hz_serve(CONTROL_FD, reaper, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
     if rc == PROBE:
-        # The probe (serve.c, learn): a program's start and first call
+        # The probe (zygote/probe.c): a program's start and first call
         # rehearsed with hearth's own code, then the pages it copied are
         # reported and it exits.
         ctypes.pythonapi.PyOS_AfterFork_Child()

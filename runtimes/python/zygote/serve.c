@@ -10,7 +10,7 @@
  *
  * hz_serve() returns 0 in a forked python program (which then runs the
  * bootstrap), 1 in the zygote when the daemon closes the channel, 2 when the
- * self-test failed (reported as `unavailable`), 3 in the probe child (learn),
+ * self-test failed (reported as `unavailable`), 3 in the probe child (probe.c),
  * -1 on any other error (on fd 2). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,20 +26,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "frames.h"
+#include "interp.h"
 #include "isolate.h"
-
-/* The interpreter's own fork protocol (what os.fork() does around fork(2)),
- * resolved in the python3 executable when zygote.py loads this library: the
- * program, a descendant, calls PyOS_AfterFork_Child() before running Python
- * again, and from Python 3.12 that releases the import lock PyOS_BeforeFork()
- * took (measured: without it, Python 3.13 aborts there). */
-extern void PyOS_BeforeFork (void);
-extern void PyOS_AfterFork_Parent (void);
+#include "probe.h"
 
 #define NONCE_LEN 32
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
 #define IS_PROBE 3 /* hz_serve's answer in the probe child (zygote.py: PROBE) */
-#define MAX_RUNS 4096
 #define INIT_STACK (256 * 1024)
 
 struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
@@ -288,66 +281,6 @@ static int self_test (struct zygote *z, char *reason, size_t size) {
   return 1;
 }
 
-/* In the probe child: where its dirty runs go (hz_probe_done). */
-static int probe_fd = -1;
-
-/*
- * Which of the zygote's pages does a python child write before its first call?
- * A probe child, forked like a program but without isolation (it runs no user
- * code: zygote.py rehearses the bootstrap's start in it and calls
- * hz_probe_done), reports the pages it copied; every child then prefaults
- * those instead of every writable page (~500 of ~1,850 pages, measured).
- * Returns 1 in the probe; 0 in the zygote, learned or not (then children
- * prefault everything, as before).
- */
-static int learn (struct zygote *z) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return 0;
-  PyOS_BeforeFork();
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(z->ctl);
-    close(z->own_pidns);
-    close(p[0]);
-    probe_fd = p[1];
-    return 1;
-  }
-  PyOS_AfterFork_Parent();
-  close(p[1]);
-  if (pid < 0) {
-    close(p[0]);
-    return 0;
-  }
-  size_t got = 0;
-  uint8_t *buf = (uint8_t *)z->runs;
-  while (got < sizeof z->runs) {
-    ssize_t n = read(p[0], buf + got, sizeof z->runs - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(p[0]);
-  int status = -1;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  z->nruns = status == 0 ? got / sizeof z->runs[0] : 0;
-  return 0;
-}
-
-/* Called by the probe once rehearsed: reports its dirty runs, and ends it. */
-void hz_probe_done (void) {
-  static struct page_run runs[MAX_RUNS];
-  size_t n = dirty_runs(runs, MAX_RUNS);
-  const uint8_t *p = (const uint8_t *)runs;
-  for (size_t left = n * sizeof runs[0]; left > 0;) {
-    ssize_t w = write(probe_fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) _exit(1);
-    p += w;
-    left -= (size_t)w;
-  }
-  _exit(0);
-}
-
 static int last_cap (void) {
   int cap = 40;
   FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
@@ -373,7 +306,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.iso.last_cap = last_cap();
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
-  if (learn(&z)) return IS_PROBE;
+  if (learn_pages(z.ctl, z.own_pidns, z.runs, MAX_RUNS, &z.nruns)) return IS_PROBE;
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
