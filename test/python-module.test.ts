@@ -167,3 +167,21 @@ t.test('a top-level return inside try / with ends the code as a return; except E
   t.equal(r.result?.data, '"from inside"')
   t.same(r.logs, [['stdout', 'finally ran']])
 })
+
+t.test('a top-level return from every kind of block; a def\'s, a class\'s and a lambda\'s returns stay their own', async (t) => {
+  const cases: Array<[string, unknown]> = [
+    ['if event:\n    return "if"\nreturn "after"', 'if'],
+    ['if not event:\n    pass\nelif event:\n    return "elif"', 'elif'],
+    ['for i in range(3):\n    if i == 1:\n        return i', 1],
+    ['for i in []:\n    pass\nelse:\n    return "for-else"', 'for-else'],
+    ['while True:\n    return "while"', 'while'],
+    ['try:\n    raise ValueError()\nexcept ValueError:\n    return "except"', 'except'],
+    ['try:\n    x = 1\nexcept Exception:\n    pass\nelse:\n    return "try-else"', 'try-else'],
+    ['try:\n    pass\nfinally:\n    return "finally"', 'finally'],
+    ['with open("/dev/null"):\n    return "with"', 'with'],
+    ['match event:\n    case {"a": 1}:\n        return "case"\n    case _:\n        return "default"', 'case'],
+    ['import asyncio\nasync def f():\n    return 4\nfor x in [1]:\n    return await f()', 4],
+    ['def f():\n    return 5\nclass C:\n    def g(self):\n        return 6\ng = lambda: 7\nreturn [f(), C().g(), g()]', [5, 6, 7]]
+  ]
+  for (const [code, want] of cases) t.same(value(await py(code, '{"a": 1}')), want, code.split('\n')[0] as string)
+})
