@@ -31,7 +31,7 @@
  * user namespace stays the zygote's, whose only uid is the sandbox uid. */
 #define NAMESPACES (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP)
 
-static void fail (const char *step) {
+static __attribute__((noreturn)) void fail (const char *step) {
   int e = errno;
   char line[256];
   int n = snprintf(line, sizeof line, "hearth zygote child: %s: %s\n", step, strerror(e));
@@ -197,17 +197,16 @@ void become_reaper (int image, pid_t program) {
 }
 
 /* A program that executes another one (node): vfork()ed, so that it never
- * copies the zygote's page tables only to drop them at its execve. */
-static pid_t exec_program (char *const *argv, const sigset_t *mask, int reaper) {
+ * copies the zygote's page tables only to drop them at its execve (the
+ * reaper's fd is close-on-exec). */
+static pid_t exec_program (char *const *argv, const sigset_t *mask) {
   pid_t pid = vfork();
   if (pid != 0) return pid;
-  close(reaper);
   sigprocmask(SIG_SETMASK, mask, NULL);
   execve(argv[0], argv, environ);
-  char line[160];
-  int n = snprintf(line, sizeof line, "hearth zygote child: exec %s: %s\n", argv[0], strerror(errno));
-  if (n > 0) (void)!write(2, line, (size_t)n);
-  _exit(EXIT_SETUP_FAILED);
+  char step[128];
+  snprintf(step, sizeof step, "exec %s", argv[0]);
+  fail(step);
 }
 
 pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog) {
@@ -228,7 +227,7 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
   setup_filesystem(iso);
   arrange_fds(&ch, reaper);
   drop_privileges(iso);
-  pid_t program = prog->argv != NULL ? exec_program(prog->argv, prog->mask, *reaper) : fork();
+  pid_t program = prog->argv != NULL ? exec_program(prog->argv, prog->mask) : fork();
   if (program < 0) fail("fork");
   if (program == 0) close(*reaper);
   return program;
