@@ -195,7 +195,7 @@ export function layerTable (l: LayerResult): string {
     '| to ready, ms: spawn (cgroup + bwrap + bootstrap) or fork (cgroup + fork + isolation) | p50 | p90 | p99 | max | sandboxes |',
     '|---|--:|--:|--:|--:|--:|'
   ]
-  const how: Record<string, string> = { python: 'python, spawned by bwrap', node: 'node, spawned by bwrap', 'python-forked': 'python, forked from the zygote', 'node-zygote': 'node, executed by the zygote after its isolation' }
+  const how: Record<string, string> = { python: 'python, spawned by bwrap', node: 'node, spawned by bwrap', 'python-forked': 'python, forked from the python zygote', 'node-forked': 'node, forked from the node zygote' }
   for (const [runtime, s] of Object.entries(l.spawnToReady)) rows.push(`| ${how[runtime] ?? runtime} | ${n(s.p50, 1)} | ${n(s.p90, 1)} | ${n(s.p99, 1)} | ${n(s.max, 1)} | ${s.count} |`)
   return rows.join('\n')
 }

@@ -35,8 +35,8 @@ export interface LayerResult {
   readonly floor: RoundTrip
   /** python-forked: a python sandbox forked from the zygote */
   readonly warm: Record<'python' | 'javascript' | 'python-forked', RoundTrip>
-  /** milliseconds from cgroup creation to the bootstrap's ready frame; python-forked: fork-to-ready; node-zygote: through the zygote */
-  readonly spawnToReady: Record<RuntimeName | 'python-forked' | 'node-zygote', Latency & { readonly count: number }>
+  /** milliseconds from cgroup creation to the bootstrap's ready frame; python-forked: fork-to-ready; node-forked: fork-to-ready from the node zygote */
+  readonly spawnToReady: Record<RuntimeName | 'python-forked' | 'node-forked', Latency & { readonly count: number }>
   readonly ratios: { readonly python_vs_floor_p50: number, readonly javascript_vs_floor_p50: number }
 }
 
@@ -84,8 +84,8 @@ async function floor (calls: number, frameBytes: number): Promise<RoundTrip> {
   }
 }
 
-/** python-forked: forked by the zygote; node-zygote: executed by the zygote after its isolation */
-type Kind = RuntimeName | 'python-forked' | 'node-zygote'
+/** python-forked, node-forked: forked by the runtime's zygote */
+type Kind = RuntimeName | 'python-forked' | 'node-forked'
 
 function starter (config: Config, limits: LimitsBackend, forkers: Forkers, files: RuntimeFiles) {
   const seccompFile = config.seccomp ? seccompProgram(config.root, config.stateDir) : null
@@ -93,12 +93,13 @@ function starter (config: Config, limits: LimitsBackend, forkers: Forkers, files
   const { disableUserns } = probeBwrap(hostUid)
   let seq = 0
   return async (kind: Kind): Promise<Sandbox> => {
-    const runtime: RuntimeName = kind === 'python-forked' ? 'python' : kind === 'node-zygote' ? 'node' : kind
-    const viaZygote = kind === 'python-forked' || kind === 'node-zygote'
+    const runtime: RuntimeName = kind === 'python-forked' ? 'python' : kind === 'node-forked' ? 'node' : kind
+    const viaZygote = kind === 'python-forked' || kind === 'node-forked'
     const id = `layer-${kind}-${++seq}`
     const sandboxLimits = await limits.create(id)
-    const forker = forkers.byRuntime.python
+    const forker = forkers.byRuntime[runtime]
     if (viaZygote && forker?.usable !== true) throw new Error(`no zygote: ${forker?.unavailable ?? 'ZYGOTE=off'}`)
+    if (viaZygote && forker?.stats(runtime).start !== 'fork') throw new Error(`no ${runtime} zygote: ${forker?.stats(runtime).startReason ?? ''}`)
     const launch = viaZygote
       ? (forker as NonNullable<typeof forker>).launch(sandboxLimits, runtime)
       : spawnLaunch({ runtime: runtimeSpec(runtime, files), hostUid, tmpBytes: config.sandboxTmpBytes, seccompFile, disableUserns }, sandboxLimits)
@@ -130,7 +131,7 @@ export async function measureSandboxLayer (opts: LayerOptions, cgroupName: strin
   try {
     const start = starter(config, limits, forkers, files)
     const spawnToReady = {} as Record<Kind, Latency & { count: number }>
-    for (const runtime of ['python', 'node', 'python-forked', 'node-zygote'] as const) {
+    for (const runtime of ['python', 'node', 'python-forked', 'node-forked'] as const) {
       const samples = new Samples()
       for (let i = 0; i < opts.spawns; i++) {
         const t = process.hrtime.bigint()

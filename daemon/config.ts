@@ -11,6 +11,8 @@ export type Language = typeof LANGUAGES[number]
 
 export type LimitsBackendName = 'auto' | 'cgroup2' | 'cgroup1' | 'rlimit' | 'none'
 export type ZygoteMode = 'auto' | 'on' | 'off'
+/** how a fresh node sandbox starts when zygotes run: forked from a node zygote, or executed by the python zygote */
+export type NodeStart = 'fork' | 'exec'
 
 export interface Config {
   readonly root: string // the checkout: runtimes/, node_modules/, build/
@@ -42,6 +44,7 @@ export interface Config {
   readonly limitsBackend: LimitsBackendName
   readonly cgroupName: string
   readonly zygote: ZygoteMode
+  readonly zygoteNode: NodeStart
   readonly zygoteMaxForks: number
   readonly zygoteMaxAgeMs: number
   /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
@@ -123,6 +126,7 @@ const DEFAULTS = {
   LIMITS_BACKEND: 'auto',
   CGROUP_NAME: 'hearth',
   ZYGOTE: 'auto',
+  ZYGOTE_NODE: 'fork',
   ZYGOTE_MAX_FORKS: '1000',
   ZYGOTE_MAX_AGE_SECONDS: '600',
   RUNTIME_DIR: '',
@@ -264,6 +268,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     limitsBackend: oneOf(env, 'LIMITS_BACKEND', ['auto', 'cgroup2', 'cgroup1', 'rlimit', 'none'] as const),
     cgroupName: cgroupName(env),
     zygote: oneOf(env, 'ZYGOTE', ['auto', 'on', 'off'] as const),
+    zygoteNode: oneOf(env, 'ZYGOTE_NODE', ['fork', 'exec'] as const),
     zygoteMaxForks: integer(env, 'ZYGOTE_MAX_FORKS', 1),
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
     runtimeDir: runtimeDir(env),

@@ -18,7 +18,7 @@ export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMe
 
 // A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
 export interface Rlimits { data?: number, nproc?: number, core?: number }
-/** runtime 'node': after the same isolation the child executes node instead of returning into python */
+/** runtime: what the program runs. The zygote's own runtime (python when absent) forks a copy of it; node, asked of the python zygote, executes node after the same isolation */
 export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits }
 export interface KillCommand { t: 'kill', nonce: string }
 export type ZygoteCommand = ForkCommand | KillCommand

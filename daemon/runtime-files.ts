@@ -1,11 +1,11 @@
-// What sandboxes run (bootstraps, the zygote and its C core), installed at
+// What sandboxes run (bootstraps, the zygotes and their C core), installed at
 // start into this daemon's runtime directory: bwrap binds them as the sandbox
 // uid, which may not be able to read the checkout (a clone under /root, mode
-// 700, is the common case). The node bootstrap is bundled with msgpackr into
-// one file, so user code's require() finds nothing of hearth's.
+// 700, is the common case). The node bootstrap and zygote are each bundled
+// with msgpackr into one file, so user code's require() finds nothing of hearth's.
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import type { Config } from './config.js'
 import { dropToHostUid } from './sandbox/argv.js'
 import type { RuntimeFiles } from './sandbox/runtimes.js'
@@ -15,6 +15,9 @@ export type { RuntimeFiles } from './sandbox/runtimes.js'
 
 /** What bootstrap.py imports from beside it. */
 const PYTHON_MODULES = ['hearth_code.py', 'hearth_errors.py', 'hearth_result.py']
+
+/** What sandboxes and the node zygote run of runtimes/node, each bundled into one file. */
+const NODE_ENTRIES = ['bootstrap.mjs', 'zygote.mjs']
 
 /** Copies one file where the sandbox uid can read it: 0644, its directory 0755 whatever the umask. */
 export function install (src: string, dest: string): string {
@@ -42,37 +45,39 @@ export async function prepareRuntimeFiles (config: Config, instanceDir: string):
 }
 
 /**
- * The node bootstrap bundled with msgpackr: made by the build (`npm run
- * build:runtimes`), or here when the build's is missing or older than a
- * source of it (an edited runtime is never run stale). Bundling at each start
- * cost ~0.1 s natively and seconds in an emulated guest.
+ * The node bootstrap and the node zygote, each bundled with msgpackr: made by
+ * the build (`npm run build:runtimes`), or here when the build's are missing
+ * or older than a source of them (an edited runtime is never run stale).
+ * Bundling at each start cost ~0.1 s natively and seconds in an emulated guest.
  */
-async function nodeBootstrapTo (root: string, dest: string): Promise<void> {
-  const prebuilt = join(root, 'dist/runtimes/node/bootstrap.mjs')
+async function nodeRuntimeTo (root: string, dir: string): Promise<void> {
+  const entries = NODE_ENTRIES.map((name) => join(root, 'runtimes/node', name))
+  const prebuilt = NODE_ENTRIES.map((name) => join(root, 'dist/runtimes/node', name))
   const sources = readdirSync(join(root, 'runtimes/node')).map((f) => statSync(join(root, 'runtimes/node', f)).mtimeMs)
-  if (existsSync(prebuilt) && statSync(prebuilt).mtimeMs >= Math.max(...sources)) {
-    copyFileSync(prebuilt, dest)
+  if (prebuilt.every((f) => existsSync(f) && statSync(f).mtimeMs >= Math.max(...sources))) {
+    for (const f of prebuilt) copyFileSync(f, join(dir, basename(f)))
   } else {
     const { build } = await import('esbuild')
-    await build({ entryPoints: [join(root, 'runtimes/node/bootstrap.mjs')], outfile: dest, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'silent' })
+    await build({ entryPoints: entries, outdir: dir, outExtension: { '.js': '.mjs' }, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'silent' })
   }
-  chmodSync(dest, 0o644)
+  for (const name of NODE_ENTRIES) chmodSync(join(dir, name), 0o644)
 }
 
 export async function installRuntimeFiles (root: string, dir: string, zygoteLibrary: string | null): Promise<RuntimeFiles> {
-  const nodeBootstrap = join(dir, 'node/bootstrap.mjs')
-  mkdirSync(dirname(nodeBootstrap), { recursive: true, mode: 0o755 })
-  await nodeBootstrapTo(root, nodeBootstrap)
+  const nodeDir = join(dir, 'node')
+  mkdirSync(nodeDir, { recursive: true, mode: 0o755 })
+  await nodeRuntimeTo(root, nodeDir)
   const files = {
     dir,
     pythonBootstrap: install(join(root, 'runtimes/python/bootstrap.py'), join(dir, 'python/bootstrap.py')),
     pythonModules: PYTHON_MODULES.map((name) => install(join(root, 'runtimes/python', name), join(dir, 'python', name))),
-    nodeBootstrap,
+    nodeBootstrap: join(nodeDir, 'bootstrap.mjs'),
     zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
+    nodeZygote: join(nodeDir, 'zygote.mjs'),
     zygoteLibrary // read by the daemon, where it was built
   }
   // whatever the umask (hearth.service: UMask=0077); python/ is install()'s
-  for (const d of [dir, join(dir, 'node')]) chmodSync(d, 0o755)
+  for (const d of [dir, nodeDir]) chmodSync(d, 0o755)
   return files
 }
 

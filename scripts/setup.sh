@@ -17,7 +17,7 @@ missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
-# The python zygote's C core needs libc's and the kernel's headers.
+# The zygotes' C core needs libc's and the kernel's headers.
 [ -f /usr/include/linux/seccomp.h ] && [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 # The sandboxes run Debian's /usr/bin/python3, so its own modules must be there
@@ -64,15 +64,7 @@ if [ ! -s build/seccomp.bpf ] || [ runtimes/seccomp/generate.py -nt build/seccom
   /usr/bin/python3 runtimes/seccomp/generate.py build/seccomp.bpf
 fi
 
-# The python zygote's C core (fork loop and per-child isolation), and the
-# reaper each sandbox's pid 1 executes (static: it runs from a memfd).
-lib=build/libhearth-zygote.so
-if [ ! -s "$lib" ] || [ -n "$(find runtimes/python/zygote -maxdepth 1 -newer "$lib" -name '*.[ch]')" ]; then
-  cc -O2 -Wall -Wextra -Werror -fPIC -shared -o "$lib" runtimes/python/zygote/*.c
-fi
-reaper=build/hearth-reaper
-if [ ! -s "$reaper" ] || [ -n "$(find runtimes/python/zygote/reaper -newer "$reaper" -name '*.[ch]')" ]; then
-  nolibc=""; [ "$(uname -m)" = x86_64 ] && nolibc="-nostdlib -ffreestanding -fno-stack-protector" # reaper.c says why
-  # shellcheck disable=SC2086 # $nolibc is a list of flags
-  cc -O2 -Wall -Wextra -Werror -static $nolibc -o "$reaper" runtimes/python/zygote/reaper/*.c
-fi
+# The zygotes' C core (fork loop and per-child isolation), as a library for
+# python and a Node-API addon for node, and the reaper each sandbox's pid 1
+# executes.
+sh runtimes/zygote/build.sh build

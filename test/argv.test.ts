@@ -2,7 +2,7 @@
 import t from 'tap'
 import { sandboxArgv } from '../daemon/sandbox/argv.js'
 import { probeBwrap } from '../daemon/sandbox/probe.js'
-import { runtimeSpec, zygoteSpec } from '../daemon/sandbox/runtimes.js'
+import { nodeZygoteSpec, runtimeSpec, zygoteSpec } from '../daemon/sandbox/runtimes.js'
 import { zygoteArgv } from '../daemon/zygote/argv.js'
 
 const files = {
@@ -11,6 +11,7 @@ const files = {
   pythonModules: ['/run/hearth/1-a/files/python/hearth_code.py'],
   nodeBootstrap: '/run/hearth/1-a/files/node/bootstrap.mjs',
   zygote: '/run/hearth/1-a/files/python/zygote.py',
+  nodeZygote: '/run/hearth/1-a/files/node/zygote.mjs',
   zygoteLibrary: '/srv/hearth/build/libhearth-zygote.so'
 }
 const runtime = runtimeSpec('python', files)
@@ -60,6 +61,14 @@ t.test('the zygote keeps capabilities in its own user namespace, builds /dev wit
   t.same(argv.slice(argv.lastIndexOf('--') + 1), ['/usr/bin/python3', '-I', '-B', '/hearth/zygote.py', '4096', ...spec.nodeCommand])
   const without = zygoteArgv({ runtime: spec, nodeCommand: spec.nodeCommand, hostUid: null, rendezvousDir: '/r', tmpBytes: 1, capabilities: false })
   t.equal(without[without.indexOf('--cap-drop') + 1], 'ALL', 'the fallback test\'s zygote')
+})
+
+t.test('the node zygote runs its bundled script single-threaded, with the bootstrap beside it and nothing to execute', async (t) => {
+  const argv = zygoteArgv({ runtime: nodeZygoteSpec(files), nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096 })
+  t.same(argv.slice(argv.lastIndexOf('--') + 1), [process.execPath, '--single-threaded', '--no-memory-reducer', '--disable-warning=ExperimentalWarning', '/hearth/zygote.mjs', '4096'])
+  for (const [src, dest] of [['/run/hearth/1-a/files/node/zygote.mjs', '/hearth/zygote.mjs'], ['/run/hearth/1-a/files/node/bootstrap.mjs', '/hearth/bootstrap.mjs']] as const) {
+    t.same(argv.slice(argv.indexOf(src) - 1, argv.indexOf(src) + 2), ['--ro-bind', src, dest])
+  }
 })
 
 t.test('drops only --disable-userns where bwrap cannot apply it', async (t) => {

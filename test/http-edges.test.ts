@@ -70,9 +70,10 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
   t.same(keys(r.body), ['limits', 'pools', 'ready', 'redis', 'runtimes', 'sandboxes', 'warm'])
   t.same(keys(r.body.limits), ['backend', 'cpus', 'detail', 'memoryBytes', 'pids', 'sandboxes'])
   t.same(keys(r.body.runtimes), ['node', 'python'])
-  t.same(keys(r.body.runtimes.node), ['currentForks', 'forks', 'mode', 'retiring', 'start', 'started', 'zygotes'])
-  t.same(keys(r.body.runtimes.python), ['currentForks', 'forks', 'mode', 'prefaultPages', 'retiring', 'start', 'started', 'zygotes'])
-  t.ok(r.body.runtimes.python.prefaultPages > 0, 'the zygote\'s probe learned the pages a child writes')
+  for (const runtime of ['node', 'python']) {
+    t.same(keys(r.body.runtimes[runtime]), ['currentForks', 'forks', 'mode', 'prefaultPages', 'retiring', 'start', 'started', 'zygotes'])
+    t.ok(r.body.runtimes[runtime].prefaultPages > 0, `the ${runtime} zygote's probe learned the pages a child writes`)
+  }
   t.same(r.body.pools.map((p: unknown) => keys(p)), Array(3).fill(['borrowed', 'consecutiveFailures', 'language', 'lastError', 'ready', 'spawned', 'starting', 'waiting']))
   t.same(keys(r.body.warm), ['functions', 'idle', 'sandboxes', 'waiting'])
   t.type(r.body.sandboxes, 'number')

@@ -1,5 +1,5 @@
-// Fresh sandboxes started by the zygote (python ones forked into its
-// interpreter, node ones executed after the same isolation): what each child
+// Fresh sandboxes started by the zygotes (python ones forked into the python
+// zygote's interpreter; node ones: test/node-zygote.test.ts): what each child
 // can and cannot do, siblings alive at once, the zygote's fork budget, its
 // death, and the fallback to spawning where a zygote cannot work.
 import { execFileSync } from 'node:child_process'
@@ -49,9 +49,9 @@ t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says 
   const js = await call(runner, { language: 'javascript', code: 'return [process.pid, process.getuid(), require("fs").readdirSync("/run/hearth")]', input: '{}' })
   t.equal(js.result?.data, '[2,65534,[]]', 'node: pid 2 under an init, the sandbox uid, no way back to the daemon')
   t.match(pythonRuntime(runner), { mode: 'zygote', start: 'fork' })
-  t.match(node(), { mode: 'zygote', start: 'exec' })
+  t.match(node(), { mode: 'zygote', start: 'fork' })
   t.ok(pythonRuntime(runner).forks > before.python, 'the python call ran in a forked sandbox')
-  t.ok(node().forks > before.node, 'the javascript call ran in a sandbox the zygote started')
+  t.ok(node().forks > before.node, 'the javascript call ran in a sandbox forked from the node zygote')
 })
 
 t.test('a forked child holds no privilege and no way back to the daemon', async (t) => {

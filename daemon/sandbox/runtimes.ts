@@ -22,6 +22,8 @@ export interface RuntimeFiles {
   /** bundled with msgpackr: one file */
   readonly nodeBootstrap: string
   readonly zygote: string
+  /** the node zygote, bundled with what it preloads (the node bootstrap's serve.mjs) */
+  readonly nodeZygote: string
   /** the zygote's C core (read by the daemon, handed to the zygote as an fd), or null when it could not be built */
   readonly zygoteLibrary: string | null
 }
@@ -81,9 +83,9 @@ export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpe
 }
 
 /**
- * The zygote (runtimes/python/zygote.py): the python bootstrap it preloads
- * and what its node children execute (the node runtime's binds). Its C core
- * is not bound: it is handed over as an fd.
+ * The python zygote (runtimes/python/zygote.py): the python bootstrap it
+ * preloads and what its node children execute when there is no node zygote
+ * (the node runtime's binds). Its C core is not bound: it is handed over as an fd.
  */
 export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeCommand: readonly string[] } {
   const node = runtimeSpec('node', files)
@@ -91,6 +93,18 @@ export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeC
   const binds: Bind[] = [python.bootstrap, ...python.modules, ...node.binds]
   const spec = scriptSpec('python', { src: files.zygote, dest: '/hearth/zygote.py' }, binds)
   return { ...spec, nodeCommand: node.command }
+}
+
+/**
+ * The node zygote (runtimes/node/zygote.mjs), one bundled file, under V8's
+ * --single-threaded: the programs it forks have its main thread only, so
+ * nothing V8 does may wait on a worker thread.
+ */
+export function nodeZygoteSpec (files: RuntimeFiles): RuntimeSpec {
+  // the bootstrap beside it, as a node sandbox executed by bwrap sees /hearth
+  const spec = scriptSpec('node', { src: files.nodeZygote, dest: '/hearth/zygote.mjs' }, [{ src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' }])
+  const [node, ...rest] = spec.command
+  return { ...spec, command: [node as string, '--single-threaded', '--no-memory-reducer', ...rest] }
 }
 
 /** Host paths the runtimes bind from outside /usr and the runtime directory (node installed elsewhere). */

@@ -1,9 +1,10 @@
-// Fresh sandboxes started by a zygote: python ones forked into its interpreter,
-// node ones executed after the same isolation. Replaces the zygote
-// after ZYGOTE_MAX_FORKS forks or ZYGOTE_MAX_AGE (siblings share its address
-// space layout and hash seed: the budget bounds that), starting the successor
-// ahead of time so no call waits for it; a retired zygote lives on, forking
-// nothing, until its last child is gone (they live in its pid namespace).
+// Fresh sandboxes started by one runtime's zygote: forked into its interpreter
+// (or, node ones from the python zygote, executed after the same isolation).
+// Replaces the zygote after ZYGOTE_MAX_FORKS forks or ZYGOTE_MAX_AGE (siblings
+// share its address space layout and hash seed: the budget bounds that),
+// starting the successor ahead of time so no call waits for it; a retired
+// zygote lives on, forking nothing, until its last child is gone (they live in
+// its pid namespace).
 import { randomBytes } from 'node:crypto'
 import { GO } from '../protocol.js'
 import type { SandboxLimits } from '../sandbox/limits/index.js'
@@ -12,6 +13,8 @@ import type { Connections, Rendezvous } from './rendezvous.js'
 import { Zygote, type Fork } from './zygote.js'
 
 export interface ForkerOptions {
+  /** what its zygote runs, and so what its forked programs run */
+  readonly runtime: ZygoteRuntime
   readonly argv: readonly string[]
   readonly seccompFile: string | null
   readonly libraryFile: string
@@ -29,13 +32,15 @@ export interface ForkerStats {
   readonly reason?: string
   /** how a fresh sandbox of this runtime starts in the zygote: forked into its interpreter, or executed */
   readonly start: 'fork' | 'exec'
+  /** why it is executed rather than forked from a zygote of its own */
+  readonly startReason?: string
   readonly zygotes: number
   readonly retiring: number
   readonly started: number
   /** this runtime's sandboxes started by zygotes so far */
   readonly forks: number
   readonly currentForks: number
-  /** python: pages a forked child copies at once (learned; 0: every writable page of the zygote) */
+  /** pages a forked child copies at once (learned by the zygote's probe; 0 for python: every writable page of the zygote) */
   readonly prefaultPages?: number
 }
 
@@ -47,6 +52,8 @@ const SUCCESSOR_AT = 0.9
 export class Forker {
   /** set when zygotes cannot work here; sandboxes of this runtime are spawned */
   unavailable: string | null = null
+  /** why node sandboxes come from this (python) forker's zygote, executed, when they do */
+  execReason: string | null = null
   private current: Zygote | null = null
   private next: Promise<Zygote> | null = null
   private readonly retiring = new Set<Zygote>()
@@ -111,13 +118,14 @@ export class Forker {
     return {
       mode: this.usable ? 'zygote' : 'spawn',
       ...(this.unavailable === null ? {} : { reason: this.unavailable }),
-      start: runtime === 'python' ? 'fork' : 'exec',
+      start: runtime === this.opts.runtime ? 'fork' : 'exec',
+      ...(runtime !== this.opts.runtime && this.execReason !== null ? { startReason: this.execReason } : {}),
       zygotes: (this.current?.alive === true ? 1 : 0) + this.retiring.size,
       retiring: this.retiring.size,
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === 'python' && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {})
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {})
     }
   }
 

@@ -1,12 +1,15 @@
-// The zygote that starts every fresh sandbox (python ones forked into the
-// preloaded interpreter, node ones executed after the same isolation), chosen
-// at start-up: ZYGOTE=auto tries and falls back to spawning with a warning, on
-// insists, off never tries.
+// The zygotes that start every fresh sandbox, chosen at start-up: a python one
+// (python sandboxes forked into its preloaded interpreter) and a node one
+// (node sandboxes forked into its preloaded node). ZYGOTE=auto tries and falls
+// back to spawning with a warning, on insists, off never tries. Where the node
+// zygote cannot start (or ZYGOTE_NODE=exec), node sandboxes come from the
+// python zygote, which executes node in each after the same isolation.
 import { join } from 'node:path'
 import type { Config } from '../config.js'
-import { zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
+import { nodeZygoteSpec, zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
-import { Forker } from './forker.js'
+import { Forker, type ForkerOptions } from './forker.js'
+import { addonBeside } from './library.js'
 import { Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
@@ -31,44 +34,64 @@ export interface ForkersOptions {
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
 }
 
+/** Starts a forker's first zygote; false (and why, on the forker) when it cannot. */
+async function started (forker: Forker, problem: string | null): Promise<boolean> {
+  try {
+    if (problem !== null) throw new Error(problem)
+    await forker.start()
+    return true
+  } catch (err) {
+    forker.unavailable = (err as Error).message
+    return false
+  }
+}
+
 export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   const c = o.config
   if (c.zygote === 'off') return { byRuntime: {}, close: async () => {} }
   const rendezvous = await Rendezvous.open(join(o.instanceDir, 'rendezvous'), o.hostUid)
-  const spec = zygoteSpec(o.files)
-  const forker = new Forker({
-    argv: zygoteArgv({
-      runtime: spec,
-      nodeCommand: spec.nodeCommand,
-      hostUid: o.hostUid,
-      rendezvousDir: rendezvous.dir,
-      tmpBytes: c.sandboxTmpBytes,
-      capabilities: o.capabilities
-    }),
+  const library = o.files.zygoteLibrary ?? '/nonexistent'
+  const common = (name: string): Omit<ForkerOptions, 'runtime' | 'argv' | 'libraryFile'> => ({
     seccompFile: o.seccompFile,
-    libraryFile: o.files.zygoteLibrary ?? '/nonexistent',
     rendezvous,
     maxForks: c.zygoteMaxForks,
     maxAgeMs: c.zygoteMaxAgeMs,
     startTimeoutMs: c.spawnTimeoutMs,
-    onStderr: (line) => o.warn('zygote: stderr', { line }),
-    onTrouble: (err) => o.warn(`zygote: ${err.message}`)
+    onStderr: (line) => o.warn(`${name}: stderr`, { line }),
+    onTrouble: (err) => o.warn(`${name}: ${err.message}`)
   })
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities }
+  const spec = zygoteSpec(o.files)
+  const python = new Forker({
+    ...common('zygote'),
+    runtime: 'python',
+    argv: zygoteArgv({ ...argv, runtime: spec, nodeCommand: spec.nodeCommand }),
+    libraryFile: library
+  })
+  const node = c.zygoteNode === 'fork'
+    ? new Forker({
+      ...common('node zygote'),
+      runtime: 'node',
+      argv: zygoteArgv({ ...argv, runtime: nodeZygoteSpec(o.files), nodeCommand: [] }),
+      libraryFile: addonBeside(library)
+    })
+    : null
+  const forkers = [python, node].filter((f): f is Forker => f !== null)
   const close = async (): Promise<void> => {
-    await forker.close()
+    await Promise.all(forkers.map(async (f) => await f.close()))
     await rendezvous.close()
   }
-  try {
-    if (o.zygoteProblem !== null) throw new Error(o.zygoteProblem)
-    await forker.start()
-  } catch (err) {
-    const reason = (err as Error).message
+  const [pythonUp, nodeUp] = await Promise.all([started(python, o.zygoteProblem), node === null ? false : started(node, o.zygoteProblem)])
+  if (!pythonUp) {
     if (c.zygote === 'on') {
       await close()
-      throw new Error(`ZYGOTE=on, but the zygote cannot start: ${reason}`)
+      throw new Error(`ZYGOTE=on, but the zygote cannot start: ${python.unavailable ?? ''}`)
     }
-    forker.unavailable = reason
-    o.warn('NO ZYGOTE: fresh sandboxes are spawned by bwrap, each Python one paying a whole interpreter start', { reason })
+    o.warn('NO ZYGOTE: fresh sandboxes are spawned by bwrap, each Python one paying a whole interpreter start', { reason: python.unavailable })
   }
-  return { byRuntime: { python: forker, node: forker }, close }
+  python.execReason = node === null ? 'ZYGOTE_NODE=exec' : node.unavailable
+  if (node !== null && !nodeUp && pythonUp) {
+    o.warn('NO NODE ZYGOTE: fresh node sandboxes execute node in the python zygote\'s sandboxes, each paying a whole node start', { reason: node.unavailable })
+  }
+  return { byRuntime: { python, node: nodeUp && node !== null ? node : python }, close }
 }

@@ -1,8 +1,9 @@
 // Errors as the daemon reports them: the user's frames only, and messages that
 // say what is wrong where Node's own do not (no network, no such package).
 
-// Stack frames of the bootstrap and of Node's internals say nothing about the user's code.
-const OWN_FRAME = /^\s+at .*(\/hearth\/bootstrap\.mjs|node:internal\/|new Promise \(<anonymous>\))/
+// Stack frames of the bootstrap (of the node zygote in a forked sandbox) and of
+// Node's internals say nothing about the user's code.
+const OWN_FRAME = /^\s+at .*(\/hearth\/(bootstrap|zygote)\.mjs|node:internal\/|new Promise \(<anonymous>\))/
 
 const NO_NETWORK = new Set(['EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL'])
 const NOT_FOUND = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])

@@ -2,12 +2,14 @@
 
 It runs in a bwrap sandbox of its own that keeps capabilities inside its user
 namespace, loads the interpreter and the bootstrap once, and never runs user
-code. Then it hands over to its C core (zygote/serve.c, built at set-up as
-libhearth-zygote.so, given on fd 5): the fork loop and each child's isolation
-(zygote/isolate.c) run there, touching almost none of the interpreter's memory.
-Each child's pid 1 executes the reaper (zygote/reaper/, given on fd 6).
+code. Then it hands over to the zygotes' C core (../zygote/serve.c, built at
+set-up as libhearth-zygote.so, given on fd 5): the fork loop and each child's
+isolation (../zygote/isolate.c) run there, touching almost none of the
+interpreter's memory. Each child's pid 1 executes the reaper
+(../zygote/reaper/, given on fd 6).
 hz_serve() returns in a forked python program only, which runs the bootstrap;
-a node child executes the command given after the tmpfs size instead.
+a node child (where the node zygote, ../node/zygote.mjs, cannot run) executes
+the command given after the tmpfs size instead.
 
 usage: zygote.py TMP_BYTES [NODE_ARGV...]
 """
@@ -86,7 +88,7 @@ def main():
     gc.freeze()
     rc = core.hz_serve(CONTROL_FD, reaper, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
     if rc == PROBE:
-        # The probe (zygote/probe.c): a program's start and first call
+        # The probe (../zygote/probe.c): a program's start and first call
         # rehearsed with hearth's own code, then the pages it copied are
         # reported and it exits.
         ctypes.pythonapi.PyOS_AfterFork_Child()

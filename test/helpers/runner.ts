@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import { rmSync } from 'node:fs'
 import { loadConfig, sandboxHostUid, type Config, type Env } from '../../daemon/config.js'
 import { makeInstanceDir } from '../../daemon/runtime-dir.js'
-import { prepareRuntimeFiles } from '../../daemon/runtime-files.js'
+import { prepareRuntimeFiles, type RuntimeFiles } from '../../daemon/runtime-files.js'
 import { startForkers } from '../../daemon/zygote/index.js'
 import { Runner, type RunnerOptions, type RunRequest, type RunResult } from '../../daemon/pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
@@ -25,6 +25,8 @@ export interface RunnerExtras extends Partial<RunnerOptions> {
   readonly zygoteCapabilities?: boolean
   /** the real limits backend, with a fault of the test's put in */
   readonly wrapLimits?: (real: LimitsBackend) => LimitsBackend
+  /** what sandboxes run, with a change of the test's (a part missing) */
+  readonly editFiles?: (files: RuntimeFiles) => RuntimeFiles
 }
 
 /** A Runner as the daemon wires it, python zygote included (unless ZYGOTE=off in `env`). */
@@ -34,7 +36,9 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
   const limits = extra.wrapLimits?.(real) ?? real
   const seccompFile = seccompProgram(config.root, config.stateDir)
   const instanceDir = makeInstanceDir(config.runtimeDir)
-  const { files, zygoteProblem } = await prepareRuntimeFiles(config, instanceDir)
+  const prepared = await prepareRuntimeFiles(config, instanceDir)
+  const files = extra.editFiles?.(prepared.files) ?? prepared.files
+  const zygoteProblem = prepared.zygoteProblem
   const warnings: Array<Record<string, unknown>> = []
   const forkers = await startForkers({
     config,

@@ -17,7 +17,7 @@ int learn_pages (int ctl, int pidns, struct page_run *runs, size_t max, size_t *
   *nruns = 0;
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return 0;
-  PyOS_BeforeFork();
+  hz_interp->before_fork();
   pid_t pid = fork();
   if (pid == 0) {
     close(ctl);
@@ -26,7 +26,7 @@ int learn_pages (int ctl, int pidns, struct page_run *runs, size_t max, size_t *
     probe_fd = p[1];
     return 1;
   }
-  PyOS_AfterFork_Parent();
+  hz_interp->after_fork_parent();
   close(p[1]);
   if (pid < 0) {
     close(p[0]);

@@ -1,17 +1,19 @@
 /* The zygote's loop: `fork` and `kill` frames on the control channel,
  * `forked` and `exited` back (runtimes/PROTOCOL.md, "Zygote"). It runs in C,
- * called once from zygote.py with the interpreter loaded: between two forks
- * the zygote touches a few pages of its own instead of the interpreter's, and
- * each of those pages is one copy-on-write fault after every fork.
+ * called once from a zygote with its interpreter loaded (python/zygote.py,
+ * node/zygote.mjs through node/addon.c here): between two forks the zygote
+ * touches a few pages of its own instead of the interpreter's, and each of
+ * those pages is one copy-on-write fault after every fork.
  *
- * A python child's program returns into the interpreter; a node child's
- * program, just as isolated, executes node instead (`node_argv`), vforked by
- * its init.
+ * A child's program is a copy of the zygote that returns into its
+ * interpreter; a node child of the python zygote (where the node zygote
+ * cannot run), just as isolated, executes node instead (`node_argv`), vforked
+ * by its init.
  *
- * hz_serve() returns 0 in a forked python program (which then runs the
- * bootstrap), 1 in the zygote when the daemon closes the channel, 2 when the
- * self-test failed (reported as `unavailable`), 3 in the probe child (probe.c),
- * -1 on any other error (on fd 2). */
+ * hz_serve() returns 0 in a forked program (which then runs the bootstrap),
+ * 1 in the zygote when the daemon closes the channel, 2 when the self-test
+ * failed (reported as `unavailable`), 3 in the probe child (probe.c), -1 on
+ * any other error (on fd 2). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "frames.h"
@@ -35,16 +37,21 @@
 #define IS_PROBE 3 /* hz_serve's answer in the probe child (zygote.py: PROBE) */
 #define INIT_STACK (256 * 1024)
 
-struct child { pid_t pid; char nonce[NONCE_LEN + 1]; };
+/* A sandbox's init, watched through a pidfd. Not SIGCHLD: the kernel gives
+ * it to any thread that does not block it, and in node the platform's
+ * threads took it (ignored) before a signalfd saw it (measured: exits went
+ * unreported, and a retired zygote waited for its children forever). */
+struct child { pid_t pid; int pidfd; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
-  int ctl, sigfd, own_pidns;
+  int ctl, own_pidns;
   int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
   char *init_stack; /* where init runs (one at a time) */
   char *const *node_argv; /* NULL: no node children */
   sigset_t old_mask;
   struct isolation iso;
   struct child *children;
+  struct pollfd *polls; /* the channel, then each child's pidfd */
   size_t nchildren, cap;
   struct page_run runs[MAX_RUNS]; /* what a probe child copied: each child prefaults these */
   size_t nruns;
@@ -67,7 +74,6 @@ static int send_frame (struct zygote *z, struct out *o) {
 /* In a child: nothing of the zygote's loop stays open. */
 static void leave_zygote (struct zygote *z) {
   close(z->ctl);
-  close(z->sigfd);
   close(z->own_pidns);
 }
 
@@ -133,11 +139,11 @@ static int init_main (void *arg) {
 static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node) {
   if (unshare(CLONE_NEWPID) != 0) return -1;
   struct birth b = { z, nonce, lim, err_fd, node };
-  PyOS_BeforeFork(); /* the program calls PyOS_AfterFork_Child() */
+  hz_interp->before_fork(); /* a python program calls PyOS_AfterFork_Child() */
   if (__builtin_setjmp(resume_point) != 0) return 0;
   pid_t pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
   int err = errno;
-  PyOS_AfterFork_Parent();
+  hz_interp->after_fork_parent();
   if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
     perror("hearth zygote: setns own pid namespace");
     exit(EXIT_SETUP_FAILED);
@@ -160,12 +166,27 @@ static int64_t limit_of (struct value rl, const char *key) {
   return v.kind == K_INT && v.i >= 0 ? v.i : -1;
 }
 
+static int send_exited (struct zygote *z, const char *nonce, int status) {
+  struct out o;
+  out_map(&o, 4);
+  out_cstr(&o, "t"); out_cstr(&o, "exited");
+  out_cstr(&o, "nonce"); out_cstr(&o, nonce);
+  out_cstr(&o, "code");
+  if (WIFEXITED(status)) out_int(&o, WEXITSTATUS(status)); else out_nil(&o);
+  out_cstr(&o, "signal");
+  if (WIFSIGNALED(status)) out_int(&o, WTERMSIG(status)); else out_nil(&o);
+  return send_frame(z, &o);
+}
+
 static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   struct value nonce = map_get(msg, len, "nonce");
   if (!valid_nonce(nonce)) return -1;
   struct value rl = map_get(msg, len, "rlimits");
-  int node = value_is(map_get(msg, len, "runtime"), "node");
-  if (node && z->node_argv == NULL) return -1;
+  /* A program of the zygote's own runtime is a copy of it; node, asked of a
+   * python zygote, is executed. */
+  struct value runtime = map_get(msg, len, "runtime");
+  int node = runtime.kind == K_STR && !value_is(runtime, hz_interp->runtime);
+  if (node && (!value_is(runtime, "node") || z->node_argv == NULL)) return -1;
   struct rlimits lim = { limit_of(rl, "data"), limit_of(rl, "nproc"), limit_of(rl, "core") };
   char id[NONCE_LEN + 1];
   memcpy(id, nonce.str, NONCE_LEN);
@@ -175,6 +196,9 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     struct child *grown = realloc(z->children, cap * sizeof *grown);
     if (grown == NULL) return -1;
     z->children = grown;
+    struct pollfd *polls = realloc(z->polls, (cap + 1) * sizeof *polls);
+    if (polls == NULL) return -1;
+    z->polls = polls;
     z->cap = cap;
   }
   pid_t pid = spawn_sandbox(z, id, &lim, -1, node);
@@ -186,14 +210,22 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     out_cstr(&o, "message"); out_cstr(&o, strerror(errno));
     return send_frame(z, &o);
   }
-  if (pid == 0) { /* a python program (a node one executed node from init) */
+  if (pid == 0) { /* a copy of the zygote (an executed program went from init) */
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
-    else prefault_writable();
+    else if (hz_interp->prefault_all) prefault_writable();
     return IS_PROGRAM;
   }
   /* init told the daemon (tell_forked) */
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) { /* it could not be watched: it ends now */
+    int status;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return send_exited(z, id, status);
+  }
   z->children[z->nchildren].pid = pid;
+  z->children[z->nchildren].pidfd = pidfd;
   memcpy(z->children[z->nchildren].nonce, id, sizeof id);
   z->nchildren++;
   return 0;
@@ -208,28 +240,16 @@ static void on_kill (struct zygote *z, const uint8_t *msg, size_t len) {
   }
 }
 
-static int reap (struct zygote *z) {
-  struct signalfd_siginfo info;
-  while (read(z->sigfd, &info, sizeof info) == sizeof info) {}
-  for (;;) {
-    int status;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) return 0;
-    for (size_t i = 0; i < z->nchildren; i++) {
-      if (z->children[i].pid != pid) continue;
-      struct out o;
-      out_map(&o, 4);
-      out_cstr(&o, "t"); out_cstr(&o, "exited");
-      out_cstr(&o, "nonce"); out_cstr(&o, z->children[i].nonce);
-      out_cstr(&o, "code");
-      if (WIFEXITED(status)) out_int(&o, WEXITSTATUS(status)); else out_nil(&o);
-      out_cstr(&o, "signal");
-      if (WIFSIGNALED(status)) out_int(&o, WTERMSIG(status)); else out_nil(&o);
-      z->children[i] = z->children[--z->nchildren];
-      if (send_frame(z, &o) != 0) return -1;
-      break;
-    }
-  }
+/* A child has exited (its pidfd is readable): reaped, and reported. */
+static int reap (struct zygote *z, size_t i) {
+  int status;
+  pid_t pid = waitpid(z->children[i].pid, &status, WNOHANG);
+  if (pid == 0) return 0;
+  if (pid < 0) status = SIGKILL; /* cannot happen: we hold it unreaped */
+  struct child gone = z->children[i];
+  close(gone.pidfd);
+  z->children[i] = z->children[--z->nchildren];
+  return send_exited(z, gone.nonce, status);
 }
 
 /* Frames read so far: handles every complete one. */
@@ -306,13 +326,14 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.iso.last_cap = last_cap();
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
+  if (!hz_interp_ready()) { fputs("hearth zygote: the interpreter has no PyOS_BeforeFork\n", stderr); return -1; }
   if (learn_pages(z.ctl, z.own_pidns, z.runs, MAX_RUNS, &z.nruns)) return IS_PROBE;
-  sigset_t chld;
+  sigset_t chld; /* exits are seen through pidfds: SIGCHLD never interrupts the loop */
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &chld, &z.old_mask) != 0) { perror("hearth zygote"); return -1; }
-  z.sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (z.sigfd < 0) { perror("hearth zygote: signalfd"); return -1; }
+  z.polls = malloc(sizeof *z.polls);
+  if (z.polls == NULL) { perror("hearth zygote"); return -1; }
 
   char reason[512];
   int tested = self_test(&z, reason, sizeof reason);
@@ -326,7 +347,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   }
   out_map(&o, 4);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
-  out_cstr(&o, "runtime"); out_cstr(&o, "python");
+  out_cstr(&o, "runtime"); out_cstr(&o, hz_interp->runtime);
   out_cstr(&o, "pid"); out_int(&o, getpid());
   size_t pages = 0;
   for (size_t i = 0; i < z.nruns; i++) pages += z.runs[i].pages;
@@ -334,14 +355,19 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   if (send_frame(&z, &o) != 0) return -1;
 
   for (;;) {
-    struct pollfd fds[2] = { { z.ctl, POLLIN, 0 }, { z.sigfd, POLLIN, 0 } };
-    if (poll(fds, 2, -1) < 0) {
+    nfds_t n = z.nchildren + 1;
+    z.polls[0] = (struct pollfd){ z.ctl, POLLIN, 0 };
+    for (size_t i = 0; i < z.nchildren; i++) z.polls[i + 1] = (struct pollfd){ z.children[i].pidfd, POLLIN, 0 };
+    if (poll(z.polls, n, -1) < 0) {
       if (errno == EINTR) continue;
       perror("hearth zygote: poll");
       return -1;
     }
-    if (fds[1].revents != 0 && reap(&z) != 0) return -1;
-    if (fds[0].revents != 0) {
+    /* from the last: reap() moves the last child into the slot it empties */
+    for (size_t i = n - 1; i > 0; i--) {
+      if (z.polls[i].revents != 0 && reap(&z, i - 1) != 0) return -1;
+    }
+    if (z.polls[0].revents != 0) {
       int rc = on_input(&z);
       if (rc == IS_PROGRAM) return 0;
       if (rc != 0) return rc;

@@ -1,0 +1,190 @@
+// hearth's Node sandbox: serves `run` frames on fd 3 (see ../PROTOCOL.md).
+// Runs JavaScript, and TypeScript the daemon has already compiled with esbuild.
+// The daemon sends each code as a script whose value is `async function (event, input)`,
+// opened on a line of its own: line 0, so that the user's line 1 is line 1.
+// Importing this module loads everything a sandbox runs and opens nothing:
+// serve() starts it (bootstrap.mjs at once, zygote.mjs in each forked program).
+import net from 'node:net'
+import vm from 'node:vm'
+import { createRequire } from 'node:module'
+import { Packr } from 'msgpackr'
+import { describe } from './errors.mjs'
+import { resultJson } from './result.mjs'
+
+const packr = new Packr({ useRecords: false })
+const FILENAME = '/hearth/function.js'
+let chan = null
+
+function send (msg) {
+  const body = packr.pack(msg)
+  const head = Buffer.allocUnsafe(4)
+  head.writeUInt32BE(body.length, 0)
+  chan.write(Buffer.concat([head, body]))
+}
+
+// Captured output: whatever writes through process.stdout/stderr (console.*, libraries)
+// becomes `log` frames, one per line. Raw writes to fd 1/2 still reach the daemon as logs.
+let callId = 0
+let lastLine = ''
+const partial = { stdout: '', stderr: '' }
+
+function emit (stream, line) {
+  if (stream === 'stdout' && line.trim() !== '') lastLine = line
+  send({ t: 'log', id: callId, stream, data: line })
+}
+
+function capture (stream) {
+  return function write (chunk, encoding, cb) {
+    const text = partial[stream] + (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'))
+    const lines = text.split('\n')
+    partial[stream] = lines.pop()
+    for (const line of lines) emit(stream, line)
+    if (typeof encoding === 'function') encoding()
+    else if (typeof cb === 'function') cb()
+    return true
+  }
+}
+
+function endCall () {
+  for (const stream of ['stdout', 'stderr']) {
+    if (partial[stream] !== '') emit(stream, partial[stream])
+    partial[stream] = ''
+  }
+}
+
+const SCRIPT_OPTIONS = { lineOffset: -1, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
+
+let cachedKey = null
+let cachedFn = null
+let current = null // { id, settle }
+
+async function run (msg) {
+  const id = msg.id
+  callId = id
+  lastLine = ''
+  let reply
+  try {
+    if (msg.code != null) {
+      cachedKey = msg.key
+      cachedFn = null
+      cachedFn = vm.runInThisContext(msg.code, { ...SCRIPT_OPTIONS, filename: msg.filename || 'function.js' })
+    } else if (msg.key !== cachedKey || cachedFn === null) {
+      throw Object.assign(new Error(`no code for key ${msg.key}`), { name: 'ProtocolError' })
+    }
+    const event = JSON.parse(msg.input || '{}')
+    globalThis.event = event
+    globalThis.input = event
+    globalThis.module = { exports: {} }
+    globalThis.exports = globalThis.module.exports
+    const value = await new Promise((resolve, reject) => {
+      current = { id, reject }
+      Promise.resolve(cachedFn(event, event)).then(resolve, reject)
+    })
+    endCall()
+    const json = value === undefined ? undefined : resultJson(value)
+    reply = json === undefined
+      ? { t: 'result', id, stdout: lastLine }
+      : { t: 'result', id, json }
+  } catch (err) {
+    endCall()
+    reply = { t: 'error', id, ...describe(err) }
+  }
+  current = null
+  send(reply)
+}
+
+// An exception thrown from a callback of the running call fails that call;
+// outside a call it is reported as a log line rather than ending the sandbox.
+function onStray (err) {
+  if (current !== null) current.reject(err)
+  else emit('stderr', `uncaught: ${describe(err).stack || describe(err).message}`)
+}
+
+let buf = Buffer.alloc(0)
+let queue = Promise.resolve()
+
+function onData (chunk) {
+  buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+  while (buf.length >= 4) {
+    const size = buf.readUInt32BE(0)
+    if (buf.length < 4 + size) break
+    const msg = packr.unpack(buf.subarray(4, 4 + size))
+    buf = buf.subarray(4 + size)
+    if (msg.t === 'run') queue = queue.then(() => run(msg))
+  }
+}
+
+/** Frames arriving on `socket` are served; what is sent goes there. */
+function open (socket) {
+  chan = socket
+  buf = Buffer.alloc(0)
+  queue = Promise.resolve()
+  chan.on('data', onData)
+}
+
+/** The sandbox: its channel, its captured output, its globals; says ready. */
+export function serve () {
+  process.stdout.write = capture('stdout')
+  process.stderr.write = capture('stderr')
+  // What a CommonJS file has at its top: require (of Node's built-ins: hearth's own
+  // msgpackr is bundled into this file, out of its reach), module, exports, and
+  // the paths; import.meta for module code (IMPORT_META in daemon/compile/).
+  globalThis.require = createRequire(FILENAME)
+  globalThis.__filename = FILENAME
+  globalThis.__dirname = '/hearth'
+  globalThis.$hearthMeta = { url: 'file://' + FILENAME, filename: FILENAME, dirname: '/hearth' }
+  process.on('uncaughtException', onStray)
+  process.on('unhandledRejection', onStray)
+  open(new net.Socket({ fd: 3, readable: true, writable: true }))
+  chan.on('end', () => process.exit(0))
+  chan.on('error', () => process.exit(1))
+  send({ t: 'ready', runtime: 'node', pid: process.pid })
+}
+
+/**
+ * In the node zygote, before its first fork: two calls served as a sandbox
+ * serves them (a run frame with code, then one without), over a pair of unix
+ * sockets (`fds`, from the zygote's core) opened as a sandbox opens its
+ * channel, so what every sandbox runs is compiled once, here, instead of in
+ * each program (V8 compiles a function at its first call: ~1 ms each in a
+ * program, measured). Closes both sockets and leaves no state behind; touches
+ * neither fd 1 nor 2 nor the process's handlers. Resolves with the replies.
+ */
+export async function rehearse (fds) {
+  createRequire(FILENAME)
+  const client = new net.Socket({ fd: fds[1], readable: true, writable: true })
+  open(new net.Socket({ fd: fds[0], readable: true, writable: true }))
+  const replies = []
+  let pending = Buffer.alloc(0)
+  const done = new Promise((resolve) => {
+    client.on('data', (chunk) => {
+      pending = Buffer.concat([pending, chunk])
+      while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
+        replies.push(packr.unpack(pending.subarray(4, 4 + pending.readUInt32BE(0))))
+        pending = pending.subarray(4 + pending.readUInt32BE(0))
+        if (replies.filter((r) => r.t === 'result').length === 2) resolve()
+      }
+    })
+  })
+  send({ t: 'ready', runtime: 'node', pid: process.pid })
+  const code = '(async function (event, input) {\nreturn { sum: event.a + event.b, at: JSON.stringify(input) }\n})'
+  for (const msg of [{ id: 1, key: 'rehearsal', code }, { id: 2, key: 'rehearsal' }]) {
+    const body = packr.pack({ t: 'run', ...msg, input: '{"a":1,"b":2}' })
+    const head = Buffer.allocUnsafe(4)
+    head.writeUInt32BE(body.length, 0)
+    client.write(Buffer.concat([head, body]))
+  }
+  await done
+  const closed = (s) => new Promise((resolve) => s.once('close', resolve))
+  const ends = [closed(client), closed(chan)]
+  client.destroy()
+  chan.destroy()
+  await Promise.all(ends)
+  chan = null
+  cachedKey = null
+  cachedFn = null
+  callId = 0
+  lastLine = ''
+  for (const name of ['event', 'input', 'module', 'exports']) delete globalThis[name]
+  return replies
+}
