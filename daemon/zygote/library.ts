@@ -15,9 +15,16 @@ function sourcesIn (dir: string): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.c') || f.endsWith('.h')).map((f) => join(dir, f))
 }
 
-function fresh (dir: string, srcs: readonly string[]): boolean {
-  const newest = Math.max(...srcs.map((s) => statSync(s).mtimeMs))
-  return [LIBRARY, ADDON, REAPER].every((f) => existsSync(join(dir, f)) && statSync(join(dir, f)).mtimeMs >= newest)
+/** Each file built, and the source directories it is made of (as build.sh decides). */
+function targets (core: string): Array<[string, string[]]> {
+  return [[LIBRARY, [core]], [ADDON, [core, join(core, 'node')]], [REAPER, [join(core, 'reaper')]]]
+}
+
+function fresh (dir: string, core: string): boolean {
+  return targets(core).every(([file, dirs]) => {
+    const out = join(dir, file)
+    return existsSync(out) && statSync(out).mtimeMs >= Math.max(...dirs.flatMap(sourcesIn).map((src) => statSync(src).mtimeMs))
+  })
 }
 
 /** The reaper executed by the sandbox's init (isolate.h, become_reaper), beside the library. */
@@ -33,9 +40,8 @@ export function addonBeside (library: string): string {
 /** Path of an up-to-date library (the addon and the reaper beside it); throws with the compiler's words when they cannot be built. */
 export function zygoteLibrary (root: string, stateDir: string): string {
   const core = join(root, 'runtimes/zygote')
-  const srcs = [core, join(core, 'node'), join(core, 'reaper')].flatMap(sourcesIn)
   for (const dir of [join(root, 'build'), stateDir]) {
-    if (fresh(dir, srcs)) return join(dir, LIBRARY)
+    if (fresh(dir, core)) return join(dir, LIBRARY)
   }
   try {
     execFileSync('/bin/sh', [join(core, 'build.sh'), stateDir], { stdio: ['ignore', 'ignore', 'pipe'] })
