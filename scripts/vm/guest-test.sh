@@ -68,8 +68,9 @@ check "sandbox cgroups under the service's delegated subtree ($SANDBOXES)" grep 
 pid=$(systemctl show -p MainPID --value hearth)
 check "the daemon moved itself into a leaf (no internal processes)" grep -qx '0::/hearth.slice/hearth.service/daemon' "/proc/$pid/cgroup"
 check "fresh python sandboxes come from the zygote" grep -q '"python":{"mode":"zygote","start":"fork"' <<<"$ready"
-check "its probe learned the pages a python child writes (prefaultPages > 0)" grep -Eq '"prefaultPages":[1-9][0-9]*' <<<"$ready"
-check "fresh node sandboxes come from the zygote" grep -q '"node":{"mode":"zygote","start":"exec"' <<<"$ready"
+check "its probe learned the pages a python child writes (prefaultPages > 0)" grep -Eq '"python":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
+check "fresh node sandboxes are forked from the node zygote, whose probe learned the pages a node child writes" \
+  grep -Eq '"node":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
 first=$(find "$SANDBOXES" -mindepth 1 -maxdepth 1 -type d -name 'python-*' | head -1)
 if [ -n "$first" ]; then
   check "a sandbox cgroup has memory.max, pids.max and cpu.max from MAX_MEMORY, MAX_PIDS, MAX_CPUS" \
