@@ -15,11 +15,27 @@ const packr = new Packr({ useRecords: false })
 const FILENAME = '/hearth/function.js'
 let chan = null
 
-function send (msg) {
+/** A frame: a 4-byte big-endian length, then the message in MessagePack. */
+function frame (msg) {
   const body = packr.pack(msg)
   const head = Buffer.allocUnsafe(4)
   head.writeUInt32BE(body.length, 0)
-  chan.write(Buffer.concat([head, body]))
+  return Buffer.concat([head, body])
+}
+
+/** Each whole frame at the start of `bytes` to `onMessage`; returns the bytes left. */
+function takeFrames (bytes, onMessage) {
+  while (bytes.length >= 4 && bytes.length >= 4 + bytes.readUInt32BE(0)) {
+    const size = bytes.readUInt32BE(0)
+    const msg = packr.unpack(bytes.subarray(4, 4 + size))
+    bytes = bytes.subarray(4 + size)
+    onMessage(msg)
+  }
+  return bytes
+}
+
+function send (msg) {
+  chan.write(frame(msg))
 }
 
 // Captured output: whatever writes through process.stdout/stderr (console.*, libraries)
@@ -104,14 +120,9 @@ let buf = Buffer.alloc(0)
 let queue = Promise.resolve()
 
 function onData (chunk) {
-  buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-  while (buf.length >= 4) {
-    const size = buf.readUInt32BE(0)
-    if (buf.length < 4 + size) break
-    const msg = packr.unpack(buf.subarray(4, 4 + size))
-    buf = buf.subarray(4 + size)
+  buf = takeFrames(buf.length === 0 ? chunk : Buffer.concat([buf, chunk]), (msg) => {
     if (msg.t === 'run') queue = queue.then(() => run(msg))
-  }
+  })
 }
 
 /** Frames arriving on `socket` are served; what is sent goes there. */
@@ -158,21 +169,16 @@ export async function rehearse (fds) {
   let pending = Buffer.alloc(0)
   const done = new Promise((resolve) => {
     client.on('data', (chunk) => {
-      pending = Buffer.concat([pending, chunk])
-      while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
-        replies.push(packr.unpack(pending.subarray(4, 4 + pending.readUInt32BE(0))))
-        pending = pending.subarray(4 + pending.readUInt32BE(0))
+      pending = takeFrames(Buffer.concat([pending, chunk]), (msg) => {
+        replies.push(msg)
         if (replies.filter((r) => r.t === 'result').length === 2) resolve()
-      }
+      })
     })
   })
   send({ t: 'ready', runtime: 'node', pid: process.pid })
   const code = '(async function (event, input) {\nreturn { sum: event.a + event.b, at: JSON.stringify(input) }\n})'
   for (const msg of [{ id: 1, key: 'rehearsal', code }, { id: 2, key: 'rehearsal' }]) {
-    const body = packr.pack({ t: 'run', ...msg, input: '{"a":1,"b":2}' })
-    const head = Buffer.allocUnsafe(4)
-    head.writeUInt32BE(body.length, 0)
-    client.write(Buffer.concat([head, body]))
+    client.write(frame({ t: 'run', ...msg, input: '{"a":1,"b":2}' }))
   }
   await done
   const closed = (s) => new Promise((resolve) => s.once('close', resolve))

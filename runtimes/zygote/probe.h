@@ -6,6 +6,7 @@
 #include "isolate.h"
 
 #define MAX_RUNS 4096
+#define IS_PROBE 3 /* hz_serve's answer in the probe child (zygote.py, zygote.mjs: PROBE) */
 
 /*
  * Which of the zygote's pages does a child write before its first call? A

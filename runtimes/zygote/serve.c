@@ -34,7 +34,6 @@
 
 #define NONCE_LEN 32
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
-#define IS_PROBE 3 /* hz_serve's answer in the probe child (zygote.py: PROBE) */
 #define INIT_STACK (256 * 1024)
 
 /* A sandbox's init, watched through a pidfd. Not SIGCHLD: the kernel gives

@@ -2,9 +2,9 @@
  *
  *   serve(ctl, reaperFd, rendezvousDir, tmpOptions, bpf) -> number
  *     hz_serve() in this process: returns 0 in a forked program, once its
- *     event loop is its own (uv_loop_fork) and OpenSSL reseeded; in the zygote, hz_serve()'s other
- *     answers when it ends (serve.c).
- *     3 in the probe child (probe.h), which rehearses, then calls
+ *     event loop is its own (uv_loop_fork) and OpenSSL reseeded; 3 (IS_PROBE)
+ *     in the probe child (probe.h), which rehearses, then calls probeDone();
+ *     in the zygote, hz_serve()'s other answers when it ends (serve.c).
  *   socketPair() -> [fd, fd]
  *     a connected pair of unix stream sockets, for the zygote's rehearsal of
  *     a sandbox (its channel is such a socket, on fd 3).
@@ -61,7 +61,8 @@ extern int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char
  * /proc/self/smaps): a plain fork of node leaves the child without its heap,
  * and it faults at its first JavaScript. Every mapping is made copyable again
  * before each fork (a no-op on the others). Once would do while the zygote
- * waits in C; each time costs ~0.1 ms and holds if V8 maps a page meanwhile.
+ * waits in C; each time (one read of /proc/self/maps) holds if V8 maps a page
+ * meanwhile.
  */
 static void keep_heap_in_forks (void) {
   FILE *maps = fopen("/proc/self/maps", "re");
@@ -209,7 +210,7 @@ static napi_value serve (napi_env env, napi_callback_info info) {
     fputs("hearth zygote child: cannot keep node's wakeup fds\n", stderr);
     _exit(70);
   }
-  if (rc == 0 || rc == 3) {
+  if (rc == 0 || rc == IS_PROBE) {
     /* A program or the probe: libuv's epoll instance, signal pipe and
      * async wakeups are still the zygote's until the loop makes its own. */
     int err = uv_loop_fork(uv_default_loop());
