@@ -95,9 +95,15 @@ t.test('closing kills every sandbox, busy ones included', async (t) => {
 })
 
 t.test('closing while a call waits for a sandbox still starting ends that call too', async (t) => {
-  const { runner } = await startRunner(t, { POOL_MIN: '0' })
-  const waiting = call(runner, { language: 'javascript', code: 'await new Promise(() => {})', input: '{}', timeoutMs: 30_000 })
-  await waitFor(() => runner.stats().pools.some((p) => p.starting > 0 || p.waiting > 0), 5_000, 'a sandbox starting for the call')
+  // A runtime that never says ready: the call waits for a sandbox that is still starting however fast
+  // real sandboxes start (a forked node sandbox is ready in ~20 ms, less than one poll of waitFor).
+  // ACQUIRE_TIMEOUT is short because generic-pool's own timer for the queued call outlives close()
+  // and would hold this file's process open that long.
+  const { runner } = await startRunner(t, { POOL_MIN: '0', SPAWN_TIMEOUT: '60', ACQUIRE_TIMEOUT: '3' }, {
+    runtimes: { node: { name: 'node', command: ['/bin/sleep', '600'], binds: [] } }
+  })
+  const waiting = call(runner, { language: 'javascript', code: 'return 1', input: '{}', timeoutMs: 30_000 })
+  await waitFor(() => runner.stats().pools.some((p) => p.starting > 0 && p.waiting > 0), 5_000, 'a sandbox starting for the call')
   const started = Date.now()
   await runner.close()
   const r = await waiting

@@ -86,6 +86,8 @@ export class Runner {
   private readonly live = new Set<Sandbox>()
   /** sandboxes between spawn and ready: close() waits for them to be killed */
   private readonly starting = new Set<Promise<Sandbox>>()
+  /** Aborted by close(): ends the starts still under way. */
+  private readonly closed = new AbortController()
   private closing = false
   private seq = 0
   private readonly onBackgroundError: (err: Error) => void
@@ -147,7 +149,8 @@ export class Runner {
             limits,
             spawnTimeoutMs: c.spawnTimeoutMs,
             logMaxBytes: c.logMaxBytes,
-            resultMaxBytes: c.resultMaxBytes
+            resultMaxBytes: c.resultMaxBytes,
+            cancel: this.closed.signal
           }, launch)
         } catch (err) {
           observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), false)
@@ -367,12 +370,13 @@ export class Runner {
     })
   }
 
-  /** Kills every sandbox, in use or not, and stops the pools: calls still running answer shutting_down. */
+  /** Kills every sandbox, in use, idle or still starting, and stops the pools: calls still running answer shutting_down. */
   async close (): Promise<void> {
     this.closing = true
     for (const pool of this.pools.values()) pool.close()
     this.warm.drainIdle()
     const stopped = new HearthError('shutting_down', 'the daemon stopped before the call finished')
+    this.closed.abort()
     await Promise.all([...this.live].map(async (s) => await s.destroy(stopped)))
     await Promise.allSettled([...this.starting])
   }

@@ -17,6 +17,8 @@ export interface SandboxOptions {
   readonly spawnTimeoutMs: number
   readonly logMaxBytes: number
   readonly resultMaxBytes: number
+  /** Ends a start still under way at once, with shutting_down (the daemon is closing). */
+  readonly cancel?: AbortSignal
 }
 
 export interface Call {
@@ -101,25 +103,34 @@ export class Sandbox {
 
   /** Starts a sandbox and resolves once its bootstrap has sent `ready`. */
   static async start (opts: SandboxOptions, launch: Launch): Promise<Sandbox> {
-    const deadline = new AbortController()
-    const timer = setTimeout(() => deadline.abort(), opts.spawnTimeoutMs)
-    const notReady = (): HearthError => new HearthError('runtime_unavailable', `${opts.runtime} sandbox not ready after ${opts.spawnTimeoutMs} ms`)
+    // Aborted, with the reason the start fails with, by the spawn timeout or by opts.cancel.
+    const stop = new AbortController()
+    const timer = setTimeout(() => {
+      stop.abort(new HearthError('runtime_unavailable', `${opts.runtime} sandbox not ready after ${opts.spawnTimeoutMs} ms`))
+    }, opts.spawnTimeoutMs)
+    const cancel = (): void => stop.abort(new HearthError('shutting_down', 'the daemon stopped while the sandbox was starting'))
+    if (opts.cancel?.aborted === true) cancel()
+    else opts.cancel?.addEventListener('abort', cancel, { once: true })
+    const settle = (): void => {
+      clearTimeout(timer)
+      opts.cancel?.removeEventListener('abort', cancel)
+    }
     let proc: SandboxProcess
     try {
-      proc = await launch(deadline.signal)
+      proc = await launch(stop.signal)
     } catch (err) {
-      clearTimeout(timer)
+      settle()
       await opts.limits.destroy()
-      throw deadline.signal.aborted ? notReady() : err
+      throw stop.signal.aborted ? stop.signal.reason : err
     }
     const sandbox = new Sandbox(opts, proc)
     const ready = new Promise<void>((resolve, reject) => {
-      const onTimeout = (): void => sandbox.end(notReady())
-      if (deadline.signal.aborted) onTimeout()
-      else deadline.signal.addEventListener('abort', onTimeout, { once: true })
+      const onStop = (): void => sandbox.end(stop.signal.reason as HearthError)
+      if (stop.signal.aborted) onStop()
+      else stop.signal.addEventListener('abort', onStop, { once: true })
       sandbox.onReady = (err) => {
-        clearTimeout(timer)
-        deadline.signal.removeEventListener('abort', onTimeout)
+        settle()
+        stop.signal.removeEventListener('abort', onStop)
         sandbox.onReady = null
         if (err === null) resolve()
         else reject(err)
