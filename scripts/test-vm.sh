@@ -83,10 +83,33 @@ prepare () {
   echo "# guests prepared in $(( $(date +%s) - started )) s: $(du -sh "$CACHE" | cut -f1) in $CACHE"
 }
 
+KVM_ARGS="-accel kvm -cpu host"
+TCG_ARGS="-accel tcg,thread=multi,tb-size=128 -cpu max"
+
+# Whether KVM runs a guest here: /dev/kvm can be there and fail at the first
+# vCPU (seen on a nested host: "failed to set MSR 0x10a", QEMU aborts). The
+# probe is a boot sector that writes K to the serial port and leaves through
+# isa-debug-exit (QEMU's exit code: 0x10 << 1 | 1 = 33), in well under a second.
+kvm_works () {
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+  local probe code
+  probe=$(mktemp -d)
+  # mov al,'K'; mov dx,0x3f8; out dx,al; mov al,0x10; out 0xf4,al; hlt; jmp hlt
+  printf '\xb0\x4b\xba\xf8\x03\xee\xb0\x10\xe6\xf4\xf4\xeb\xfd' >"$probe/boot"
+  truncate -s 510 "$probe/boot" && printf '\x55\xaa' >>"$probe/boot"
+  # shellcheck disable=SC2086 # KVM_ARGS is a list of arguments
+  timeout 20 qemu-system-x86_64 $KVM_ARGS -m 16 -nodefaults -display none -monitor none \
+    -serial "file:$probe/serial" -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -drive "format=raw,file=$probe/boot,if=floppy" -no-reboot >/dev/null 2>&1 && code=0 || code=$?
+  [ "$code" = 33 ] && [ "$(cat "$probe/serial" 2>/dev/null)" = K ]; code=$?
+  rm -rf "$probe"
+  return "$code"
+}
+
 accel_args () {
   local accel=${HEARTH_VM_ACCEL:-auto}
-  if [ "$accel" = auto ]; then [ -r /dev/kvm ] && [ -w /dev/kvm ] && accel=kvm || accel=tcg; fi
-  if [ "$accel" = kvm ]; then echo "-accel kvm -cpu host"; else echo "-accel tcg,thread=multi,tb-size=128 -cpu max"; fi
+  if [ "$accel" = auto ]; then kvm_works && accel=kvm || accel=tcg; fi
+  if [ "$accel" = kvm ]; then echo "$KVM_ARGS"; else echo "$TCG_ARGS"; fi
 }
 
 # One guest: boots, runs guest-test.sh, powers off. One vCPU each: the guests
@@ -95,8 +118,8 @@ accel_args () {
 # a hazard of emulated cross-CPU code modification, not of what is tested.
 boot () {
   local dir=$1 share=$2
-  # shellcheck disable=SC2046 # accel_args is a list of arguments
-  timeout 900 qemu-system-x86_64 $(accel_args) -m 1536 -smp 1 \
+  # shellcheck disable=SC2086 # ACCEL is a list of arguments
+  timeout 900 qemu-system-x86_64 $ACCEL -m 1536 -smp 1 \
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet panic=-1" \
     -drive "file=$share/overlay.qcow2,if=virtio,format=qcow2" \
@@ -135,6 +158,8 @@ guest () {
 run () {
   local pids=() failed=0 g i=0 logs
   logs=$(mktemp -d)
+  ACCEL=$(accel_args)
+  echo "# guests boot with $ACCEL"
   for g in $GUESTS; do # every guest at once: each is mostly waiting on its own emulated CPUs
     guest "$g" >"$logs/$i" 2>&1 &
     pids+=($!); i=$((i + 1))
