@@ -86,9 +86,8 @@ export class Runner {
   private readonly live = new Set<Sandbox>()
   /** sandboxes between spawn and ready: close() waits for them to be killed */
   private readonly starting = new Set<Promise<Sandbox>>()
-  /** Aborted by close(): ends the starts still under way. */
-  private readonly closed = new AbortController()
-  private closing = false
+  /** Aborted by close(): ends the starts still under way, and refuses new calls. */
+  private readonly closing = new AbortController()
   private seq = 0
   private readonly onBackgroundError: (err: Error) => void
   private readonly forkers: Partial<Record<RuntimeName, Forker>>
@@ -150,7 +149,7 @@ export class Runner {
             spawnTimeoutMs: c.spawnTimeoutMs,
             logMaxBytes: c.logMaxBytes,
             resultMaxBytes: c.resultMaxBytes,
-            cancel: this.closed.signal
+            cancel: this.closing.signal
           }, launch)
         } catch (err) {
           observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), false)
@@ -158,7 +157,7 @@ export class Runner {
         }
         observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), true)
         this.languageOf.set(sandbox, language)
-        if (this.closing) { // close() already killed the live ones; this one came too late
+        if (this.closed) { // close() already killed the live ones; this one came too late
           await sandbox.destroy()
           throw new HearthError('shutting_down')
         }
@@ -193,7 +192,7 @@ export class Runner {
   }
 
   async run (req: RunRequest): Promise<RunResult> {
-    if (this.closing) throw new HearthError('shutting_down')
+    if (this.closed) throw new HearthError('shutting_down')
     const began = process.hrtime.bigint()
     let start: 'warm' | 'fresh' = 'fresh'
     try {
@@ -265,7 +264,7 @@ export class Runner {
       if (claim.kind === 'bind') this.warm.leave(groupKey as string)
       throw err
     }
-    if (this.closing) { // handed out by a pool that close() is draining
+    if (this.closed) { // handed out by a pool that close() is draining
       if (claim.kind === 'bind') this.warm.leave(groupKey as string)
       this.detach(this.layered.has(sandbox) ? sandbox.destroy() : pool.discard(sandbox))
       throw new HearthError('shutting_down')
@@ -370,13 +369,16 @@ export class Runner {
     })
   }
 
+  private get closed (): boolean {
+    return this.closing.signal.aborted
+  }
+
   /** Kills every sandbox, in use, idle or still starting, and stops the pools: calls still running answer shutting_down. */
   async close (): Promise<void> {
-    this.closing = true
+    this.closing.abort()
     for (const pool of this.pools.values()) pool.close()
     this.warm.drainIdle()
     const stopped = new HearthError('shutting_down', 'the daemon stopped before the call finished')
-    this.closed.abort()
     await Promise.all([...this.live].map(async (s) => await s.destroy(stopped)))
     await Promise.allSettled([...this.starting])
   }
