@@ -25,7 +25,8 @@ export type ZygoteCommand = ForkCommand | KillCommand
 /** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page) */
 export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
-export interface Forked { t: 'forked', nonce: string, pid: number }
+/** `pid`: init's, in the zygote's namespace; `program`: the daemon places init's only child (a forked program), not init. */
+export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean }
 export interface ForkFailed { t: 'failed', nonce: string, message: string }
 export interface ChildExited { t: 'exited', nonce: string, code: number | null, signal: number | null }
 export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited
@@ -95,7 +96,7 @@ export function validateZygote (msg: unknown): ZygoteMessage {
       if (isString(m.message)) return m as unknown as ZygoteUnavailable
       break
     case 'forked':
-      if (isString(m.nonce) && isId(m.pid)) return m as unknown as Forked
+      if (isString(m.nonce) && isId(m.pid) && (m.program === undefined || typeof m.program === 'boolean')) return m as unknown as Forked
       break
     case 'failed':
       if (isString(m.nonce) && isString(m.message)) return m as unknown as ForkFailed

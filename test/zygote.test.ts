@@ -56,7 +56,7 @@ t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says 
 
 t.test('a forked child holds no privilege and no way back to the daemon', async (t) => {
   const { runner } = await startRunner(t)
-  const out = await py(runner, `import ctypes, errno, os, signal, threading
+  const out = await py(runner, `import ctypes, errno, os, signal, socket, threading
 libc = ctypes.CDLL(None, use_errno=True)
 def raised():
     got = []
@@ -64,6 +64,12 @@ def raised():
     signal.raise_signal(signal.SIGUSR1)
     return got == [1]
 status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+def connect(path):
+    try:
+        socket.socket(socket.AF_UNIX).connect(path)
+        return "connected"
+    except OSError as e:
+        return errno.errorcode[e.errno]
 def err(rc):
     return "ok" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
 writes = {}
@@ -78,7 +84,7 @@ return {
     "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
     "uid": os.getuid(), "pid": os.getpid(),
     "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
-    "rendezvous": os.listdir("/run/hearth"),
+    "rendezvous": os.listdir("/run/hearth"), "reconnect": connect("/run/hearth/sock"),
     "unshare_user": err(libc.unshare(0x10000000)), "unshare_mnt": err(libc.unshare(0x00020000)),
     "mount": err(libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None)),
     "setuid0": err(libc.setuid(0)),
@@ -99,7 +105,7 @@ return {
   t.same([out.tid, out.raised], [2, true], 'the program\'s thread id is its pid, and raise() reaches it')
   t.ok((out.init_rss_kb as number) < 1024, `pid 1 holds ${out.init_rss_kb as number} KB`)
   t.same(out.fds, [0, 1, 2, 3, 4], 'fds 0-3, and the one listdir opened')
-  t.same(out.rendezvous, [], 'the daemon socket directory is unmounted')
+  t.same([out.rendezvous, out.reconnect], [[], 'ENOENT'], 'the daemon socket directory is covered: no second connection')
   t.same([out.unshare_user, out.unshare_mnt, out.mount], ['EPERM', 'EPERM', 'EPERM'])
   t.equal(out.setuid0, 'EINVAL', 'uid 0 does not even exist in its user namespace')
   t.same(out.writes, { '/x': 'EROFS', '/hearth/x': 'EROFS', '/dev/x': 'EROFS', '/run/hearth/x': 'EROFS' })
@@ -275,4 +281,35 @@ t.test('a child given up on before its go byte ends, and the zygote forks on', a
   const first = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
   t.ok(placements >= 1, `the first placement was refused (first call: ${first.error?.code ?? 'served by a retry'})`)
   t.equal(await py(runner, 'return 2'), 2, 'the next sandbox is forked and served')
+})
+
+t.test('while a forked child waits for its placement, the zygote forks the next one', async (t) => {
+  // The program waits for the go byte, not its init: the zygote (which waits
+  // for init) is free again once init has executed the reaper. Here the
+  // first placement into a cgroup is held until the second sandbox served a call.
+  let placements = 0
+  let release!: () => void
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const { runner } = await startRunner(t, { POOL_MIN: '2' }, {
+    wrapLimits: (real) => ({
+      ...real,
+      create: async (id, own) => {
+        const sandbox = await real.create(id, own)
+        return {
+          ...sandbox,
+          place: async (hostPid) => {
+            if (placements++ === 0) await held
+            await sandbox.place?.(hostPid)
+          }
+        }
+      }
+    })
+  })
+  t.teardown(release)
+  const started = Date.now()
+  t.equal(await py(runner, 'return 2'), 2, 'a call is served while the first child still waits')
+  t.ok(placements >= 2, 'by the second child')
+  t.ok(Date.now() - started < 4000, `in ${Date.now() - started} ms`)
+  release()
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 2, 10_000, 'the held child ready once placed, beside the replacement of the one that served')
 })

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net'
 import { constants } from 'node:os'
 import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
 import type { ExitStatus } from '../sandbox/process.js'
-import { findChild, findDescendant } from './host-pid.js'
+import { children, findChild, findDescendant } from './host-pid.js'
 import { reaperBeside } from './library.js'
 
 export interface ZygoteOptions {
@@ -30,6 +30,7 @@ export class ZygoteUnavailable extends Error {
 }
 
 export interface Fork {
+  /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one */
   readonly hostPid: number
   readonly exited: Promise<ExitStatus>
 }
@@ -196,10 +197,13 @@ export class Zygote {
         if (child?.fork === undefined) return
         const fork = child.fork
         child.fork = undefined
-        const hostPid = findChild(this.hostPid, msg.pid)
+        const init = findChild(this.hostPid, msg.pid)
+        // A forked program is init's only child until it is let go.
+        const kids = init === null || msg.program !== true ? [] : children(init)
+        const hostPid = msg.program === true ? (kids.length === 1 ? kids[0] as number : null) : init
         if (hostPid === null) {
           this.killChild(msg.nonce)
-          fork.reject(new Error(`cannot find the forked child (pid ${msg.pid} in the zygote)`))
+          fork.reject(new Error(`cannot find the forked ${msg.program === true ? 'program' : 'child'} (init is pid ${msg.pid} in the zygote)`))
           return
         }
         fork.resolve({ hostPid, exited: child.exited })

@@ -126,6 +126,7 @@ void out_int (struct out *o, int64_t i) {
 }
 
 void out_nil (struct out *o) { put_be(o, 0xc0, 1); }
+void out_bool (struct out *o, int b) { put_be(o, b ? 0xc3 : 0xc2, 1); }
 
 size_t out_finish (struct out *o) {
   if (o->overflow) return 0;

@@ -37,6 +37,7 @@ void out_str (struct out *o, const char *s, size_t len);
 void out_cstr (struct out *o, const char *s);
 void out_int (struct out *o, int64_t i);
 void out_nil (struct out *o);
+void out_bool (struct out *o, int b);
 /* The length prefix; returns the frame's size, or 0 on overflow. */
 size_t out_finish (struct out *o);
 

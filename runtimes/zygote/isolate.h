@@ -10,7 +10,7 @@
 #define EXIT_SETUP_FAILED 70
 
 struct isolation {
-  const char *rendezvous_dir;   /* bound read-only into the zygote; unmounted by each child */
+  const char *rendezvous_dir;   /* bound read-only into the zygote; covered by each child */
   char rendezvous_sock[128];
   const char *tmp_options;      /* tmpfs options of /tmp and /dev/shm */
   const uint8_t *bpf;           /* seccomp program (raw sock_filter array), or NULL */
@@ -30,14 +30,20 @@ struct channels {
 /*
  * In a sandbox's init, pid 1 of a new pid namespace, still sharing the
  * zygote's memory (serve.c, spawn_sandbox):
- *   connect to the daemon (unless `nonce` is NULL: the self-test), wait for its
- *   go byte (it has put us in the sandbox's cgroup), set the rlimits, enter new
- *   mount, UTS, IPC, network and cgroup namespaces, mount our own /tmp, /dev/shm,
- *   /proc and /dev/pts, unmount the rendezvous directory, make fds 0-3 and
- *   *reaper (moved, close-on-exec) the only open ones, setsid, drop every
- *   capability, set no_new_privs, load seccomp, then start the program (pid 2):
- *   forked, with a copy of the zygote's memory as it was when init was made,
- *   or vforked to execute prog->argv at once.
+ *   connect to the daemon (unless `nonce` is NULL: the self-test), set the
+ *   rlimits, enter new mount, UTS, IPC and network namespaces, mount our own
+ *   /tmp, /dev/shm, /proc and /dev/pts, cover the rendezvous directory, make
+ *   fds 0-3 and *reaper (moved, close-on-exec) the only open ones, setsid,
+ *   then start the program (pid 2) and drop every capability, set
+ *   no_new_privs:
+ *   - forked, with a copy of the zygote's memory as it was when init was
+ *     made: the program waits for the daemon's go byte (the daemon has put
+ *     it in the sandbox's cgroup), enters a new cgroup namespace, drops every
+ *     capability, sets no_new_privs and loads seccomp; the zygote forks the
+ *     next sandbox meanwhile;
+ *   - or vforked to execute prog->argv at once: then init waits for the go
+ *     byte (the daemon places init) before anything else, and enters the
+ *     cgroup namespace with the others and loads seccomp for the program.
  * Returns the program's pid in init, 0 in a forked program (without *reaper).
  * Any failure: a line on fd 2, exit 70.
  */

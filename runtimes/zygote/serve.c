@@ -76,20 +76,28 @@ static void leave_zygote (struct zygote *z) {
   close(z->own_pidns);
 }
 
-/* In init, before it leaves the zygote: the `forked` frame, with init's pid
- * as the zygote sees it (/proc is the zygote's still), so that the daemon can
- * place it in its cgroup while the zygote waits (CLONE_VFORK). */
-static int tell_forked (struct zygote *z, const char *nonce) {
+/* The `forked` frame: `pid` is init's in the zygote's namespace; `program`
+ * says whom the daemon places in the sandbox's cgroup: init's only child (a
+ * forked program, which waits for that on its own), or else init itself. */
+static int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program) {
+  struct out o;
+  out_map(&o, 4);
+  out_cstr(&o, "t"); out_cstr(&o, "forked");
+  out_cstr(&o, "nonce"); out_cstr(&o, nonce);
+  out_cstr(&o, "pid"); out_int(&o, pid);
+  out_cstr(&o, "program"); out_bool(&o, program);
+  return send_frame(z, &o);
+}
+
+/* In the init of an executed program, which waits for its placement while
+ * the zygote waits for it (CLONE_VFORK): its pid as the zygote sees it (its
+ * /proc is the zygote's still). */
+static int tell_forked_init (struct zygote *z, const char *nonce) {
   char self[32];
   ssize_t n = readlink("/proc/self", self, sizeof self - 1);
   if (n <= 0) return -1;
   self[n] = 0;
-  struct out o;
-  out_map(&o, 3);
-  out_cstr(&o, "t"); out_cstr(&o, "forked");
-  out_cstr(&o, "nonce"); out_cstr(&o, nonce);
-  out_cstr(&o, "pid"); out_int(&o, atoi(self));
-  return send_frame(z, &o);
+  return tell_forked(z, nonce, atoi(self), 0);
 }
 
 /* How a sandbox's init starts: what it is for, and where its stderr goes. */
@@ -116,7 +124,7 @@ static void *resume_point[5];
 static int init_main (void *arg) {
   struct birth *b = arg;
   struct zygote *z = b->z;
-  if (b->nonce != NULL && tell_forked(z, b->nonce) != 0) _exit(EXIT_SETUP_FAILED);
+  if (b->node && b->nonce != NULL && tell_forked_init(z, b->nonce) != 0) _exit(EXIT_SETUP_FAILED);
   int reaper = z->reaper;
   leave_zygote(z);
   if (b->err_fd >= 0) dup2(b->err_fd, 2);
@@ -215,7 +223,9 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     else if (hz_interp->prefault_all) prefault_writable();
     return IS_PROGRAM;
   }
-  /* init told the daemon (tell_forked) */
+  /* The init of an executed program told the daemon itself; a forked one's
+   * program waits for its placement while we go on. */
+  if (!node && tell_forked(z, id, pid, 1) != 0) return -1;
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) { /* it could not be watched: it ends now */
     int status;
