@@ -72,6 +72,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
     instanceDir,
     files,
     zygoteProblem,
+    forkInto: limits.forkInto,
     warn: (msg, fields) => log.warn(fields ?? {}, msg)
   })
 

@@ -19,14 +19,15 @@ export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMe
 // A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
 export interface Rlimits { data?: number, nproc?: number, core?: number }
 /** runtime: what the program runs. The zygote's own runtime (python when absent) forks a copy of it; node, asked of the python zygote, executes node after the same isolation */
-export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits }
+/** cgroup: the sandbox cgroup (a directory of the zygote's /run/hearth-cgroup, cgroup v2) its init is born in (clone3) */
+export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits, cgroup?: string }
 export interface KillCommand { t: 'kill', nonce: string }
 export type ZygoteCommand = ForkCommand | KillCommand
-/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page) */
-export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number }
+/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `cgroups`: it holds /run/hearth-cgroup */
+export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, cgroups?: boolean }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
-/** `pid`: init's, in the zygote's namespace; `program`: the daemon places init's only child (a forked program), not init. */
-export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean }
+/** `pid`: init's, in the zygote's namespace; `placed`: born in its cgroup; else `program`: the daemon places init's only child (a forked program), not init. */
+export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean, placed?: boolean }
 export interface ForkFailed { t: 'failed', nonce: string, message: string }
 export interface ChildExited { t: 'exited', nonce: string, code: number | null, signal: number | null }
 export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited
@@ -55,6 +56,7 @@ export function encodeFrame (msg: RunMessage | ZygoteCommand): Buffer {
 const isString = (v: unknown): v is string => typeof v === 'string'
 const isId = (v: unknown): v is number => Number.isSafeInteger(v)
 const isIntOrNull = (v: unknown): v is number | null => v === null || Number.isSafeInteger(v)
+const isBoolOrAbsent = (v: unknown): boolean => v === undefined || typeof v === 'boolean'
 
 /** Checks the shape of a decoded frame; anything else is a protocol error. */
 export function validateInbound (msg: unknown): InboundMessage {
@@ -96,7 +98,7 @@ export function validateZygote (msg: unknown): ZygoteMessage {
       if (isString(m.message)) return m as unknown as ZygoteUnavailable
       break
     case 'forked':
-      if (isString(m.nonce) && isId(m.pid) && (m.program === undefined || typeof m.program === 'boolean')) return m as unknown as Forked
+      if (isString(m.nonce) && isId(m.pid) && isBoolOrAbsent(m.program) && isBoolOrAbsent(m.placed)) return m as unknown as Forked
       break
     case 'failed':
       if (isString(m.nonce) && isString(m.message)) return m as unknown as ForkFailed

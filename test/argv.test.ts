@@ -63,6 +63,17 @@ t.test('the zygote keeps capabilities in its own user namespace, builds /dev wit
   t.equal(without[without.indexOf('--cap-drop') + 1], 'ALL', 'the fallback test\'s zygote')
 })
 
+t.test('a zygote that forks into the sandboxes\' cgroups (v2) holds their parent and keeps the host\'s cgroup namespace', async (t) => {
+  const spec = zygoteSpec(files)
+  const plain = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096 })
+  t.ok(plain.includes('--unshare-all'), 'otherwise every namespace, the cgroup one included')
+  t.notOk(plain.includes('/run/hearth-cgroup'))
+  const argv = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096, cgroupsDir: '/sys/fs/cgroup/h.service/hearth' })
+  t.same(argv.slice(argv.indexOf('/sys/fs/cgroup/h.service/hearth') - 1, argv.indexOf('/sys/fs/cgroup/h.service/hearth') + 2), ['--ro-bind', '/sys/fs/cgroup/h.service/hearth', '/run/hearth-cgroup'])
+  t.notOk(argv.some((a) => a === '--unshare-all' || a.startsWith('--unshare-cgroup')), 'with nsdelegate a clone into a cgroup outside its cgroup namespace fails')
+  for (const flag of ['--unshare-user', '--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']) t.ok(argv.includes(flag), flag)
+})
+
 t.test('the node zygote runs its bundled script single-threaded, with the bootstrap beside it and nothing to execute', async (t) => {
   const argv = zygoteArgv({ runtime: nodeZygoteSpec(files), nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096 })
   t.same(argv.slice(argv.lastIndexOf('--') + 1), [process.execPath, '--single-threaded', '--no-memory-reducer', '--disable-warning=ExperimentalWarning', '/hearth/zygote.mjs', '4096'])

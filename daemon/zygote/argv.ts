@@ -13,6 +13,8 @@ export interface ZygoteArgvOptions {
   readonly nodeCommand: readonly string[]
   /** tests force the spawn fallback with false: a zygote without capabilities cannot isolate a child */
   readonly capabilities?: boolean
+  /** cgroup v2: the sandboxes' parent cgroup, bound read-only at /run/hearth-cgroup, to fork into */
+  readonly cgroupsDir?: string
   readonly bwrap?: string
 }
 
@@ -42,7 +44,12 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
   return [
     ...dropToHostUid(o.hostUid),
     o.bwrap ?? 'bwrap',
-    '--unshare-all', '--unshare-user',
+    // A zygote that forks into cgroups keeps the host's cgroup namespace:
+    // with nsdelegate (systemd mounts cgroup2 so) a clone into a cgroup
+    // outside the caller's cgroup namespace fails (ENOENT). Each child enters
+    // one of its own before any user code runs.
+    ...(o.cgroupsDir === undefined ? ['--unshare-all'] : ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']),
+    '--unshare-user',
     // Capabilities inside the zygote's own user namespace, which owns its
     // mount, pid and network namespaces: what a child needs to make its own.
     // The zygote never runs user code, and each child drops them all
@@ -57,6 +64,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     '--dir', '/tmp', // each child mounts its own tmpfs here
     ...roBinds(o.runtime.binds),
     '--ro-bind', o.rendezvousDir, '/run/hearth',
+    ...(o.cgroupsDir === undefined ? [] : ['--ro-bind', o.cgroupsDir, '/run/hearth-cgroup']),
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/tmp',

@@ -12,6 +12,14 @@ import type { ExitStatus, Launch, SandboxProcess } from '../sandbox/process.js'
 import type { Connections, Rendezvous } from './rendezvous.js'
 import { Zygote, type Fork } from './zygote.js'
 
+/** cgroup v2: where a zygote forks each sandbox's init straight into its cgroup (clone3 CLONE_INTO_CGROUP) */
+export interface ZygoteCgroups {
+  /** the sandboxes' parent cgroup on the host, bound into each zygote at /run/hearth-cgroup (argv.ts) */
+  readonly parent: string
+  /** moves a zygote (host pid) into a cgroup under `parent`, which makes `parent` the common ancestor a clone into a sandbox's cgroup is checked against */
+  readonly adopt: (hostPid: number) => Promise<void>
+}
+
 export interface ForkerOptions {
   /** what its zygote runs, and so what its forked programs run */
   readonly runtime: ZygoteRuntime
@@ -22,6 +30,7 @@ export interface ForkerOptions {
   readonly maxForks: number
   readonly maxAgeMs: number
   readonly startTimeoutMs: number
+  readonly cgroups?: ZygoteCgroups
   readonly onStderr?: (line: string) => void
   /** a zygote died without being asked to, or a successor failed to start */
   readonly onTrouble?: (err: Error) => void
@@ -42,6 +51,8 @@ export interface ForkerStats {
   readonly currentForks: number
   /** pages a forked child copies at once (learned by the zygote's probe; 0 for python: every writable page of the zygote) */
   readonly prefaultPages?: number
+  /** cgroup v2: this runtime's sandboxes born in their cgroup so far (clone3), not moved there by the daemon */
+  readonly bornInCgroup?: number
 }
 
 export type ZygoteRuntime = 'python' | 'node'
@@ -60,6 +71,9 @@ export class Forker {
   private readonly opts: ForkerOptions
   private started = 0
   private readonly forks: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
+  private readonly born: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
+  /** zygotes moved where they may fork into the sandboxes' cgroups */
+  private readonly adopted = new WeakSet<Zygote>()
   private closed = false
 
   constructor (opts: ForkerOptions) {
@@ -95,13 +109,14 @@ export class Forker {
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        fork = await zygote.fork(nonce, runtime, limits.rlimits)
+        fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined)
         this.forks[runtime]++
+        if (fork.hostPid === null) this.born[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
         conns = await Promise.race([arrived, fork.exited.then(gone)])
-        // Into its cgroup before it may go on: no user code, no child of it,
-        // runs outside the sandbox's limits.
-        await limits.place?.(fork.hostPid)
+        // Into its cgroup before it may go on, unless born there: no user
+        // code, no child of it, runs outside the sandbox's limits.
+        if (fork.hostPid !== null) await limits.place?.(fork.hostPid)
         if (signal.aborted) throw new Error('aborted')
         conns.proto.write(GO)
         return forkedProcess(conns, fork, () => zygote.killChild(nonce))
@@ -125,7 +140,8 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {})
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {}),
+      ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
     }
   }
 
@@ -160,7 +176,7 @@ export class Forker {
       libraryFile: this.opts.libraryFile,
       startTimeoutMs: this.opts.startTimeoutMs,
       onStderr: this.opts.onStderr
-    }).then((z) => {
+    }).then(async (z) => await this.adopt(z)).then((z) => {
       this.next = null
       this.started++
       void z.exited.then(() => this.onExit(z))
@@ -177,6 +193,18 @@ export class Forker {
       throw err
     })
     return await this.next
+  }
+
+  /** A zygote that holds the sandboxes' cgroups moves under them; where it cannot, the daemon places its children. */
+  private async adopt (z: Zygote): Promise<Zygote> {
+    if (this.opts.cgroups === undefined || !z.holdsCgroups) return z
+    try {
+      await this.opts.cgroups.adopt(z.pid)
+      this.adopted.add(z)
+    } catch (err) {
+      this.opts.onTrouble?.(new Error(`cannot move the zygote into the sandboxes' cgroup (${(err as Error).message}): the daemon places each sandbox instead`))
+    }
+    return z
   }
 
   private retire (z: Zygote): void {

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import type { Config } from '../config.js'
 import { nodeZygoteSpec, zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
-import { Forker, type ForkerOptions } from './forker.js'
+import type { ForkIntoCgroups } from '../sandbox/limits/types.js'
+import { Forker, type ForkerOptions, type ZygoteCgroups } from './forker.js'
 import { addonBeside } from './library.js'
 import { Rendezvous } from './rendezvous.js'
 
@@ -31,7 +32,22 @@ export interface ForkersOptions {
   readonly zygoteProblem: string | null
   /** tests force the spawn fallback with false */
   readonly capabilities?: boolean
+  /** cgroup v2: the limits backend's way to let zygotes fork into the sandboxes' cgroups */
+  readonly forkInto?: ForkIntoCgroups
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
+}
+
+/** cgroup v2: the sandboxes' cgroups readied for the zygotes to fork into; where they cannot be, the daemon places each sandbox. */
+async function readyCgroups (o: ForkersOptions): Promise<ZygoteCgroups | undefined> {
+  const forkInto = o.forkInto
+  if (forkInto === undefined) return undefined
+  try {
+    await forkInto.enable(o.hostUid)
+    return { parent: forkInto.parent, adopt: async (hostPid) => await forkInto.adopt(hostPid) }
+  } catch (err) {
+    o.warn('zygotes cannot fork into the sandboxes\' cgroups: the daemon places each sandbox', { reason: (err as Error).message })
+    return undefined
+  }
 }
 
 /** Starts a forker's first zygote; false (and why, on the forker) when it cannot. */
@@ -51,16 +67,18 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   if (c.zygote === 'off') return { byRuntime: {}, close: async () => {} }
   const rendezvous = await Rendezvous.open(join(o.instanceDir, 'rendezvous'), o.hostUid)
   const library = o.files.zygoteLibrary ?? '/nonexistent'
+  const cgroups = await readyCgroups(o)
   const common = (name: string): Omit<ForkerOptions, 'runtime' | 'argv' | 'libraryFile'> => ({
     seccompFile: o.seccompFile,
     rendezvous,
     maxForks: c.zygoteMaxForks,
     maxAgeMs: c.zygoteMaxAgeMs,
     startTimeoutMs: c.spawnTimeoutMs,
+    ...(cgroups === undefined ? {} : { cgroups }),
     onStderr: (line) => o.warn(`${name}: stderr`, { line }),
     onTrouble: (err) => o.warn(`${name}: ${err.message}`)
   })
-  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities }
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroupsDir: cgroups?.parent }
   const spec = zygoteSpec(o.files)
   const python = new Forker({
     ...common('zygote'),

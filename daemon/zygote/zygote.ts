@@ -30,8 +30,8 @@ export class ZygoteUnavailable extends Error {
 }
 
 export interface Fork {
-  /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one */
-  readonly hostPid: number
+  /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one; null: born there (clone3) */
+  readonly hostPid: number | null
   readonly exited: Promise<ExitStatus>
 }
 
@@ -49,6 +49,8 @@ export class Zygote {
   forks = 0
   /** pages each python child copies at once (learned by the zygote's probe; 0: every writable page) */
   prefaultPages = 0
+  /** it holds the sandboxes' parent cgroup (v2), to fork each one's init into its cgroup */
+  holdsCgroups = false
   private readonly child: ChildProcess
   private readonly opts: ZygoteOptions
   private readonly ctl: Socket
@@ -114,6 +116,11 @@ export class Zygote {
     return zygote
   }
 
+  /** its pid on the host, once ready */
+  get pid (): number {
+    return this.hostPid
+  }
+
   get alive (): boolean {
     return this.child.exitCode === null && this.child.signalCode === null
   }
@@ -125,16 +132,18 @@ export class Zygote {
 
   /**
    * Forks a child that will connect to the rendezvous socket with `nonce`.
-   * Resolves with its host pid once the zygote has forked it.
+   * Resolves with its host pid once the zygote has forked it. With `cgroup`
+   * (a directory of the sandboxes' parent cgroup) the zygote forks its init
+   * into that cgroup when it can (Fork.hostPid null).
    */
-  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits): Promise<Fork> {
+  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits, cgroup?: string): Promise<Fork> {
     if (!this.alive) throw new Error('the zygote is gone')
     this.forks++
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((resolve) => { resolveExit = resolve })
     return await new Promise<Fork>((resolve, reject) => {
       this.children.set(nonce, { fork: { resolve, reject }, exited, resolveExit })
-      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }) })
+      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }), ...(cgroup === undefined ? {} : { cgroup }) })
     })
   }
 
@@ -186,6 +195,7 @@ export class Zygote {
         }
         this.hostPid = pid
         this.prefaultPages = typeof msg.prefault === 'number' ? msg.prefault : 0
+        this.holdsCgroups = msg.cgroups === true
         this.onReady?.(null)
         return
       }
@@ -197,6 +207,10 @@ export class Zygote {
         if (child?.fork === undefined) return
         const fork = child.fork
         child.fork = undefined
+        if (msg.placed === true) {
+          fork.resolve({ hostPid: null, exited: child.exited })
+          return
+        }
         const init = findChild(this.hostPid, msg.pid)
         // A forked program is init's only child until it is let go.
         const kids = init === null || msg.program !== true ? [] : children(init)

@@ -8,9 +8,12 @@
 #include <sys/types.h>
 
 #define EXIT_SETUP_FAILED 70
+/* Where the daemon binds the sandboxes' parent cgroup (v2) into a zygote. */
+#define CGROUPS_DIR "/run/hearth-cgroup"
 
 struct isolation {
   const char *rendezvous_dir;   /* bound read-only into the zygote; covered by each child */
+  const char *cgroups_dir;      /* CGROUPS_DIR when the zygote has it, else NULL; covered by each child */
   char rendezvous_sock[128];
   const char *tmp_options;      /* tmpfs options of /tmp and /dev/shm */
   const uint8_t *bpf;           /* seccomp program (raw sock_filter array), or NULL */
@@ -44,6 +47,9 @@ struct channels {
  *   - or vforked to execute prog->argv at once: then init waits for the go
  *     byte (the daemon places init) before anything else, and enters the
  *     cgroup namespace with the others and loads seccomp for the program.
+ * `placed`: init was born in the sandbox's cgroup (clone3), and so was the
+ * program: init enters the cgroup namespace with the others, and the go
+ * byte comes at once.
  * Returns the program's pid in init, 0 in a forked program (without *reaper).
  * Any failure: a line on fd 2, exit 70.
  */
@@ -54,7 +60,7 @@ struct program {
   const sigset_t *mask;
 };
 
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog);
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed);
 
 /*
  * In init, once the program is forked: executes the reaper (reaper/reaper.c,

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "clone3.h"
 #include "frames.h"
 #include "interp.h"
 #include "isolate.h"
@@ -44,6 +45,8 @@ struct child { pid_t pid; int pidfd; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
   int ctl, own_pidns;
+  int cgroups;     /* CGROUPS_DIR (cgroup v2: the sandboxes' parent), or -1 */
+  int cloned;      /* 0 once a clone into a cgroup failed: the daemon places children then */
   int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
   char *init_stack; /* where init runs (one at a time) */
   char *const *node_argv; /* NULL: no node children */
@@ -74,30 +77,33 @@ static int send_frame (struct zygote *z, struct out *o) {
 static void leave_zygote (struct zygote *z) {
   close(z->ctl);
   close(z->own_pidns);
+  if (z->cgroups >= 0) close(z->cgroups);
 }
 
-/* The `forked` frame: `pid` is init's in the zygote's namespace; `program`
- * says whom the daemon places in the sandbox's cgroup: init's only child (a
- * forked program, which waits for that on its own), or else init itself. */
-static int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program) {
+/* The `forked` frame: `pid` is init's in the zygote's namespace; `placed`:
+ * born in its cgroup (clone3), else `program` says whom the daemon places
+ * there: init's only child (a forked program, which waits for that on its
+ * own), or init itself. */
+static int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, int placed) {
   struct out o;
-  out_map(&o, 4);
+  out_map(&o, 5);
   out_cstr(&o, "t"); out_cstr(&o, "forked");
   out_cstr(&o, "nonce"); out_cstr(&o, nonce);
   out_cstr(&o, "pid"); out_int(&o, pid);
   out_cstr(&o, "program"); out_bool(&o, program);
+  out_cstr(&o, "placed"); out_bool(&o, placed);
   return send_frame(z, &o);
 }
 
 /* In the init of an executed program, which waits for its placement while
  * the zygote waits for it (CLONE_VFORK): its pid as the zygote sees it (its
  * /proc is the zygote's still). */
-static int tell_forked_init (struct zygote *z, const char *nonce) {
+static int tell_forked_init (struct zygote *z, const char *nonce, int placed) {
   char self[32];
   ssize_t n = readlink("/proc/self", self, sizeof self - 1);
   if (n <= 0) return -1;
   self[n] = 0;
-  return tell_forked(z, nonce, atoi(self), 0);
+  return tell_forked(z, nonce, atoi(self), 0, placed);
 }
 
 /* How a sandbox's init starts: what it is for, and where its stderr goes. */
@@ -107,6 +113,7 @@ struct birth {
   const struct rlimits *lim;
   int err_fd;        /* the self-test's pipe, or -1 */
   int node;          /* the program executes node */
+  int placed;        /* init is born in the sandbox's cgroup */
 };
 
 /* Where a program resumes in its own copy of the zygote: spawn_sandbox's
@@ -124,12 +131,12 @@ static void *resume_point[5];
 static int init_main (void *arg) {
   struct birth *b = arg;
   struct zygote *z = b->z;
-  if (b->node && b->nonce != NULL && tell_forked_init(z, b->nonce) != 0) _exit(EXIT_SETUP_FAILED);
+  if (b->node && b->nonce != NULL && tell_forked_init(z, b->nonce, b->placed) != 0) _exit(EXIT_SETUP_FAILED);
   int reaper = z->reaper;
   leave_zygote(z);
   if (b->err_fd >= 0) dup2(b->err_fd, 2);
   struct program prog = { b->node ? z->node_argv : NULL, &z->old_mask };
-  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog);
+  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed);
   if (program == 0) __builtin_longjmp(resume_point, 1);
   become_reaper(reaper, program);
   return EXIT_SETUP_FAILED;
@@ -141,14 +148,27 @@ static int init_main (void *arg) {
  * namespace too). Init shares our memory (CLONE_VM) instead of copying it, and
  * we wait (CLONE_VFORK) until it has forked the program and executed the
  * reaper: a sandbox costs one copy of the zygote's page tables, not two.
+ * With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and so is
+ * everything after it; *placed says whether it was.
  * Returns init's pid, or -1 with errno; returns 0 in the program.
  */
-static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node) {
+static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, int *placed) {
+  *placed = 0;
   if (unshare(CLONE_NEWPID) != 0) return -1;
-  struct birth b = { z, nonce, lim, err_fd, node };
+  struct birth b = { z, nonce, lim, err_fd, node, cgroup_fd >= 0 };
   hz_interp->before_fork(); /* a python program calls PyOS_AfterFork_Child() */
   if (__builtin_setjmp(resume_point) != 0) return 0;
-  pid_t pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
+  pid_t pid = -1;
+  if (b.placed) {
+    pid = clone_into_cgroup(init_main, &b, z->init_stack, INIT_STACK, cgroup_fd);
+    if (pid < 0) { /* the daemon places this child and the next ones */
+      fprintf(stderr, "hearth zygote: clone3 into a sandbox cgroup: %s; the daemon places each child instead\n", strerror(errno));
+      z->cloned = 0;
+      b.placed = 0;
+    }
+  }
+  if (pid < 0) pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
+  *placed = pid > 0 && b.placed;
   int err = errno;
   hz_interp->after_fork_parent();
   if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
@@ -157,6 +177,18 @@ static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rl
   }
   errno = err;
   return pid;
+}
+
+#define CGROUP_NAME_MAX 64
+
+/* A sandbox cgroup's name (limits/: <language>-<daemon pid>-<n>): one path component. */
+static int valid_cgroup (struct value v) {
+  if (v.kind != K_STR || v.len == 0 || v.len > CGROUP_NAME_MAX) return 0;
+  for (size_t i = 0; i < v.len; i++) {
+    char c = v.str[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return 0;
+  }
+  return 1;
 }
 
 static int valid_nonce (struct value v) {
@@ -208,7 +240,22 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     z->polls = polls;
     z->cap = cap;
   }
-  pid_t pid = spawn_sandbox(z, id, &lim, -1, node);
+  int cgroup_fd = -1, placed = 0;
+  struct value cgroup = map_get(msg, len, "cgroup");
+  if (z->cloned && z->cgroups >= 0 && valid_cgroup(cgroup)) {
+    char name[CGROUP_NAME_MAX + 1];
+    memcpy(name, cgroup.str, cgroup.len);
+    name[cgroup.len] = 0;
+    cgroup_fd = openat(z->cgroups, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0) {
+      fprintf(stderr, "hearth zygote: open the sandbox cgroup %s: %s; the daemon places each child instead\n", name, strerror(errno));
+      z->cloned = 0;
+    }
+  }
+  pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, &placed);
+  int err = errno;
+  if (cgroup_fd >= 0) close(cgroup_fd);
+  errno = err;
   struct out o;
   if (pid < 0) {
     out_map(&o, 3);
@@ -224,8 +271,8 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     return IS_PROGRAM;
   }
   /* The init of an executed program told the daemon itself; a forked one's
-   * program waits for its placement while we go on. */
-  if (!node && tell_forked(z, id, pid, 1) != 0) return -1;
+   * program waits for its go byte while we go on. */
+  if (!node && tell_forked(z, id, pid, 1, placed) != 0) return -1;
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) { /* it could not be watched: it ends now */
     int status;
@@ -291,7 +338,8 @@ static int on_input (struct zygote *z) {
 static int self_test (struct zygote *z, char *reason, size_t size) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return -1;
-  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1], 0);
+  int placed;
+  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1], 0, -1, &placed);
   if (pid == 0) _exit(0); /* the program: everything held */
   close(pipefd[1]);
   if (pid < 0) {
@@ -333,6 +381,10 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.iso.bpf = bpf;
   z.iso.bpf_len = bpf_len;
   z.iso.last_cap = last_cap();
+  /* cgroup v2 with a delegated subtree: the daemon bound the sandboxes' parent here */
+  z.cgroups = open(CGROUPS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  z.cloned = z.cgroups >= 0;
+  z.iso.cgroups_dir = z.cgroups >= 0 ? CGROUPS_DIR : NULL;
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
   if (!hz_interp_ready()) { fputs("hearth zygote: the interpreter has no PyOS_BeforeFork\n", stderr); return -1; }
@@ -354,8 +406,9 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     send_frame(&z, &o);
     return 2;
   }
-  out_map(&o, 4);
+  out_map(&o, 5);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
+  out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);
   out_cstr(&o, "runtime"); out_cstr(&o, hz_interp->runtime);
   out_cstr(&o, "pid"); out_int(&o, getpid());
   size_t pages = 0;

@@ -64,6 +64,7 @@ fi
 if wait_ready; then ok "hearth.service is ready"; else bad "hearth.service never became ready"; fi
 ready=$(readyz)
 echo "# readyz: $ready"
+journalctl -u hearth --no-pager -o cat | grep -E '"level":(40|50|60)' | tail -n 5 | sed 's/^/# hearth warned: /'
 check "sandbox cgroups under the service's delegated subtree ($SANDBOXES)" grep -q "\"detail\":\"$SANDBOXES\"" <<<"$ready"
 pid=$(systemctl show -p MainPID --value hearth)
 check "the daemon moved itself into a leaf (no internal processes)" grep -qx '0::/hearth.slice/hearth.service/daemon' "/proc/$pid/cgroup"
@@ -71,6 +72,13 @@ check "fresh python sandboxes come from the zygote" grep -q '"python":{"mode":"z
 check "its probe learned the pages a python child writes (prefaultPages > 0)" grep -Eq '"python":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
 check "fresh node sandboxes are forked from the node zygote, whose probe learned the pages a node child writes" \
   grep -Eq '"node":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
+# Forked sandboxes are born in their cgroups (clone3 CLONE_INTO_CGROUP): the
+# zygotes live under the sandboxes' parent, and a sandbox's pid 1 (the
+# reaper), which the daemon never moves, is in the sandbox's cgroup.
+cmdlines () { for p in $(cat "$@" 2>/dev/null); do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null; echo; done; }
+check "the zygotes live in $SANDBOXES/zygotes" test "$(cmdlines "$SANDBOXES/zygotes/cgroup.procs" | grep -c '/hearth/zygote\.')" -ge 2
+check "a forked sandbox's pid 1 (the reaper) is in the sandbox's cgroup: born there" \
+  grep -q '^hearth-reaper ' <(cmdlines "$SANDBOXES"/python-*/cgroup.procs)
 first=$(find "$SANDBOXES" -mindepth 1 -maxdepth 1 -type d -name 'python-*' | head -1)
 if [ -n "$first" ]; then
   check "a sandbox cgroup has memory.max, pids.max and cpu.max from MAX_MEMORY, MAX_PIDS, MAX_CPUS" \
@@ -98,6 +106,11 @@ check "a javascript memory bomb answers memory_limit" grep -q '"code":"memory_li
 out=$(run '{"language":"python","code":"import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)","timeout":3}')
 echo "# fork bomb: $out"
 check "a fork bomb answers pids_limit (pids.events max)" grep -q '"code":"pids_limit"' <<<"$out"
+
+ready=$(readyz)
+check "python sandboxes were born in their cgroups, none moved there (bornInCgroup = forks)" \
+  grep -Eq '"python":\{[^}]*"forks":([0-9]+),[^}]*"bornInCgroup":\1[,}]' <<<"$ready"
+check "node ones too" grep -Eq '"node":\{[^}]*"forks":([0-9]+),[^}]*"bornInCgroup":\1[,}]' <<<"$ready"
 
 # A spin, and while it runs: the sandbox's cgroup throttles it to MAX_CPUS.
 run '{"language":"python","code":"import time\nend = time.monotonic() + 6\nwhile time.monotonic() < end:\n    pass\nreturn 1"}' >/tmp/spin.out &

@@ -48,6 +48,7 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
     files,
     zygoteProblem,
     capabilities: extra.zygoteCapabilities,
+    forkInto: limits.forkInto,
     warn: (msg, fields) => warnings.push({ msg, ...fields })
   })
   const runner = new Runner({ config, limits, seccompFile, forkers: forkers.byRuntime, runtimeFiles: files, ...extra })

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { CgroupsForZygotes } from './fork-into.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
@@ -48,9 +49,12 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     return failed(`cgroup2: cannot set up ${parent}`, err)
   }
 
+  const forkInto = new CgroupsForZygotes(parent)
+
   async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     const dir = join(parent, id)
     mkdirSync(dir) // synchronously: cgroupfs.ts says why
+    const forkable = forkInto.sandbox(id)
     writeFileSync(join(dir, 'memory.max'), String(own.memoryBytes))
     if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
     writeFileSync(join(dir, 'pids.max'), String(own.pids))
@@ -60,6 +64,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     const pidsEvents = join(dir, 'pids.events')
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
+      ...forkable,
       async place (hostPid) {
         await placePid([join(dir, 'cgroup.procs')], hostPid)
       },
@@ -82,7 +87,9 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     limits,
     create,
     removeStale: async () => await removeStaleSandboxes(parent),
+    forkInto,
     async close () {
+      await forkInto.close()
       await removeCgroup(parent, join(parent, 'cgroup.procs'), 3)
     }
   }

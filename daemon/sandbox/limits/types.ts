@@ -29,6 +29,8 @@ export interface SandboxLimits {
   place?: (hostPid: number) => Promise<void>
   /** For a forked sandbox under the rlimit backend: the limits it sets on itself. */
   readonly rlimits?: Rlimits
+  /** cgroup v2 with ForkIntoCgroups enabled: its cgroup's directory under the parent, for a zygote to fork it into */
+  readonly cgroup?: string
   /** The limit the sandbox ran into, if any (read from the kernel's own counters); 'unreadable' when they cannot be read. */
   breach: () => Breach | 'unreadable' | null
   /** Kills whatever is left inside (the whole cgroup) and removes it. */
@@ -59,4 +61,21 @@ export interface LimitsBackend {
   removeStale: () => Promise<number>
   /** Removes the backend's parent cgroup at shutdown (best effort). */
   close: () => Promise<void>
+  /** cgroup v2: how zygotes fork each sandbox's init straight into its cgroup (clone3 CLONE_INTO_CGROUP) */
+  readonly forkInto?: ForkIntoCgroups
+}
+
+/**
+ * A clone into a cgroup is checked as a write of the new pid into its
+ * cgroup.procs by the zygote (its uid, its cgroup namespace): the zygote must
+ * be allowed to write the sandbox cgroup's cgroup.procs and that of the common
+ * ancestor of its own cgroup and the sandbox's.
+ */
+export interface ForkIntoCgroups {
+  /** the sandboxes' parent cgroup */
+  readonly parent: string
+  /** Makes the cgroups writable for zygotes of host uid `uid` (null: the daemon's own); from then on each sandbox's limits name its cgroup. */
+  enable: (uid: number | null) => Promise<void>
+  /** Moves a zygote (host pid) into a cgroup under the parent, so that the parent is the common ancestor. */
+  adopt: (hostPid: number) => Promise<void>
 }

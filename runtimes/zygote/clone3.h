@@ -1,0 +1,20 @@
+/* clone3(2) with CLONE_INTO_CGROUP, for a sandbox's init (serve.c). */
+#ifndef HEARTH_CLONE3_H
+#define HEARTH_CLONE3_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * fn(arg) in a child that shares our memory (CLONE_VM) on `stack` (`size`
+ * bytes), while we wait (CLONE_VFORK), and that is born in the cgroup v2
+ * directory `cgroup_fd` (CLONE_INTO_CGROUP, Linux 5.7+): no write to
+ * cgroup.procs afterwards, so no migration, which on cgroup v2 takes a lock
+ * that every fork on the host waits for. The child's exit signal is SIGCHLD.
+ * Returns the child's pid, or -1 with errno (ENOSYS where this is not built:
+ * only x86-64 has the trampoline; the caller falls back to clone(2) and a
+ * placement by the daemon).
+ */
+pid_t clone_into_cgroup (int (*fn) (void *), void *arg, char *stack, size_t size, int cgroup_fd);
+
+#endif
