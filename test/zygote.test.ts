@@ -8,6 +8,7 @@ import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Runner } from '../daemon/pool/runner.js'
+import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
 import { call, startRunner, waitFor } from './helpers/runner.js'
 
 async function py (runner: Runner, code: string, functionKey?: string): Promise<any> {
@@ -258,28 +259,29 @@ t.test('ZYGOTE=off spawns every sandbox', async (t) => {
   t.same(runner.stats().runtimes, { python: { mode: 'spawn' }, node: { mode: 'spawn' } })
 })
 
-t.test('a child given up on before its go byte ends, and the zygote forks on', async (t) => {
-  // Its init waits for the go byte while the zygote waits for its init
-  // (serve.c, spawn_sandbox): the daemon must end it by closing its
-  // connections. Here the first placement into a cgroup fails.
-  let placements = 0
-  const { runner } = await startRunner(t, {}, {
+/** The real limits backend, with `before(n)` run before the nth placement of a forked program into its cgroups (from 0). */
+function hookPlacements (before: (n: number) => Promise<void>): { wrapLimits: (real: LimitsBackend) => LimitsBackend, placements: () => number } {
+  let n = 0
+  return {
+    placements: () => n,
     wrapLimits: (real) => ({
       ...real,
       create: async (id, own) => {
         const sandbox = await real.create(id, own)
-        return {
-          ...sandbox,
-          place: async (hostPid) => {
-            if (placements++ === 0) throw new Error('placement refused by the test')
-            await sandbox.place?.(hostPid)
-          }
-        }
+        return { ...sandbox, place: async (hostPid) => { await before(n++); await sandbox.place?.(hostPid) } }
       }
     })
-  })
+  }
+}
+
+t.test('a child given up on before its go byte ends, and the zygote forks on', async (t) => {
+  // Its program waits for the go byte (isolate.c, become_sandbox): the
+  // daemon must end it by closing its connections. Here the first placement
+  // into a cgroup fails.
+  const hook = hookPlacements(async (n) => { if (n === 0) throw new Error('placement refused by the test') })
+  const { runner } = await startRunner(t, {}, { wrapLimits: hook.wrapLimits })
   const first = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
-  t.ok(placements >= 1, `the first placement was refused (first call: ${first.error?.code ?? 'served by a retry'})`)
+  t.ok(hook.placements() >= 1, `the first placement was refused (first call: ${first.error?.code ?? 'served by a retry'})`)
   t.equal(await py(runner, 'return 2'), 2, 'the next sandbox is forked and served')
 })
 
@@ -287,28 +289,14 @@ t.test('while a forked child waits for its placement, the zygote forks the next 
   // The program waits for the go byte, not its init: the zygote (which waits
   // for init) is free again once init has executed the reaper. Here the
   // first placement into a cgroup is held until the second sandbox served a call.
-  let placements = 0
   let release!: () => void
   const held = new Promise<void>((resolve) => { release = resolve })
-  const { runner } = await startRunner(t, { POOL_MIN: '2' }, {
-    wrapLimits: (real) => ({
-      ...real,
-      create: async (id, own) => {
-        const sandbox = await real.create(id, own)
-        return {
-          ...sandbox,
-          place: async (hostPid) => {
-            if (placements++ === 0) await held
-            await sandbox.place?.(hostPid)
-          }
-        }
-      }
-    })
-  })
+  const hook = hookPlacements(async (n) => { if (n === 0) await held })
+  const { runner } = await startRunner(t, { POOL_MIN: '2' }, { wrapLimits: hook.wrapLimits })
   t.teardown(release)
   const started = Date.now()
   t.equal(await py(runner, 'return 2'), 2, 'a call is served while the first child still waits')
-  t.ok(placements >= 2, 'by the second child')
+  t.ok(hook.placements() >= 2, 'by the second child')
   t.ok(Date.now() - started < 4000, `in ${Date.now() - started} ms`)
   release()
   await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 2, 10_000, 'the held child ready once placed, beside the replacement of the one that served')
