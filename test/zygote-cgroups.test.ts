@@ -6,10 +6,12 @@
 // needs none), beside the real limits backend.
 import { mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { CgroupsForZygotes } from '../daemon/sandbox/limits/fork-into.js'
 import { mounts, removeCgroup } from '../daemon/sandbox/limits/cgroupfs.js'
 import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
+import type { Env } from '../daemon/config.js'
+import type { Runner } from '../daemon/pool/runner.js'
 import { call, startRunner, waitFor } from './helpers/runner.js'
 
 const v2 = mounts().find((m) => m.fstype === 'cgroup2')
@@ -24,12 +26,14 @@ function cmdlines (procsFile: string): string[] {
   }
 }
 
-t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, pid 1 included', { skip: v2 === undefined ? 'no cgroup2 file system here' : false }, async (t) => {
-  const parent = join((v2 as { path: string }).path, `hearth-test-clone-${process.pid}`)
+const skip = v2 === undefined ? 'no cgroup2 file system here' : false
+
+/** A runner whose zygotes fork into cgroups under a new directory of this host's cgroup v2 hierarchy, beside the real limits backend's. */
+async function bornInCgroups (t: Test, env: Env): Promise<{ runner: Runner, warnings: unknown[], parent: string }> {
+  const parent = join((v2 as { path: string }).path, `hearth-test-clone-${process.pid}-${++made}`)
   mkdirSync(parent)
   const forkInto = new CgroupsForZygotes(parent)
   const dirs = new Set<string>()
-  // The real backend's limits, and beside each sandbox's a cgroup v2 directory to be born in.
   const wrapLimits = (real: LimitsBackend): LimitsBackend => ({
     ...real,
     forkInto,
@@ -41,12 +45,29 @@ t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, p
       return { ...limits, ...forkInto.sandbox(id), destroy: async () => { await limits.destroy(); await removeCgroup(dir); dirs.delete(dir) } }
     }
   })
-  const { runner, warnings } = await startRunner(t, { POOL_MIN: '1' }, { wrapLimits })
+  const { runner, warnings } = await startRunner(t, env, { wrapLimits })
   t.teardown(async () => {
     for (const dir of dirs) await removeCgroup(dir)
     await forkInto.close()
     rmdirSync(parent)
   })
+  return { runner, warnings, parent }
+}
+let made = 0
+
+/** What sits in the cgroup of a ready sandbox of `language` (a pool's), once it holds `count` processes. */
+async function heldBy (parent: string, language: string, count: number): Promise<string[]> {
+  let held: string[] = []
+  await waitFor(() => {
+    const dir = readdirSync(parent).find((d) => d.startsWith(`${language}-`))
+    held = dir === undefined ? [] : cmdlines(join(parent, dir, 'cgroup.procs'))
+    return held.length === count
+  }, 10_000, `a ready ${language} sandbox`)
+  return held.sort()
+}
+
+t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, pid 1 included', { skip }, async (t) => {
+  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' })
   const py = await call(runner, { language: 'python', code: 'return [l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")]', input: '{}' })
   t.equal(py.result?.data, '["0::/"]', 'its cgroup v2 directory is the root of what it sees')
   const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
@@ -57,12 +78,17 @@ t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, p
   }
   t.same(cmdlines(join(parent, 'zygotes', 'cgroup.procs')).map((c) => /\/hearth\/zygote\.(py|mjs)/.exec(c)?.[1]).sort(), ['mjs', 'py'], 'the zygotes live in <parent>/zygotes')
   // A ready sandbox of the pool: its pid 1, which the daemon never moves, sits in its cgroup with its program.
-  let held: string[] = []
-  await waitFor(() => {
-    const dir = readdirSync(parent).find((d) => d.startsWith('python-'))
-    held = dir === undefined ? [] : cmdlines(join(parent, dir, 'cgroup.procs'))
-    return held.length === 2
-  }, 10_000, 'a ready python sandbox')
-  t.match(held.sort(), [/\/hearth\/zygote\.py /, /^hearth-reaper /], 'the program and the reaper, both born there')
+  t.match(await heldBy(parent, 'python', 2), [/\/hearth\/zygote\.py /, /^hearth-reaper /], 'the program and the reaper, both born there')
+  t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
+})
+
+t.test('ZYGOTE_NODE=exec: the init of an executed node is born in its cgroup too, and says so itself', { skip }, async (t) => {
+  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1', ZYGOTE_NODE: 'exec' })
+  const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
+  t.equal(js.result?.data, '42')
+  const node = runner.stats().runtimes.node as unknown as Record<string, number | string>
+  t.match(node, { start: 'exec' })
+  t.ok((node.forks as number) > 0 && node.bornInCgroup === node.forks, `${node.bornInCgroup} of ${node.forks} node sandboxes born in their cgroup`)
+  t.match(await heldBy(parent, 'javascript', 2), [/\/hearth\/bootstrap\.mjs/, /^hearth-reaper /], 'the executed node and the reaper')
   t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
 })
