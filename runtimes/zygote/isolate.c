@@ -28,8 +28,9 @@
  * comes from the zygote's fork): no view of a sibling's files, SysV IPC,
  * processes or abstract sockets, no network at all. The user namespace stays
  * the zygote's, whose only uid is the sandbox uid. A cgroup namespace too,
- * entered once the daemon has placed the program in its cgroup, so that
- * cgroup is the root of what it sees. */
+ * entered once in the sandbox's cgroup (by init when it was born there, else
+ * by the program once the daemon has placed it), so that cgroup is the root
+ * of what it sees. */
 #define NAMESPACES (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET)
 
 static __attribute__((noreturn)) void fail (const char *step) {
@@ -262,9 +263,10 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
     drop_privileges(iso, 0);
     return program;
   }
-  /* The program: the daemon places it (not init) in its cgroup while the
-   * zygote forks the next sandbox, then lets it go. Nothing of it runs
-   * before: its prefault and everything after is charged to the sandbox. */
+  /* The program: unless born in its cgroup with init, the daemon places it
+   * (not init) there while the zygote forks the next sandbox, then lets it
+   * go. Nothing of it runs before: its prefault and everything after is
+   * charged to the sandbox. */
   close(*reaper);
   if (nonce != NULL) await_placement(3);
   if (!placed) check(unshare(CLONE_NEWCGROUP), "unshare cgroup");
