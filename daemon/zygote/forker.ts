@@ -98,9 +98,9 @@ export class Forker {
       arrived.catch(() => {}) // awaited below, or given up on
       let fork: Fork | null = null
       let conns: Connections | null = null
-      // The child's init waits for the go byte while the zygote waits for it
-      // (serve.c, spawn_sandbox): closing its connections is what ends it
-      // then, before the zygote can act on a kill.
+      // A child waiting for its go byte (isolate.c, become_sandbox) ends when
+      // its connections close; the init of an executed program waits while
+      // the zygote waits for it, so no kill could reach it before.
       const giveUp = (reason: Error): void => {
         this.opts.rendezvous.cancel(nonce, reason)
         for (const socket of Object.values(conns ?? {})) socket.destroy()

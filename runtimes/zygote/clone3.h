@@ -1,4 +1,4 @@
-/* clone3(2) with CLONE_INTO_CGROUP, for a sandbox's init (serve.c). */
+/* clone3(2) with CLONE_INTO_CGROUP, for a sandbox's init (spawn.c). */
 #ifndef HEARTH_CLONE3_H
 #define HEARTH_CLONE3_H
 

@@ -32,7 +32,7 @@ struct channels {
 
 /*
  * In a sandbox's init, pid 1 of a new pid namespace, still sharing the
- * zygote's memory (serve.c, spawn_sandbox):
+ * zygote's memory (spawn.c, spawn_sandbox):
  *   connect to the daemon (unless `nonce` is NULL: the self-test), set the
  *   rlimits, enter new mount, UTS, IPC and network namespaces, mount our own
  *   /tmp, /dev/shm, /proc and /dev/pts, cover the rendezvous directory, make

@@ -27,41 +27,12 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "clone3.h"
-#include "frames.h"
 #include "interp.h"
-#include "isolate.h"
-#include "probe.h"
+#include "zygote.h"
 
-#define NONCE_LEN 32
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
-#define INIT_STACK (256 * 1024)
 
-/* A sandbox's init, watched through a pidfd. Not SIGCHLD: the kernel gives
- * it to any thread that does not block it, and in node the platform's
- * threads took it (ignored) before a signalfd saw it (measured: exits went
- * unreported, and a retired zygote waited for its children forever). */
-struct child { pid_t pid; int pidfd; char nonce[NONCE_LEN + 1]; };
-
-struct zygote {
-  int ctl, own_pidns;
-  int cgroups;     /* CGROUPS_DIR (cgroup v2: the sandboxes' parent), or -1 */
-  int cloned;      /* 0 once a clone into a cgroup failed: the daemon places children then */
-  int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
-  char *init_stack; /* where init runs (one at a time) */
-  char *const *node_argv; /* NULL: no node children */
-  sigset_t old_mask;
-  struct isolation iso;
-  struct child *children;
-  struct pollfd *polls; /* the channel, then each child's pidfd */
-  size_t nchildren, cap;
-  struct page_run runs[MAX_RUNS]; /* what a probe child copied: each child prefaults these */
-  size_t nruns;
-  uint8_t in[2 * FRAME_MAX];
-  size_t inlen;
-};
-
-static int send_frame (struct zygote *z, struct out *o) {
+int send_frame (struct zygote *z, struct out *o) {
   size_t n = out_finish(o), done = 0;
   if (n == 0) return -1;
   while (done < n) {
@@ -73,18 +44,7 @@ static int send_frame (struct zygote *z, struct out *o) {
   return 0;
 }
 
-/* In a child: nothing of the zygote's loop stays open. */
-static void leave_zygote (struct zygote *z) {
-  close(z->ctl);
-  close(z->own_pidns);
-  if (z->cgroups >= 0) close(z->cgroups);
-}
-
-/* The `forked` frame: `pid` is init's in the zygote's namespace; `placed`:
- * born in its cgroup (clone3), else `program` says whom the daemon places
- * there: init's only child (a forked program, which waits for that on its
- * own), or init itself. */
-static int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, int placed) {
+int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, int placed) {
   struct out o;
   out_map(&o, 5);
   out_cstr(&o, "t"); out_cstr(&o, "forked");
@@ -93,90 +53,6 @@ static int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int prog
   out_cstr(&o, "program"); out_bool(&o, program);
   out_cstr(&o, "placed"); out_bool(&o, placed);
   return send_frame(z, &o);
-}
-
-/* In the init of an executed program, which waits for its placement while
- * the zygote waits for it (CLONE_VFORK): its pid as the zygote sees it (its
- * /proc is the zygote's still). */
-static int tell_forked_init (struct zygote *z, const char *nonce, int placed) {
-  char self[32];
-  ssize_t n = readlink("/proc/self", self, sizeof self - 1);
-  if (n <= 0) return -1;
-  self[n] = 0;
-  return tell_forked(z, nonce, atoi(self), 0, placed);
-}
-
-/* How a sandbox's init starts: what it is for, and where its stderr goes. */
-struct birth {
-  struct zygote *z;
-  const char *nonce; /* NULL: the self-test */
-  const struct rlimits *lim;
-  int err_fd;        /* the self-test's pipe, or -1 */
-  int node;          /* the program executes node */
-  int placed;        /* init is born in the sandbox's cgroup */
-};
-
-/* Where a program resumes in its own copy of the zygote: spawn_sandbox's
- * frame, frozen there while init ran (a __builtin_setjmp buffer). The
- * builtins, not setjmp(3): glibc's fortified longjmp refuses a jump from
- * init's stack to the zygote's. A function holding a __builtin_setjmp
- * receiver saves every callee-saved register in its prologue (checked in the
- * disassembly), so its callers' registers come back from the copied stack.
- * The program is made by glibc's fork() in init, which sets the tid glibc
- * keeps for the thread (a raw clone would leave the zygote's there). */
-static void *resume_point[5];
-
-/* Init, on its own stack in the zygote's memory: sets the sandbox up, forks
- * the program (which resumes at resume_point), and becomes the reaper. */
-static int init_main (void *arg) {
-  struct birth *b = arg;
-  struct zygote *z = b->z;
-  if (b->node && b->nonce != NULL && tell_forked_init(z, b->nonce, b->placed) != 0) _exit(EXIT_SETUP_FAILED);
-  int reaper = z->reaper;
-  leave_zygote(z);
-  if (b->err_fd >= 0) dup2(b->err_fd, 2);
-  struct program prog = { b->node ? z->node_argv : NULL, &z->old_mask };
-  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed);
-  if (program == 0) __builtin_longjmp(resume_point, 1);
-  become_reaper(reaper, program);
-  return EXIT_SETUP_FAILED;
-}
-
-/*
- * A sandbox: init is pid 1 of a new pid namespace (unshare(CLONE_NEWPID)
- * applies to our next child only; setns() back lets the one after get a fresh
- * namespace too). Init shares our memory (CLONE_VM) instead of copying it, and
- * we wait (CLONE_VFORK) until it has forked the program and executed the
- * reaper: a sandbox costs one copy of the zygote's page tables, not two.
- * With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and so is
- * everything after it; *placed says whether it was.
- * Returns init's pid, or -1 with errno; returns 0 in the program.
- */
-static pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, int *placed) {
-  *placed = 0;
-  if (unshare(CLONE_NEWPID) != 0) return -1;
-  struct birth b = { z, nonce, lim, err_fd, node, cgroup_fd >= 0 };
-  hz_interp->before_fork(); /* a python program calls PyOS_AfterFork_Child() */
-  if (__builtin_setjmp(resume_point) != 0) return 0;
-  pid_t pid = -1;
-  if (b.placed) {
-    pid = clone_into_cgroup(init_main, &b, z->init_stack, INIT_STACK, cgroup_fd);
-    if (pid < 0) { /* the daemon places this child and the next ones */
-      fprintf(stderr, "hearth zygote: clone3 into a sandbox cgroup: %s; the daemon places each child instead\n", strerror(errno));
-      z->cloned = 0;
-      b.placed = 0;
-    }
-  }
-  if (pid < 0) pid = clone(init_main, z->init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &b);
-  *placed = pid > 0 && b.placed;
-  int err = errno;
-  hz_interp->after_fork_parent();
-  if (setns(z->own_pidns, CLONE_NEWPID) != 0) {
-    perror("hearth zygote: setns own pid namespace");
-    exit(EXIT_SETUP_FAILED);
-  }
-  errno = err;
-  return pid;
 }
 
 #define CGROUP_NAME_MAX 64
