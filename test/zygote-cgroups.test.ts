@@ -92,3 +92,16 @@ t.test('ZYGOTE_NODE=exec: the init of an executed node is born in its cgroup too
   t.match(await heldBy(parent, 'javascript', 2), [/\/hearth\/bootstrap\.mjs/, /^hearth-reaper /], 'the executed node and the reaper')
   t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
 })
+
+t.test('a zygote that replaces a worn one forks into the cgroups too', { skip }, async (t) => {
+  const { runner, warnings, parent } = await bornInCgroups(t, { ZYGOTE_MAX_FORKS: '2' })
+  for (let i = 0; i < 5; i++) {
+    const r = await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })
+    t.equal(r.result?.data, String(i))
+  }
+  const python = runner.stats().runtimes.python as unknown as Record<string, number>
+  t.ok((python.started ?? 0) >= 3, `${python.started} python zygotes started`)
+  t.equal(python.bornInCgroup, python.forks, `${python.bornInCgroup} of ${python.forks} born in their cgroup`)
+  await waitFor(() => cmdlines(join(parent, 'zygotes', 'cgroup.procs')).filter((c) => c.includes('/hearth/zygote.py')).length >= 1, 10_000, 'the current zygote in <parent>/zygotes')
+  t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
+})
