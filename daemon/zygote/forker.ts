@@ -7,18 +7,10 @@
 // its pid namespace).
 import { randomBytes } from 'node:crypto'
 import { GO } from '../protocol.js'
-import type { SandboxLimits } from '../sandbox/limits/index.js'
+import type { ForkIntoCgroups, SandboxLimits } from '../sandbox/limits/index.js'
 import type { ExitStatus, Launch, SandboxProcess } from '../sandbox/process.js'
 import type { Connections, Rendezvous } from './rendezvous.js'
 import { Zygote, type Fork } from './zygote.js'
-
-/** cgroup v2: where a zygote forks each sandbox's init straight into its cgroup (clone3 CLONE_INTO_CGROUP) */
-export interface ZygoteCgroups {
-  /** the sandboxes' parent cgroup on the host, bound into each zygote at /run/hearth-cgroup (argv.ts) */
-  readonly parent: string
-  /** moves a zygote (host pid) into a cgroup under `parent`, which makes `parent` the common ancestor a clone into a sandbox's cgroup is checked against */
-  readonly adopt: (hostPid: number) => Promise<void>
-}
 
 export interface ForkerOptions {
   /** what its zygote runs, and so what its forked programs run */
@@ -30,7 +22,8 @@ export interface ForkerOptions {
   readonly maxForks: number
   readonly maxAgeMs: number
   readonly startTimeoutMs: number
-  readonly cgroups?: ZygoteCgroups
+  /** cgroup v2, enabled: each zygote is moved under `parent` (bound into it at /run/hearth-cgroup, argv.ts) and forks each sandbox's init into its cgroup */
+  readonly cgroups?: Pick<ForkIntoCgroups, 'parent' | 'adopt'>
   readonly onStderr?: (line: string) => void
   /** a zygote died without being asked to, or a successor failed to start */
   readonly onTrouble?: (err: Error) => void

@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import type { Config } from '../config.js'
 import { nodeZygoteSpec, zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
-import type { ForkIntoCgroups } from '../sandbox/limits/types.js'
-import { Forker, type ForkerOptions, type ZygoteCgroups } from './forker.js'
+import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
+import { Forker, type ForkerOptions } from './forker.js'
 import { addonBeside } from './library.js'
 import { Rendezvous } from './rendezvous.js'
 
@@ -38,12 +38,11 @@ export interface ForkersOptions {
 }
 
 /** cgroup v2: the sandboxes' cgroups readied for the zygotes to fork into; where they cannot be, the daemon places each sandbox. */
-async function readyCgroups (o: ForkersOptions): Promise<ZygoteCgroups | undefined> {
-  const forkInto = o.forkInto
-  if (forkInto === undefined) return undefined
+async function readyCgroups (o: ForkersOptions): Promise<ForkIntoCgroups | undefined> {
+  if (o.forkInto === undefined) return undefined
   try {
-    await forkInto.enable(o.hostUid)
-    return { parent: forkInto.parent, adopt: async (hostPid) => await forkInto.adopt(hostPid) }
+    await o.forkInto.enable(o.hostUid)
+    return o.forkInto
   } catch (err) {
     o.warn('zygotes cannot fork into the sandboxes\' cgroups: the daemon places each sandbox', { reason: (err as Error).message })
     return undefined

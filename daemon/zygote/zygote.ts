@@ -212,9 +212,7 @@ export class Zygote {
           return
         }
         const init = findChild(this.hostPid, msg.pid)
-        // A forked program is init's only child until it is let go.
-        const kids = init === null || msg.program !== true ? [] : children(init)
-        const hostPid = msg.program === true ? (kids.length === 1 ? kids[0] as number : null) : init
+        const hostPid = msg.program === true && init !== null ? onlyChild(init) : init
         if (hostPid === null) {
           this.killChild(msg.nonce)
           fork.reject(new Error(`cannot find the forked ${msg.program === true ? 'program' : 'child'} (init is pid ${msg.pid} in the zygote)`))
@@ -252,6 +250,12 @@ export class Zygote {
     }
     this.children.clear()
   }
+}
+
+/** A forked program: init's only child until it is let go. */
+function onlyChild (init: number): number | null {
+  const kids = children(init)
+  return kids.length === 1 ? kids[0] as number : null
 }
 
 function describe (s: ExitStatus): string {
