@@ -27,12 +27,15 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+/** Whether a Redis answers PING on the port (within a second: whatever else holds the port may say nothing). */
 async function answers (port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const s = connect(port, '127.0.0.1')
+    const done = (ok: boolean): void => { s.destroy(); resolve(ok) }
+    s.setTimeout(1000, () => done(false))
     s.once('connect', () => { s.write('PING\r\n') })
-    s.once('data', (d) => { s.destroy(); resolve(/^(\+PONG|-NOAUTH)/.test(d.toString())) })
-    s.once('error', () => resolve(false))
+    s.once('data', (d) => done(/^(\+PONG|-NOAUTH)/.test(d.toString())))
+    s.once('error', () => done(false))
   })
 }
 
@@ -49,10 +52,20 @@ export class TestRedis {
 
   /** `args`: more redis-server options, such as ['--requirepass', 'pw']. */
   static async start (t: Test, args: readonly string[] = []): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort(), args)
-    await redis.up()
-    t.teardown(async () => await redis.down())
-    return redis
+    // As for a cluster's nodes: a port taken before the server binds it is
+    // replaced once or twice.
+    for (let attempt = 1; ; attempt++) {
+      const redis = new TestRedis(await freePort(), args)
+      try {
+        await redis.up()
+      } catch (err) {
+        await redis.down()
+        if (!(err instanceof ServerExited) || attempt === 3) throw err
+        continue
+      }
+      t.teardown(async () => await redis.down())
+      return redis
+    }
   }
 
   get url (): string {
@@ -64,12 +77,9 @@ export class TestRedis {
   }
 
   async up (): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args], { stdio: 'ignore' })
-    const until = Date.now() + 10_000
-    while (!(await answers(this.port))) {
-      if (Date.now() > until) throw new Error('redis-server did not start')
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = child
+    await whenAnswering(this.port, child)
   }
 
   /** SIGSTOP: the server keeps its connections but answers nothing, as a hung Redis does. */
@@ -100,22 +110,28 @@ export class TestRedis {
 export class TestRedisCluster implements AnyRedis {
   private readonly children = new Map<number, ChildProcess>()
 
-  private constructor (readonly ports: readonly number[], private readonly dir: string) {}
+  private constructor (private ports: readonly number[], private readonly dir: string) {}
 
   static async start (t: Test): Promise<TestRedisCluster> {
-    const ports: number[] = []
-    while (ports.length < 3) {
-      const p = await freePort()
-      // The cluster bus listens on port + 10000: keep both free and distinct.
-      if (p < 55000 && !ports.includes(p)) ports.push(p)
-    }
-    const cluster = new TestRedisCluster(ports, mkdtempSync(join(tmpdir(), 'hearth-cluster-')))
+    const cluster = new TestRedisCluster([], mkdtempSync(join(tmpdir(), 'hearth-cluster-')))
     t.teardown(async () => {
       await cluster.down()
       rmSync(cluster.dir, { recursive: true, force: true })
     })
-    await cluster.startNodes()
-    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
+    // A port free when chosen can be taken before its node binds it (other
+    // suites run at once): a node that exits before it answers is started
+    // again on other ports.
+    for (let attempt = 1; ; attempt++) {
+      cluster.ports = await clusterPorts()
+      try {
+        await cluster.startNodes()
+        break
+      } catch (err) {
+        await cluster.down()
+        if (!(err instanceof ServerExited) || attempt === 3) throw err
+      }
+    }
+    execFileSync('redis-cli', ['--cluster', 'create', ...cluster.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
     await cluster.healthy()
     return cluster
   }
@@ -126,18 +142,13 @@ export class TestRedisCluster implements AnyRedis {
 
   private async startNodes (): Promise<void> {
     for (const port of this.ports) {
-      this.children.set(port, spawn('redis-server', [
+      const child = spawn('redis-server', [
         '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning',
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'
-      ], { stdio: 'ignore' }))
+      ], { stdio: ['ignore', 'pipe', 'pipe'] })
+      this.children.set(port, child)
     }
-    const until = Date.now() + 10_000
-    for (const port of this.ports) {
-      while (!(await answers(port))) {
-        if (Date.now() > until) throw new Error('a cluster node did not start')
-        await new Promise((resolve) => setTimeout(resolve, 25))
-      }
-    }
+    for (const port of this.ports) await whenAnswering(port, this.children.get(port) as ChildProcess)
   }
 
   /** Every node says cluster_state:ok. */
@@ -168,4 +179,38 @@ export class TestRedisCluster implements AnyRedis {
       await exited
     }))
   }
+}
+
+class ServerExited extends Error {}
+
+/** Resolves once the server on the port answers; rejects with its log if it exits first, or after 10 s. */
+async function whenAnswering (port: number, child: ChildProcess): Promise<void> {
+  let log = ''
+  const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-2000) }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const until = Date.now() + 10_000
+  while (!(await answers(port))) {
+    if (child.exitCode !== null) throw new ServerExited(`redis-server on ${port} exited before it answered: ${log}`)
+    if (Date.now() > until) throw new Error(`redis-server on ${port} did not start: ${log}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** Three distinct ports, each with its cluster bus port (port + 10000) free too. */
+async function clusterPorts (): Promise<number[]> {
+  const ports: number[] = []
+  while (ports.length < 3) {
+    const p = await freePort()
+    if (p < 55000 && !ports.includes(p) && await canListen(p + 10000)) ports.push(p)
+  }
+  return ports
+}
+
+async function canListen (port: number): Promise<boolean> {
+  const server = createServer()
+  return await new Promise((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
 }
