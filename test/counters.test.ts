@@ -13,13 +13,24 @@ t.test('the first counter above zero names the breach; an unreadable one says so
   const pids = join(dir, 'pids.events')
   writeFileSync(memory, 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n')
   writeFileSync(pids, 'max 0\n')
-  const counters = new Counters()
+  const counters = new Counters([['memory', memory, 'oom_kill'], ['pids', pids, 'max']])
   t.teardown(() => counters.close())
-  const checks = [['memory', memory, 'oom_kill'], ['pids', pids, 'max']] as const
-  t.equal(counters.breach(checks), null, 'oom_kill 0 and max 0: nothing hit (memory.events\' own "max" line is not pids.events)')
+  t.equal(counters.breach(), null, 'oom_kill 0 and max 0: nothing hit (memory.events\' own "max" line is not pids.events)')
   writeFileSync(pids, 'max 5\n') // the same file, rewritten: read again, not cached
-  t.equal(counters.breach(checks), 'pids')
+  t.equal(counters.breach(), 'pids')
   writeFileSync(memory, 'oom_kill 1\n')
-  t.equal(counters.breach(checks), 'memory', 'memory first')
-  t.equal(new Counters().breach([['memory', join(dir, 'gone/memory.events'), 'oom_kill']]), 'unreadable')
+  t.equal(counters.breach(), 'memory', 'memory first')
+  t.equal(new Counters([['memory', join(dir, 'gone/memory.events'), 'oom_kill']]).breach(), 'unreadable')
+})
+
+t.test('the counter files are opened when the counters are made, not at the first check (a fresh sandbox\'s call)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-counters-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const events = join(dir, 'pids.events')
+  writeFileSync(events, 'max 2\n')
+  const counters = new Counters([['pids', events, 'max']])
+  t.teardown(() => counters.close())
+  // Gone from its directory, the file is still read through the descriptor opened above.
+  rmSync(events)
+  t.equal(counters.breach(), 'pids')
 })

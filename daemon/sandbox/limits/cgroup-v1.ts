@@ -52,16 +52,16 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     const cpu = dirOf('cpu', id)
     writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
-    const counters = new Counters()
     const oomControl = join(memory, 'memory.oom_control')
     const pidsEvents = join(dirOf('pids', id), 'pids.events')
+    const counters = new Counters([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']])
     const procs = dirs.map((d) => join(d, 'cgroup.procs'))
     return {
       prefix: joinPrefix(procs),
       async place (hostPid) {
         await placePid(procs, hostPid)
       },
-      breach: () => counters.breach([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']]),
+      breach: () => counters.breach(),
       async destroy () {
         counters.close()
         for (const dir of dirs) killProcs(join(dir, 'cgroup.procs'))

@@ -59,16 +59,16 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
     writeFileSync(join(dir, 'pids.max'), String(own.pids))
     writeFileSync(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
-    const counters = new Counters()
     const memoryEvents = join(dir, 'memory.events')
     const pidsEvents = join(dir, 'pids.events')
+    const counters = new Counters([['memory', memoryEvents, 'oom_kill'], ['pids', pidsEvents, 'max']])
     return {
       prefix: joinPrefix([join(dir, 'cgroup.procs')]),
       ...forkable,
       async place (hostPid) {
         await placePid([join(dir, 'cgroup.procs')], hostPid)
       },
-      breach: () => counters.breach([['memory', memoryEvents, 'oom_kill'], ['pids', pidsEvents, 'max']]),
+      breach: () => counters.breach(),
       async destroy () {
         counters.close()
         try {
