@@ -1,5 +1,5 @@
 // Per-sandbox cgroups against the real kernel: memory and pids ceilings, the CPU
-// quota, and no cgroup left behind.
+// quota, and no cgroup left behind (or kept past its use: spares.ts).
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -10,7 +10,8 @@ if (limits.name !== 'cgroup1' && limits.name !== 'cgroup2') {
   t.fail(`no cgroup backend on this machine (got ${limits.name}); these tests need root and writable cgroups`)
 }
 const parents = limits.detail.split(' ')
-const children = (): number => parents.reduce((n, dir) => n + (existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length : 0), 0)
+/** Sandbox cgroups (`<language>-<pid>-<n>`) in every hierarchy. */
+const sandboxCgroups = (): number => parents.reduce((n, dir) => n + (existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && /^[a-z]+-\d+-\d+$/.test(d.name)).length : 0), 0)
 
 t.test('a memory bomb answers memory_limit within seconds, and the next call runs', async (t) => {
   const bombs = [
@@ -54,8 +55,7 @@ t.test('a busy loop is held to its CPU quota: the quota is set and the kernel th
   t.equal((await spin).result?.data, '1', 'and it still finishes')
 })
 
-t.test('cgroups are removed with their sandboxes; no leak after 500 sandboxes', async (t) => {
-  const before = children()
+t.test('cgroups are handed on or removed with their sandboxes; no leak after 500 sandboxes', async (t) => {
   let done = 0
   const started = Date.now()
   await Promise.all(Array.from({ length: 4 }, async () => {
@@ -66,9 +66,13 @@ t.test('cgroups are removed with their sandboxes; no leak after 500 sandboxes', 
     }
   }))
   t.ok(done >= 500, `${done} one-shot sandboxes in ${Date.now() - started} ms`)
+  const counts = limits.cgroups?.()
+  t.ok(counts !== undefined && counts.reused >= done / 2, `most sandboxes got an ended one's cgroup: ${JSON.stringify(counts)}`)
+  // Every sandbox cgroup left is a live sandbox's or a spare (at most 64).
   // Removal is retried while a pid-namespaced tree stays charged (~2 s).
-  await waitFor(() => children() <= before + 4, 20_000, 'cgroups removed')
-  t.ok(children() <= before + 4, `${children()} sandbox cgroups left (pool and warm sandboxes: ${before})`)
+  const accounted = (): boolean => sandboxCgroups() === parents.length * (runner.stats().sandboxes + (limits.cgroups?.().spare ?? 0))
+  await waitFor(accounted, 20_000, 'cgroups of live sandboxes and spares only')
+  t.ok((limits.cgroups?.().spare ?? 0) <= 64, 'spares bounded')
 })
 
 t.test('a sandbox may be given limits of its own (a build sandbox\'s): written to its cgroup', async (t) => {

@@ -68,7 +68,9 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
   const keys = (o: unknown): string[] => Object.keys(o as object).sort()
   const r = await get(u('/readyz'))
   t.same(keys(r.body), ['limits', 'pools', 'ready', 'redis', 'runtimes', 'sandboxes', 'warm'])
-  t.same(keys(r.body.limits), ['backend', 'cpus', 'detail', 'memoryBytes', 'pids', 'sandboxes'])
+  const cgroups = /^cgroup[12]$/.test(r.body.limits.backend)
+  t.same(keys(r.body.limits), ['backend', ...(cgroups ? ['cgroups'] : []), 'cpus', 'detail', 'memoryBytes', 'pids', 'sandboxes'])
+  if (cgroups) t.same(keys(r.body.limits.cgroups), ['made', 'reused', 'spare'])
   t.same(keys(r.body.runtimes), ['node', 'python'])
   for (const runtime of ['node', 'python']) {
     t.same(keys(r.body.runtimes[runtime]), ['currentForks', 'forks', 'mode', 'prefaultPages', 'retiring', 'start', 'started', 'zygotes'])

@@ -59,8 +59,8 @@ let made = 0
 async function heldBy (parent: string, language: string, count: number): Promise<string[]> {
   let held: string[] = []
   await waitFor(() => {
-    const dir = readdirSync(parent).find((d) => d.startsWith(`${language}-`))
-    held = dir === undefined ? [] : cmdlines(join(parent, dir, 'cgroup.procs'))
+    // Empty ones are spares (spares.ts), kept from ended sandboxes.
+    held = readdirSync(parent).filter((d) => d.startsWith(`${language}-`)).map((d) => cmdlines(join(parent, d, 'cgroup.procs'))).find((h) => h.length === count) ?? []
     return held.length === count
   }, 10_000, `a ready ${language} sandbox`)
   return held.sort()

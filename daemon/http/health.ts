@@ -13,7 +13,7 @@ export async function readyz (x: Exchange, deps: HttpDeps): Promise<void> {
   x.json(ready ? 200 : 503, JSON.stringify({
     ready,
     redis,
-    limits: { backend: deps.limits.name, detail: deps.limits.detail, ...deps.limits.limits },
+    limits: { backend: deps.limits.name, detail: deps.limits.detail, ...deps.limits.limits, cgroups: deps.limits.cgroups?.() },
     runtimes: stats.runtimes,
     pools: stats.pools,
     warm: stats.warm,

@@ -223,7 +223,14 @@ export const SCHEMAS: Record<string, unknown> = {
     properties: {
       ready: { type: 'boolean' },
       redis: { type: 'boolean' },
-      limits: { type: 'object', required: ['backend'], properties: { backend: string } },
+      limits: {
+        type: 'object',
+        required: ['backend'],
+        properties: {
+          backend: string,
+          cgroups: { type: 'object', required: ['made', 'reused', 'spare'], properties: { made: integer, reused: integer, spare: integer }, description: 'cgroup backends: sandbox cgroups made, handed on from an ended sandbox to the next, and kept empty now' }
+        }
+      },
       runtimes: { type: 'object' },
       pools: { type: 'array', items: { type: 'object', required: ['language'] } },
       warm: { type: 'object' },

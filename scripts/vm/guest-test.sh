@@ -111,6 +111,8 @@ ready=$(readyz)
 check "python sandboxes were born in their cgroups, none moved there (bornInCgroup = forks)" \
   grep -Eq '"python":\{[^}]*"forks":([0-9]+),[^}]*"bornInCgroup":\1[,}]' <<<"$ready"
 check "node ones too" grep -Eq '"node":\{[^}]*"forks":([0-9]+),[^}]*"bornInCgroup":\1[,}]' <<<"$ready"
+# After the bombs above: their cgroups, and the one-shot calls', went on to new sandboxes.
+check "ended sandboxes' empty cgroups were handed on (limits.cgroups.reused > 0)" grep -Eq '"cgroups":\{"made":[0-9]+,"reused":[1-9]' <<<"$ready"
 
 # A spin, and while it runs: the sandbox's cgroup throttles it to MAX_CPUS.
 run '{"language":"python","code":"import time\nend = time.monotonic() + 6\nwhile time.monotonic() < end:\n    pass\nreturn 1"}' >/tmp/spin.out &

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { Spares, type SpareCgroup } from './spares.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const
@@ -39,7 +40,11 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
   }
   const dirOf = (controller: Controller, id: string): string => join(parents.get(controller) as string, id)
 
-  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
+  /** One sandbox's cgroups, one per hierarchy, with their limits written. */
+  interface Cgroups extends SpareCgroup { readonly dirs: readonly string[], readonly procs: readonly string[] }
+  const spares = new Spares<Cgroups>(limits.memoryBytes)
+
+  function make (id: string, own: Limits): Cgroups {
     const dirs = CONTROLLERS.map((c) => dirOf(c, id))
     for (const dir of dirs) mkdirSync(dir) // synchronously: cgroupfs.ts says why
     const memory = dirOf('memory', id)
@@ -52,22 +57,34 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     const cpu = dirOf('cpu', id)
     writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
-    const oomControl = join(memory, 'memory.oom_control')
-    const pidsEvents = join(dirOf('pids', id), 'pids.events')
-    const counters = new Counters([['memory', oomControl, 'oom_kill'], ['pids', pidsEvents, 'max']])
-    const procs = dirs.map((d) => join(d, 'cgroup.procs'))
+    const counters = new Counters([['memory', join(memory, 'memory.oom_control'), 'oom_kill'], ['pids', join(dirOf('pids', id), 'pids.events'), 'max']])
+    return { dirs, procs: dirs.map((d) => join(d, 'cgroup.procs')), counters, pidsCurrent: join(dirOf('pids', id), 'pids.current'), memoryCharge: join(memory, 'memory.usage_in_bytes') }
+  }
+
+  async function remove (cgroups: Cgroups): Promise<void> {
+    cgroups.counters.close()
+    const removed = await Promise.all(cgroups.dirs.map(async (dir) => await removeCgroup(dir)))
+    const left = cgroups.dirs.filter((_, i) => !removed[i])
+    if (left.length > 0) throw new Error(`cannot remove the sandbox cgroups ${left.join(' ')}`)
+  }
+
+  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
+    // Spares have the backend's limits: a sandbox with limits of its own gets new cgroups.
+    const shared = own === limits
+    const cgroups = (shared ? spares.take() : undefined) ?? make(id, own)
+    let ended = false
     return {
-      prefix: joinPrefix(procs),
+      prefix: joinPrefix(cgroups.procs),
       async place (hostPid) {
-        await placePid(procs, hostPid)
+        await placePid(cgroups.procs, hostPid)
       },
-      breach: () => counters.breach(),
+      // After the end the counters may be another sandbox's.
+      breach: () => ended ? 'unreadable' : cgroups.counters.breach(),
       async destroy () {
-        counters.close()
-        for (const dir of dirs) killProcs(join(dir, 'cgroup.procs'))
-        const removed = await Promise.all(dirs.map(async (dir) => await removeCgroup(dir)))
-        const left = dirs.filter((_, i) => !removed[i])
-        if (left.length > 0) throw new Error(`cannot remove the sandbox cgroups ${left.join(' ')}`)
+        ended = true
+        const empty = cgroups.procs.map((procs) => killProcs(procs)).every(Boolean)
+        if (shared && spares.keep(cgroups, empty)) return
+        await remove(cgroups)
       }
     }
   }
@@ -77,11 +94,13 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     detail: [...parents.values()].join(' '),
     limits,
     create,
+    cgroups: () => spares.counts(),
     async removeStale () {
       const counts = await Promise.all([...parents.values()].map(async (dir) => await removeStaleSandboxes(dir)))
       return Math.max(0, ...counts)
     },
     async close () {
+      await Promise.all(spares.drain().map(remove))
       await Promise.all([...parents.values()].map(async (dir) => await removeCgroup(dir, join(dir, 'cgroup.procs'), 3)))
     }
   }

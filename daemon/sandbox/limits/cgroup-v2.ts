@@ -3,9 +3,10 @@
 // into a leaf, because a cgroup with processes cannot hand controllers down.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import { CgroupsForZygotes } from './fork-into.js'
+import { Spares, type SpareCgroup } from './spares.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
 const NEEDED = ['memory', 'pids', 'cpu']
@@ -51,7 +52,11 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
 
   const forkInto = new CgroupsForZygotes(parent)
 
-  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
+  /** One sandbox's cgroup, with its limits written. */
+  interface Cgroup extends SpareCgroup { readonly dir: string, readonly procs: string, forkable: { cgroup?: string } }
+  const spares = new Spares<Cgroup>(limits.memoryBytes)
+
+  function make (id: string, own: Limits): Cgroup {
     const dir = join(parent, id)
     mkdirSync(dir) // synchronously: cgroupfs.ts says why
     const forkable = forkInto.sandbox(id)
@@ -59,24 +64,41 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
     writeFileSync(join(dir, 'pids.max'), String(own.pids))
     writeFileSync(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
-    const memoryEvents = join(dir, 'memory.events')
-    const pidsEvents = join(dir, 'pids.events')
-    const counters = new Counters([['memory', memoryEvents, 'oom_kill'], ['pids', pidsEvents, 'max']])
+    const counters = new Counters([['memory', join(dir, 'memory.events'), 'oom_kill'], ['pids', join(dir, 'pids.events'), 'max']])
+    return { dir, procs: join(dir, 'cgroup.procs'), forkable, counters, pidsCurrent: join(dir, 'pids.current'), memoryCharge: join(dir, 'memory.current') }
+  }
+
+  async function remove (cgroup: Cgroup): Promise<void> {
+    cgroup.counters.close()
+    if (!await removeCgroup(cgroup.dir)) throw new Error(`cannot remove the sandbox cgroup ${cgroup.dir}`)
+  }
+
+  async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
+    // Spares have the backend's limits: a sandbox with limits of its own gets a new cgroup.
+    const shared = own === limits
+    const spare = shared ? spares.take() : undefined
+    // One kept from before the zygotes could fork into cgroups is made ready for it now.
+    if (spare !== undefined && spare.forkable.cgroup === undefined) spare.forkable = forkInto.sandbox(basename(spare.dir))
+    const cgroup = spare ?? make(id, own)
+    let ended = false
     return {
-      prefix: joinPrefix([join(dir, 'cgroup.procs')]),
-      ...forkable,
+      prefix: joinPrefix([cgroup.procs]),
+      ...cgroup.forkable,
       async place (hostPid) {
-        await placePid([join(dir, 'cgroup.procs')], hostPid)
+        await placePid([cgroup.procs], hostPid)
       },
-      breach: () => counters.breach(),
+      // After the end the counters may be another sandbox's.
+      breach: () => ended ? 'unreadable' : cgroup.counters.breach(),
       async destroy () {
-        counters.close()
-        try {
-          writeFileSync(join(dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
-        } catch {
-          killProcs(join(dir, 'cgroup.procs'))
+        ended = true
+        if (killProcs(cgroup.procs)) {
+          if (shared && spares.keep(cgroup, true)) return
+        } else {
+          try {
+            writeFileSync(join(cgroup.dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
+          } catch {}
         }
-        if (!await removeCgroup(dir)) throw new Error(`cannot remove the sandbox cgroup ${dir}`)
+        await remove(cgroup)
       }
     }
   }
@@ -88,7 +110,9 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     create,
     removeStale: async () => await removeStaleSandboxes(parent),
     forkInto,
+    cgroups: () => spares.counts(),
     async close () {
+      await Promise.all(spares.drain().map(remove))
       await forkInto.close()
       await removeCgroup(parent, join(parent, 'cgroup.procs'), 3)
     }

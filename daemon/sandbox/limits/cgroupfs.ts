@@ -54,9 +54,12 @@ function counterPattern (key: string): RegExp {
 export class Counters {
   private readonly fds = new Map<string, number>()
   private readonly buf = Buffer.allocUnsafe(4096)
+  /** each check's value when the cgroup was last handed to a sandbox (rebase): what counts as "not hit" */
+  private base: number[]
 
   /** `checks`: each limit with the file and key of its counter, in the order breach() tries them. */
   constructor (private readonly checks: ReadonlyArray<readonly [Breach, string, string]>) {
+    this.base = checks.map(() => 0)
     for (const [, file] of checks) {
       try { this.fd(file) } catch {} // breach() opens it again, or says 'unreadable'
     }
@@ -64,10 +67,27 @@ export class Counters {
 
   /** The counter's value (0 when the file does not list it); throws when the file cannot be read. */
   read (file: string, key: string): number {
-    const fd = this.fd(file)
-    const text = this.buf.toString('latin1', 0, readSync(fd, this.buf, 0, this.buf.length, 0))
-    const m = counterPattern(key).exec(text)
+    const m = counterPattern(key).exec(this.text(file))
     return m === null ? 0 : Number(m[1])
+  }
+
+  /** A file that holds one number (memory.current, memory.usage_in_bytes); throws when it cannot be read. */
+  number (file: string): number {
+    return Number(this.text(file).trim())
+  }
+
+  /**
+   * From now on only counts above today's values are breaches: the cgroup
+   * goes to another sandbox (spares.ts), and the counters are cumulative.
+   * False when one cannot be read: such a cgroup is not handed on.
+   */
+  rebase (): boolean {
+    try {
+      this.base = this.checks.map(([, file, key]) => this.read(file, key))
+      return true
+    } catch {
+      return false
+    }
   }
 
   /**
@@ -77,11 +97,15 @@ export class Counters {
    */
   breach (): Breach | 'unreadable' | null {
     try {
-      for (const [breach, file, key] of this.checks) if (this.read(file, key) > 0) return breach
+      for (const [i, [breach, file, key]] of this.checks.entries()) if (this.read(file, key) > (this.base[i] as number)) return breach
       return null
     } catch {
       return 'unreadable'
     }
+  }
+
+  private text (file: string): string {
+    return this.buf.toString('latin1', 0, readSync(this.fd(file), this.buf, 0, this.buf.length, 0))
   }
 
   private fd (file: string): number {
@@ -108,13 +132,17 @@ export class Counters {
  * costs ~10x the CPU (measured: 2.7 ms against 0.33 ms of daemon CPU per
  * sandbox in three v1 hierarchies). The one write that can wait in the kernel,
  * a pid into cgroup.procs, stays asynchronous: placePid.
+ *
+ * killProcs: SIGKILL to every process in the cgroup; true when there was none.
  */
-export function killProcs (procsFile: string): void {
+export function killProcs (procsFile: string): boolean {
   let text = ''
-  try { text = readFileSync(procsFile, 'utf8') } catch { return }
-  for (const pid of text.split('\n').filter(Boolean)) {
+  try { text = readFileSync(procsFile, 'utf8') } catch { return false }
+  const pids = text.split('\n').filter(Boolean)
+  for (const pid of pids) {
     try { process.kill(Number(pid), 'SIGKILL') } catch {}
   }
+  return pids.length === 0
 }
 
 /**

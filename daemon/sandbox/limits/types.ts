@@ -1,5 +1,6 @@
 // What every resource-limit backend offers a sandbox.
 import type { Rlimits } from '../../protocol.js'
+import type { SpareCounts } from './spares.js'
 
 export interface Limits {
   readonly memoryBytes: number
@@ -63,6 +64,8 @@ export interface LimitsBackend {
   close: () => Promise<void>
   /** cgroup v2: how zygotes fork each sandbox's init straight into its cgroup (clone3 CLONE_INTO_CGROUP) */
   readonly forkInto?: ForkIntoCgroups
+  /** cgroup backends: sandbox cgroups made, handed on from an ended sandbox, and kept now (spares.ts) */
+  cgroups?: () => SpareCounts
 }
 
 /**
