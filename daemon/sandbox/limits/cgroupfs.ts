@@ -77,7 +77,7 @@ export class Counters {
   }
 
   /**
-   * From now on only counts above today's values are breaches: the cgroup
+   * From now on only counts above their values now are breaches: the cgroup
    * goes to another sandbox (spares.ts), and the counters are cumulative.
    * False when one cannot be read: such a cgroup is not handed on.
    */
