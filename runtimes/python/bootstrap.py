@@ -133,8 +133,9 @@ def _well_formed(value):
 
 
 def warm_up():
-    """One call's code path, run before `ready`: a sandbox forked from the
-    zygote pays its copy-on-write faults here rather than on its first real call."""
+    """One call's code path, run before `ready`, so the first real call does
+    not pay its first run (lazy imports, the interpreter's caches). The python
+    zygote runs it once before it forks (WARMED): its children skip it."""
     loaded = compile_module('x = [event, input]\nif x:\n    return {"ok": x[0], "n": float("nan")}')
     text = result_json(run_module(loaded, json.loads('{"a": [1, "b"]}')))
     msgpack.packb({'t': 'result', 'id': 0, 'json': text}, use_bin_type=True)
@@ -154,11 +155,15 @@ def hide_hearth():
         sys.path.append('/packages')
 
 
+WARMED = False  # the zygote ran warm_up() before forking (zygote.py)
+
+
 def start(fd):
     """Everything a sandbox does before its first call, ending with `ready`
     on `fd`."""
     builtins.__hearth_return__ = Return
-    warm_up()
+    if not WARMED:
+        warm_up()
     chan = Channel(fd)
     out = LineCapture(chan, 'stdout', 1)
     err = LineCapture(chan, 'stderr', 2)

@@ -13,6 +13,7 @@ the command given after the tmpfs size instead.
 
 usage: zygote.py TMP_BYTES [NODE_ARGV...]
 """
+import builtins
 import ctypes
 import gc
 import os
@@ -82,6 +83,14 @@ def main():
     core.hz_serve.restype = ctypes.c_int
     node = [arg.encode() for arg in sys.argv[2:]]
     node_argv = (ctypes.c_char_p * (len(node) + 1))(*node, None)
+    # One call's code path of hearth's own, run once here instead of in every
+    # child before its `ready`: what it leaves behind is shared, and the pages
+    # a call writes are copied by each child's prefault (learned by the probe)
+    # all the same. Alternated A/B, run-now at 8 connections: 1.06x, paced
+    # latency unchanged.
+    builtins.__hearth_return__ = bootstrap.Return
+    bootstrap.warm_up()
+    bootstrap.WARMED = True
     # Objects made so far are never collected: a child's GC then leaves the
     # zygote's pages shared instead of touching every object header.
     gc.collect()
