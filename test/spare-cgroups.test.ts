@@ -80,6 +80,14 @@ t.test('an ended sandbox\'s empty cgroup goes to the next one: its limits as wri
   t.ok(dirsOf(second).every((d) => !existsSync(d)), 'close() removes the spares')
 })
 
+t.test('a sandbox\'s limits destroyed twice leave one spare, not two (one cgroup, two sandboxes)', { skip }, async (t) => {
+  const b = await backend(t)
+  const l = await b.create(`python-${process.pid}-7`)
+  await l.destroy()
+  await l.destroy()
+  t.same(b.cgroups?.(), { made: 1, reused: 0, spare: 1 })
+})
+
 t.test('a cgroup with a process still in it is removed, not handed on', { skip }, async (t) => {
   const b = await backend(t)
   const l = await b.create(`python-${process.pid}-3`)

@@ -81,6 +81,7 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       // After the end the counters may be another sandbox's.
       breach: () => ended ? 'unreadable' : cgroups.counters.breach(),
       async destroy () {
+        if (ended) return // once: a second keep would hand one cgroup to two sandboxes
         ended = true
         const empty = cgroups.procs.map((procs) => killProcs(procs)).every(Boolean)
         if (shared && spares.keep(cgroups, empty)) return

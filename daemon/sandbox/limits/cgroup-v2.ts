@@ -90,6 +90,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       // After the end the counters may be another sandbox's.
       breach: () => ended ? 'unreadable' : cgroup.counters.breach(),
       async destroy () {
+        if (ended) return // once: a second keep would hand one cgroup to two sandboxes
         ended = true
         if (killProcs(cgroup.procs)) {
           if (shared && spares.keep(cgroup, true)) return
