@@ -97,6 +97,8 @@ export class Forker {
       const giveUp = (reason: Error): void => {
         this.opts.rendezvous.cancel(nonce, reason)
         for (const socket of Object.values(conns ?? {})) socket.destroy()
+        // Arrived as the fork's end won the race (conns never set): closed too.
+        arrived.then((c) => { for (const socket of Object.values(c)) socket.destroy() }, () => {})
         zygote.killChild(nonce)
       }
       const onAbort = (): void => giveUp(new Error('aborted'))

@@ -24,6 +24,8 @@ export class Rendezvous {
   private readonly server: Server
   private readonly expected = new Map<string, Expected>()
   private readonly loose = new Set<Socket>()
+  /** every connection not yet closed, handed over or not: close() ends them all */
+  private readonly open = new Set<Socket>()
 
   private constructor (dir: string, server: Server) {
     this.dir = dir
@@ -70,6 +72,7 @@ export class Rendezvous {
 
   private accept (socket: Socket): void {
     this.loose.add(socket)
+    this.open.add(socket)
     let head = Buffer.alloc(0)
     const timer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS)
     timer.unref()
@@ -93,7 +96,7 @@ export class Rendezvous {
     }
     socket.on('data', onData)
     socket.on('error', () => {})
-    socket.once('close', () => { clearTimeout(timer); this.loose.delete(socket) })
+    socket.once('close', () => { clearTimeout(timer); this.loose.delete(socket); this.open.delete(socket) })
   }
 
   private hello (socket: Socket, line: string): void {
@@ -112,9 +115,15 @@ export class Rendezvous {
     }
   }
 
+  /**
+   * Stops listening and ends every connection still open: at shutdown a
+   * sandbox's are already closed, and one that is not is an orphan. (A
+   * paused socket keeps no event loop alive, and server.close() waits for
+   * every connection: found as a test that never finished.)
+   */
   async close (): Promise<void> {
     for (const [nonce] of this.expected) this.cancel(nonce, new Error('rendezvous closed'))
-    for (const socket of this.loose) socket.destroy()
+    for (const socket of this.open) socket.destroy()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     rmSync(this.dir, { recursive: true, force: true })
   }
