@@ -51,7 +51,9 @@ interface ColdOutcome { status: number, body: string }
 async function runCold (language: Language, code: string, input: string, onAbort: (kill: () => void) => void): Promise<ColdOutcome> {
   const prepared = await prepare(language, code)
   const id = `cold-${process.pid}-${++seq}`
-  const sandboxLimits = await limits.create(id)
+  // Limits of its own (the same figures, another object): a new cgroup made and
+  // removed for every request, as go-faas does, never a spare handed on (spares.ts).
+  const sandboxLimits = await limits.create(id, { ...limits.limits })
   const seccompFd = seccompFile === null ? null : openSync(seccompFile, 'r')
   const argv = sandboxArgv({
     runtime: specs[RUNTIME_OF[language]],
@@ -168,7 +170,7 @@ const app = uWS.App()
     return await runCold(language(body.language), body.code, inputText(body), onAbort)
   }))
   .get('/stats', (res) => {
-    res.cork(() => res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ...stats, teardowns: teardowns.size, limits: limits.name })))
+    res.cork(() => res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ...stats, teardowns: teardowns.size, limits: limits.name, cgroups: limits.cgroups?.() })))
   })
 
 app.listen(config.httpHost, config.httpPort, (socket) => {

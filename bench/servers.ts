@@ -95,7 +95,7 @@ async function startListening (kind: 'bare-uws' | 'cold', file: string, env: Nod
       if (msg.msg === 'listening' && typeof msg.port === 'number') onPort(msg.port)
     } catch {}
   })
-  const port = await Promise.race([portSeen, child.exited.then(() => null), sleep(15_000, null)])
+  const port = await Promise.race([portSeen, child.exited.then(() => null), sleep(15_000, null, { ref: false })])
   if (port === null) {
     await child.stop(1000)
     throw new Error(`${kind} server did not start:\n${child.logTail()}`)
