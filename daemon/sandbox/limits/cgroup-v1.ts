@@ -72,21 +72,12 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     // Spares have the backend's limits: a sandbox with limits of its own gets new cgroups.
     const shared = own === limits
     const cgroups = (shared ? spares.take() : undefined) ?? make(id, own)
-    let ended = false
     return {
       prefix: joinPrefix(cgroups.procs),
       async place (hostPid) {
         await placePid(cgroups.procs, hostPid)
       },
-      // After the end the counters may be another sandbox's.
-      breach: () => ended ? 'unreadable' : cgroups.counters.breach(),
-      async destroy () {
-        if (ended) return // once: a second keep would hand one cgroup to two sandboxes
-        ended = true
-        const empty = cgroups.procs.map((procs) => killProcs(procs)).every(Boolean)
-        if (shared && spares.keep(cgroups, empty)) return
-        await remove(cgroups)
-      }
+      ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs)).every(Boolean), async () => await remove(cgroups))
     }
   }
 

@@ -80,27 +80,20 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     // One kept from before the zygotes could fork into cgroups is made ready for it now.
     if (spare !== undefined && spare.forkable.cgroup === undefined) spare.forkable = forkInto.sandbox(basename(spare.dir))
     const cgroup = spare ?? make(id, own)
-    let ended = false
+    const end = (): boolean => {
+      if (killProcs(cgroup.procs)) return true
+      try {
+        writeFileSync(join(cgroup.dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
+      } catch {}
+      return false
+    }
     return {
       prefix: joinPrefix([cgroup.procs]),
       ...cgroup.forkable,
       async place (hostPid) {
         await placePid([cgroup.procs], hostPid)
       },
-      // After the end the counters may be another sandbox's.
-      breach: () => ended ? 'unreadable' : cgroup.counters.breach(),
-      async destroy () {
-        if (ended) return // once: a second keep would hand one cgroup to two sandboxes
-        ended = true
-        if (killProcs(cgroup.procs)) {
-          if (shared && spares.keep(cgroup, true)) return
-        } else {
-          try {
-            writeFileSync(join(cgroup.dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
-          } catch {}
-        }
-        await remove(cgroup)
-      }
+      ...spares.lend(cgroup, shared, end, async () => await remove(cgroup))
     }
   }
 

@@ -11,6 +11,7 @@
 // sandbox's breaches count from there); its limits stay as they were written.
 // At most SPARES_MAX are kept; the rest, and all of them at close(), are removed.
 import type { Counters } from './cgroupfs.js'
+import type { SandboxLimits } from './types.js'
 
 export const SPARES_MAX = 64
 /**
@@ -70,6 +71,27 @@ export class Spares<T extends SpareCgroup> {
     if (!cgroup.counters.rebase()) return false
     this.kept.push(cgroup)
     return true
+  }
+
+  /**
+   * A sandbox's `breach` and `destroy` on `cgroup`. `shared`: the cgroup has
+   * the backend's limits (it may be kept); `end` kills what is left in it
+   * and says whether it was empty; `remove` removes it. After the end the
+   * counters may be another sandbox's: breach() says 'unreadable'. destroy()
+   * acts once: a second keep would hand one cgroup to two sandboxes.
+   */
+  lend (cgroup: T, shared: boolean, end: () => boolean, remove: () => Promise<void>): Pick<SandboxLimits, 'breach' | 'destroy'> {
+    let ended = false
+    return {
+      breach: () => ended ? 'unreadable' : cgroup.counters.breach(),
+      destroy: async () => {
+        if (ended) return
+        ended = true
+        const empty = end()
+        if (shared && this.keep(cgroup, empty)) return
+        await remove()
+      }
+    }
   }
 
   /** Every kept cgroup, for removal (close); none is kept after. */
