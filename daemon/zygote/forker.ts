@@ -89,26 +89,24 @@ export class Forker {
       const nonce = randomBytes(16).toString('hex')
       const arrived = this.opts.rendezvous.expect(nonce)
       arrived.catch(() => {}) // awaited below, or given up on
-      let fork: Fork | null = null
-      let conns: Connections | null = null
       // A child waiting for its go byte (isolate.c, become_sandbox) ends when
       // its connections close; the init of an executed program waits while
       // the zygote waits for it, so no kill could reach it before.
       const giveUp = (reason: Error): void => {
         this.opts.rendezvous.cancel(nonce, reason)
-        for (const socket of Object.values(conns ?? {})) socket.destroy()
-        // Arrived as the fork's end won the race (conns never set): closed too.
-        arrived.then((c) => { for (const socket of Object.values(c)) socket.destroy() }, () => {})
+        // Connections that arrived, whether taken below or not (the fork's
+        // end can win the race as they arrive): closed.
+        arrived.then((conns) => { for (const socket of Object.values(conns)) socket.destroy() }, () => {})
         zygote.killChild(nonce)
       }
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined)
+        const fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined)
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
-        conns = await Promise.race([arrived, fork.exited.then(gone)])
+        const conns = await Promise.race([arrived, fork.exited.then(gone)])
         // Into its cgroup before it may go on, unless born there: no user
         // code, no child of it, runs outside the sandbox's limits.
         if (fork.hostPid !== null) await limits.place?.(fork.hostPid)

@@ -23,7 +23,6 @@ export class Rendezvous {
   readonly path: string
   private readonly server: Server
   private readonly expected = new Map<string, Expected>()
-  private readonly loose = new Set<Socket>()
   /** every connection not yet closed, handed over or not: close() ends them all */
   private readonly open = new Set<Socket>()
 
@@ -71,14 +70,12 @@ export class Rendezvous {
   }
 
   private accept (socket: Socket): void {
-    this.loose.add(socket)
     this.open.add(socket)
     let head = Buffer.alloc(0)
     const timer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS)
     timer.unref()
     const done = (): void => {
       clearTimeout(timer)
-      this.loose.delete(socket)
       socket.removeListener('data', onData)
     }
     const onData = (chunk: Buffer): void => {
@@ -96,7 +93,7 @@ export class Rendezvous {
     }
     socket.on('data', onData)
     socket.on('error', () => {})
-    socket.once('close', () => { clearTimeout(timer); this.loose.delete(socket); this.open.delete(socket) })
+    socket.once('close', () => { clearTimeout(timer); this.open.delete(socket) })
   }
 
   private hello (socket: Socket, line: string): void {
