@@ -132,13 +132,19 @@ def _well_formed(value):
     return value
 
 
+WARMED = False  # warm_up() ran here, or in the zygote this process was forked from
+
+
 def warm_up():
     """One call's code path, run before `ready`, so the first real call does
     not pay its first run (lazy imports, the interpreter's caches). The python
-    zygote runs it once before it forks (WARMED): its children skip it."""
+    zygote runs it once before it forks: its children skip it (WARMED)."""
+    global WARMED
+    builtins.__hearth_return__ = Return
     loaded = compile_module('x = [event, input]\nif x:\n    return {"ok": x[0], "n": float("nan")}')
     text = result_json(run_module(loaded, json.loads('{"a": [1, "b"]}')))
     msgpack.packb({'t': 'result', 'id': 0, 'json': text}, use_bin_type=True)
+    WARMED = True
 
 
 def hide_hearth():
@@ -155,15 +161,11 @@ def hide_hearth():
         sys.path.append('/packages')
 
 
-WARMED = False  # the zygote ran warm_up() before forking (zygote.py)
-
-
 def start(fd):
     """Everything a sandbox does before its first call, ending with `ready`
     on `fd`."""
-    builtins.__hearth_return__ = Return
     if not WARMED:
-        warm_up()
+        warm_up()  # it installs __hearth_return__ too (inherited when forked)
     chan = Channel(fd)
     out = LineCapture(chan, 'stdout', 1)
     err = LineCapture(chan, 'stderr', 2)

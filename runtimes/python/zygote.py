@@ -13,7 +13,6 @@ the command given after the tmpfs size instead.
 
 usage: zygote.py TMP_BYTES [NODE_ARGV...]
 """
-import builtins
 import ctypes
 import gc
 import os
@@ -88,9 +87,7 @@ def main():
     # a call writes are copied by each child's prefault (learned by the probe)
     # all the same. Alternated A/B, run-now at 8 connections: 1.06x, paced
     # latency unchanged.
-    builtins.__hearth_return__ = bootstrap.Return
     bootstrap.warm_up()
-    bootstrap.WARMED = True
     # Objects made so far are never collected: a child's GC then leaves the
     # zygote's pages shared instead of touching every object header.
     gc.collect()

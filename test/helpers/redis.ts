@@ -52,20 +52,14 @@ export class TestRedis {
 
   /** `args`: more redis-server options, such as ['--requirepass', 'pw']. */
   static async start (t: Test, args: readonly string[] = []): Promise<TestRedis> {
-    // As for a cluster's nodes: a port taken before the server binds it is
-    // replaced once or twice.
-    for (let attempt = 1; ; attempt++) {
-      const redis = new TestRedis(await freePort(), args)
-      try {
-        await redis.up()
-      } catch (err) {
-        await redis.down()
-        if (!(err instanceof ServerExited) || attempt === 3) throw err
-        continue
-      }
-      t.teardown(async () => await redis.down())
-      return redis
-    }
+    let redis: TestRedis | undefined
+    await onOtherPorts(async () => {
+      redis = new TestRedis(await freePort(), args)
+      await redis.up()
+    }, async () => await redis?.down())
+    const started = redis as TestRedis
+    t.teardown(async () => await started.down())
+    return started
   }
 
   get url (): string {
@@ -118,19 +112,10 @@ export class TestRedisCluster implements AnyRedis {
       await cluster.down()
       rmSync(cluster.dir, { recursive: true, force: true })
     })
-    // A port free when chosen can be taken before its node binds it (other
-    // suites run at once): a node that exits before it answers is started
-    // again on other ports.
-    for (let attempt = 1; ; attempt++) {
+    await onOtherPorts(async () => {
       cluster.ports = await clusterPorts()
-      try {
-        await cluster.startNodes()
-        break
-      } catch (err) {
-        await cluster.down()
-        if (!(err instanceof ServerExited) || attempt === 3) throw err
-      }
-    }
+      await cluster.startNodes()
+    }, async () => await cluster.down())
     execFileSync('redis-cli', ['--cluster', 'create', ...cluster.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
     await cluster.healthy()
     return cluster
@@ -182,6 +167,23 @@ export class TestRedisCluster implements AnyRedis {
 }
 
 class ServerExited extends Error {}
+
+/**
+ * start(), again after stop() while a server exits before it answers (up to
+ * three tries): a port free when chosen can be taken before the server binds
+ * it, by other suites running at once. start() chooses its ports anew.
+ */
+async function onOtherPorts (start: () => Promise<void>, stop: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start()
+      return
+    } catch (err) {
+      await stop()
+      if (!(err instanceof ServerExited) || attempt === 3) throw err
+    }
+  }
+}
 
 /** Resolves once the server on the port answers; rejects with its log if it exits first, or after 10 s. */
 async function whenAnswering (port: number, child: ChildProcess): Promise<void> {
