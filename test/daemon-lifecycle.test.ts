@@ -123,8 +123,9 @@ t.test('a streaming client that disconnects has its sandbox killed at once', asy
   // The call sleeps 30 s: its sandbox freed within 10 s means it was killed, not finished.
   await waitFor(async () => (await borrowed(d)) === 0, 10_000, 'the sandbox to be released after the disconnect')
   t.pass('sandbox released after the disconnect')
-  const log = d.logs.find((l) => l.msg === 'request' && l.path === '/run-now')
-  t.equal(log?.status, 499)
+  const log = (): Record<string, unknown> | undefined => d.logs.find((l) => l.msg === 'request' && l.path === '/run-now')
+  await waitFor(() => log() !== undefined, 5000, 'the request\'s log line') // lines are written in batches (daemon/log.ts)
+  t.equal(log()?.status, 499)
 })
 
 async function waitForLog (d: Daemon, msg: string): Promise<void> {
