@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import { reachable, type RedisClient } from './connection.js'
+import { CodeCache } from './code-cache.js'
 import type { Language } from '../config.js'
 import type { VersionDependencies } from '../packages/index.js'
 import { HearthError } from '../errors.js'
@@ -44,7 +45,8 @@ type ScriptedRedis = RedisClient & {
   hearthDelete: (seq: string, versions: string, code: string, meta: string, locks: string, channel: string, path: string, ...version: string[]) => Promise<[number, number]>
 }
 
-const CODE_CACHE_MAX = 1024
+/** The code of versions this daemon ran, in memory (code-cache.ts). */
+const CODE_CACHE_BYTES = 32 << 20
 const LATEST_CACHE_MAX = 16384
 
 /**
@@ -78,7 +80,7 @@ export class FunctionStore {
   private readonly redis: ScriptedRedis
   private readonly timeoutMs: number
   private readonly idempotencyTtl: number
-  private readonly code = new Map<string, StoredFunction>() // path@version → function (immutable)
+  private readonly code = new CodeCache<StoredFunction>(CODE_CACHE_BYTES) // path@version → function (immutable)
   private readonly latest = new Map<string, number>() // path → current version
   private live = false
   private readonly changeListeners: Array<(path: string) => void> = []
@@ -144,7 +146,7 @@ export class FunctionStore {
     this.epoch++
     this.latest.delete(path)
     this.lastKnown.delete(path)
-    for (const id of this.code.keys()) if (id.startsWith(`${path}@`)) this.code.delete(id)
+    this.code.dropPath(path)
   }
 
   /**
@@ -233,8 +235,7 @@ export class FunctionStore {
         fn = { path, code: code[1] as string, ...parseMeta(v, meta[1] as string) }
       }
       if (this.epoch === epoch) {
-        this.code.set(id, fn)
-        if (this.code.size > CODE_CACHE_MAX) this.code.delete(this.code.keys().next().value as string)
+        this.code.set(path, id, fn)
         if (version === undefined && this.live) {
           this.latest.set(path, v)
           if (this.latest.size > LATEST_CACHE_MAX) this.latest.delete(this.latest.keys().next().value as string)

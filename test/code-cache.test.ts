@@ -1,0 +1,83 @@
+// The daemon's cache of stored functions' code: bounded by bytes, least
+// recently used out first, a path's versions dropped together; and, against a
+// real Redis, more functions in rotation than the old 1,024-entry cap held
+// are fetched from Redis once, not on every call.
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { CodeCache } from '../daemon/store/code-cache.js'
+import { FunctionStore } from '../daemon/store/function-store.js'
+import { TestRedis } from './helpers/redis.js'
+import { waitFor } from './helpers/wait.js'
+
+const fn = (code: string): { code: string } => ({ code })
+
+t.test('bounded by bytes: the least recently used go first, a read counts as a use', async (t) => {
+  const cache = new CodeCache<{ code: string }>(3 * (2 * 100 + 512)) // three entries of 100 characters
+  for (const name of ['a', 'b', 'c']) cache.set(name, `${name}@1`, fn('x'.repeat(100)))
+  t.equal(cache.size, 3)
+  t.ok(cache.get('a@1') !== undefined, 'a read: a is the most recently used now')
+  cache.set('d', 'd@1', fn('x'.repeat(100)))
+  t.same(['a@1', 'b@1', 'c@1', 'd@1'].map((id) => cache.get(id) !== undefined), [true, false, true, true], 'b, the least recently used, made room')
+  t.equal(cache.bytes, 3 * (2 * 100 + 512))
+  cache.set('c', 'c@1', fn('y'.repeat(100)))
+  t.equal(cache.bytes, 3 * (2 * 100 + 512), 'set again: charged once')
+  t.equal(cache.get('c@1')?.code, 'y'.repeat(100))
+})
+
+t.test('an entry larger than the whole cache is not kept, and pushes nothing out', async (t) => {
+  const cache = new CodeCache<{ code: string }>(4096)
+  cache.set('a', 'a@1', fn('small'))
+  cache.set('big', 'big@1', fn('x'.repeat(4096)))
+  t.equal(cache.get('big@1'), undefined)
+  t.equal(cache.get('a@1')?.code, 'small')
+})
+
+t.test('dropPath drops every version of that path and nothing else', async (t) => {
+  const cache = new CodeCache<{ code: string }>(1 << 20)
+  cache.set('p', 'p@1', fn('1'))
+  cache.set('p', 'p@2', fn('2'))
+  cache.set('p/q', 'p/q@1', fn('3')) // a path that starts like it
+  cache.dropPath('p')
+  t.same([cache.get('p@1'), cache.get('p@2'), cache.get('p/q@1')?.code], [undefined, undefined, '3'])
+  t.equal(cache.bytes, 2 * 1 + 512)
+})
+
+async function calls (redis: Redis, command: string): Promise<number> {
+  const info = await redis.info('commandstats')
+  const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)
+  return m === null ? 0 : Number(m[1])
+}
+
+t.test('1,100 functions called round-robin: each one\'s code comes from Redis once', async (t) => {
+  const server = await TestRedis.start(t)
+  const redis = new Redis({ host: '127.0.0.1', port: server.port })
+  const subscriber = new Redis({ host: '127.0.0.1', port: server.port })
+  t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
+  await Promise.all([redis, subscriber].map(async (c) => { if (c.status !== 'ready') await new Promise((resolve) => c.once('ready', resolve)) }))
+  const store = new FunctionStore(redis, subscriber)
+  const n = 1100
+  for (let i = 0; i < n; i += 100) {
+    await Promise.all(Array.from({ length: 100 }, async (_, j) => await store.upload(`rr/f${i + j}`, 'python', `return ${i + j}`)))
+  }
+  // the invalidation subscription confirmed: the cache is trusted from now on
+  await waitFor(async () => {
+    await store.upload('rr/probe', 'python', 'return 0')
+    const before = await calls(redis, 'zrange')
+    await store.resolve('rr/probe')
+    await store.resolve('rr/probe')
+    return await calls(redis, 'zrange') === before + 1
+  }, 10_000, 'the function store to trust its cache')
+  const round = async (): Promise<number> => {
+    let wrong = 0
+    for (let i = 0; i < n; i++) if ((await store.resolve(`rr/f${i}`)).code !== `return ${i}`) wrong++
+    return wrong
+  }
+  const before = await calls(redis, 'hget')
+  t.equal(await round(), 0, 'first round: every function\'s own code')
+  t.equal(await calls(redis, 'hget') - before, 2 * n, 'first round: code and metadata fetched for each')
+  t.equal(await round(), 0, 'second round: every function\'s own code')
+  t.equal(await calls(redis, 'hget') - before, 2 * n, 'second round: nothing fetched again (with 1,024 entries at most, all of it was)')
+  // an upload still reaches the next call
+  await store.upload('rr/f7', 'python', 'return "new"')
+  await waitFor(async () => (await store.resolve('rr/f7')).code === 'return "new"', 5000, 'the new version of rr/f7')
+})
