@@ -1,9 +1,11 @@
-// The daemon's cache of stored functions' code: bounded by bytes, least
-// recently used out first, a path's versions dropped together; and, against a
-// real Redis, more functions in rotation than the old 1,024-entry cap held
-// are fetched from Redis once, not on every call.
+// The daemon's caches of code, bounded by bytes (daemon/lru.ts): stored
+// functions' code (a path's versions dropped together; against a real Redis,
+// more functions in rotation than the old 1,024-entry cap held are fetched
+// once, not on every call) and compiled code (daemon/compile/).
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { prepare } from '../daemon/compile/index.js'
+import { ByteLru } from '../daemon/lru.js'
 import { CodeCache } from '../daemon/store/code-cache.js'
 import { FunctionStore } from '../daemon/store/function-store.js'
 import { TestRedis } from './helpers/redis.js'
@@ -80,4 +82,27 @@ t.test('1,100 functions called round-robin: each one\'s code comes from Redis on
   // an upload still reaches the next call
   await store.upload('rr/f7', 'python', 'return "new"')
   await waitFor(async () => (await store.resolve('rr/f7')).code === 'return "new"', 5000, 'the new version of rr/f7')
+})
+
+t.test('ByteLru: told of what made room, not of deletes; an entry over the bound alone is refused', async (t) => {
+  const evicted: string[] = []
+  const lru = new ByteLru<string, number>(10, (key) => evicted.push(key))
+  t.ok(lru.set('a', 1, 4))
+  t.ok(lru.set('b', 2, 4))
+  lru.delete('a')
+  t.ok(lru.set('c', 3, 4))
+  t.ok(lru.set('d', 4, 4), 'over 10 bytes: b, the least recently used, goes')
+  t.same(evicted, ['b'])
+  t.same([lru.get('c'), lru.get('d'), lru.bytes], [3, 4, 8])
+  t.notOk(lru.set('e', 5, 11))
+  t.same([lru.size, lru.get('e')], [2, undefined])
+})
+
+t.test('1,100 codes prepared in rotation: the second round is all cache hits', async (t) => {
+  const codes = Array.from({ length: 1100 }, (_, i) => `return ${i} // rotation`)
+  const first = []
+  for (const code of codes) first.push(await prepare('python', code))
+  let hits = 0
+  for (const [i, code] of codes.entries()) if (await prepare('python', code) === first[i]) hits++
+  t.equal(hits, codes.length, 'the same prepared code, not prepared again (with 1,024 entries at most, none were)')
 })

@@ -7,6 +7,7 @@ import type { SourceMap } from 'node:module'
 import type { Location } from 'esbuild'
 import type { Language } from '../config.js'
 import { HearthError } from '../errors.js'
+import { ByteLru } from '../lru.js'
 import { functionScript, ParseFailure, parseJs } from './javascript.js'
 import { compileTs, TsFailure } from './typescript.js'
 
@@ -58,16 +59,24 @@ async function compile (language: 'javascript' | 'typescript', code: string): Pr
   }
 }
 
-// Keyed by the code string itself, one Map per language: a stored function's
-// code is the same string object on every call, and V8 caches a string's hash,
-// so a hit costs no hashing of the code at all.
-const caches = new Map<Language, Map<string, Prepared>>()
-const CACHE_MAX = 1024
+// Keyed by the code string itself, one cache per language: a stored
+// function's code is the same string object on every call, and V8 caches a
+// string's hash, so a hit costs no hashing of the code at all. Bounded by
+// bytes (../lru.ts): 1,024 entries held up to ~1 GB of compiled TypeScript and
+// its source maps, and more functions than that in rotation were compiled
+// again on every call.
+const caches = new Map<Language, ByteLru<string, Prepared>>()
+const CACHE_BYTES = 16 << 20
+
+/** What a prepared code is charged: two bytes per UTF-16 unit of the source and of what runs, twice that with a source map (a bound). */
+function charge (source: string, prepared: Prepared): number {
+  return 2 * (source.length + prepared.code.length) * (prepared.sourceMap === null ? 1 : 2) + 1024
+}
 
 /** Compiled once per code; throws HearthError('syntax_error') for JS/TS that does not parse. */
 export async function prepare (language: Language, code: string): Promise<Prepared> {
   let cache = caches.get(language)
-  if (cache === undefined) caches.set(language, cache = new Map())
+  if (cache === undefined) caches.set(language, cache = new ByteLru(CACHE_BYTES))
   const hit = cache.get(code)
   if (hit !== undefined) return hit
   const key = codeKey(language, code)
@@ -78,8 +87,7 @@ export async function prepare (language: Language, code: string): Promise<Prepar
     const { script, map } = await compile(language, code)
     prepared = { language, key, code: script, filename: FILENAMES[language], sourceMap: map }
   }
-  cache.set(code, prepared)
-  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string) // oldest first
+  cache.set(code, prepared, charge(code, prepared))
   return prepared
 }
 
