@@ -42,13 +42,15 @@ async function until (what: string, ok: () => boolean, timeoutMs = 5000): Promis
 
 t.test('lines logged a few ms apart go out together, in a write or two, not one write each', async (t) => {
   const { log, lines, writes } = fileLogger(t)
+  const started = Date.now()
   for (let i = 0; i < 20; i++) {
     log.info({ i }, 'request')
     await sleep(4) // a caller's pace: each line alone would have been written by now
   }
+  const windows = Math.ceil((Date.now() - started) / LOG_HOLD_MS) // ~1, more on a loaded machine
   await flushLogger(log)
   t.same(lines().map((l) => l.i), [...Array(20).keys()], 'every line, in order')
-  t.ok(writes() <= 3, `${writes()} writes for 20 lines`)
+  t.ok(writes() <= windows + 1, `${writes()} writes for 20 lines logged over ${windows} hold windows`)
 })
 
 t.test('a line waits at most LOG_HOLD_MS, then goes out without anything else logged', async (t) => {
