@@ -47,6 +47,11 @@ export class ByteLru<K, V> {
     return true
   }
 
+  clear (): void {
+    this.entries.clear()
+    this.used = 0
+  }
+
   delete (key: K): void {
     const e = this.entries.get(key)
     if (e === undefined) return

@@ -1,9 +1,10 @@
-// The daemon's caches of code, bounded by bytes (daemon/lru.ts): stored
-// functions' code (a path's versions dropped together; against a real Redis,
-// more functions in rotation than the old 1,024-entry cap held are fetched
-// once, not on every call) and compiled code (daemon/compile/).
+// The daemon's caches, bounded by bytes (daemon/lru.ts): stored functions'
+// code (a path's versions dropped together; against a real Redis, more
+// functions in rotation than the old 1,024-entry cap held are fetched once,
+// not on every call), which version of a path is current (likewise past the
+// old 16,384 entries) and compiled code (daemon/compile/).
 import { Redis } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { prepare } from '../daemon/compile/index.js'
 import { ByteLru } from '../daemon/lru.js'
 import { CodeCache } from '../daemon/store/code-cache.js'
@@ -50,30 +51,43 @@ async function calls (redis: Redis, command: string): Promise<number> {
   return m === null ? 0 : Number(m[1])
 }
 
-t.test('1,100 functions called round-robin: each one\'s code comes from Redis once', async (t) => {
+/** A function store on a real Redis, its invalidation subscription confirmed (its cache trusted). */
+async function trustedStore (t: Test): Promise<{ redis: Redis, store: FunctionStore }> {
   const server = await TestRedis.start(t)
   const redis = new Redis({ host: '127.0.0.1', port: server.port })
   const subscriber = new Redis({ host: '127.0.0.1', port: server.port })
   t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
   await Promise.all([redis, subscriber].map(async (c) => { if (c.status !== 'ready') await new Promise((resolve) => c.once('ready', resolve)) }))
   const store = new FunctionStore(redis, subscriber)
-  const n = 1100
-  for (let i = 0; i < n; i += 100) {
-    await Promise.all(Array.from({ length: 100 }, async (_, j) => await store.upload(`rr/f${i + j}`, 'python', `return ${i + j}`)))
-  }
-  // the invalidation subscription confirmed: the cache is trusted from now on
   await waitFor(async () => {
-    await store.upload('rr/probe', 'python', 'return 0')
+    await store.upload('probe/f', 'python', 'return 0')
     const before = await calls(redis, 'zrange')
-    await store.resolve('rr/probe')
-    await store.resolve('rr/probe')
+    await store.resolve('probe/f')
+    await store.resolve('probe/f')
     return await calls(redis, 'zrange') === before + 1
   }, 10_000, 'the function store to trust its cache')
-  const round = async (): Promise<number> => {
+  return { redis, store }
+}
+
+/** `n` functions rr/f<i> uploaded; resolving them all, `batch` at a time, answers how many came back with the wrong code. */
+async function rotation (store: FunctionStore, n: number, batch: number): Promise<() => Promise<number>> {
+  for (let i = 0; i < n; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async (_, j) => await store.upload(`rr/f${i + j}`, 'python', `return ${i + j}`)))
+  }
+  return async () => {
     let wrong = 0
-    for (let i = 0; i < n; i++) if ((await store.resolve(`rr/f${i}`)).code !== `return ${i}`) wrong++
+    for (let i = 0; i < n; i += batch) {
+      const got = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async (_, j) => (await store.resolve(`rr/f${i + j}`)).code))
+      got.forEach((code, j) => { if (code !== `return ${i + j}`) wrong++ })
+    }
     return wrong
   }
+}
+
+t.test('1,100 functions called round-robin: each one\'s code comes from Redis once', async (t) => {
+  const { redis, store } = await trustedStore(t)
+  const n = 1100
+  const round = await rotation(store, n, 1)
   const before = await calls(redis, 'hget')
   t.equal(await round(), 0, 'first round: every function\'s own code')
   t.equal(await calls(redis, 'hget') - before, 2 * n, 'first round: code and metadata fetched for each')
@@ -82,6 +96,16 @@ t.test('1,100 functions called round-robin: each one\'s code comes from Redis on
   // an upload still reaches the next call
   await store.upload('rr/f7', 'python', 'return "new"')
   await waitFor(async () => (await store.resolve('rr/f7')).code === 'return "new"', 5000, 'the new version of rr/f7')
+})
+
+t.test('16,500 functions called round-robin: which version is current is asked of Redis once each', async (t) => {
+  const { redis, store } = await trustedStore(t)
+  const n = 16_500
+  const round = await rotation(store, n, 500)
+  t.equal(await round(), 0, 'first round: every function\'s own code')
+  const asked = await calls(redis, 'zrange')
+  t.equal(await round(), 0, 'second round: every function\'s own code')
+  t.equal(await calls(redis, 'zrange') - asked, 0, 'second round: no version asked again (with 16,384 entries at most, every one was)')
 })
 
 t.test('ByteLru: told of what made room, not of deletes; an entry over the bound alone is refused', async (t) => {

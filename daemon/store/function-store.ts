@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import { reachable, type RedisClient } from './connection.js'
 import { CodeCache } from './code-cache.js'
+import { ByteLru } from '../lru.js'
 import type { Language } from '../config.js'
 import type { VersionDependencies } from '../packages/index.js'
 import { HearthError } from '../errors.js'
@@ -47,7 +48,13 @@ type ScriptedRedis = RedisClient & {
 
 /** The code of versions this daemon ran, in memory (code-cache.ts). */
 const CODE_CACHE_BYTES = 32 << 20
-const LATEST_CACHE_MAX = 16384
+/** Which version of a path is current: small entries (../lru.ts). */
+const LATEST_CACHE_BYTES = 8 << 20
+/** STALE_IF_REDIS_DOWN_SECONDS: the version last known current, code included, per path. */
+const LAST_KNOWN_BYTES = 32 << 20
+
+/** What a path's entry is charged beside its code (two bytes per UTF-16 unit: a bound). */
+const pathBytes = (path: string): number => 2 * path.length + 128
 
 /**
  * What went wrong with Redis, in hearth's words (the client's own, such as
@@ -81,13 +88,13 @@ export class FunctionStore {
   private readonly timeoutMs: number
   private readonly idempotencyTtl: number
   private readonly code = new CodeCache<StoredFunction>(CODE_CACHE_BYTES) // path@version → function (immutable)
-  private readonly latest = new Map<string, number>() // path → current version
+  private readonly latest = new ByteLru<string, number>(LATEST_CACHE_BYTES) // path → current version
   private live = false
   private readonly changeListeners: Array<(path: string) => void> = []
   /** when the subscription was last lost: what was cached while live was current until then */
   private lostAt = 0
   /** path → the version last resolved as current, and when Redis confirmed it (null: while live) */
-  private readonly lastKnown = new Map<string, { fn: StoredFunction, at: number | null }>()
+  private readonly lastKnown = new ByteLru<string, { fn: StoredFunction, at: number | null }>(LAST_KNOWN_BYTES)
   private readonly staleMs: number
   // Bumped by every invalidation and by every change of subscription state: a
   // Redis answer that raced one of them is used but not cached.
@@ -237,13 +244,10 @@ export class FunctionStore {
       if (this.epoch === epoch) {
         this.code.set(path, id, fn)
         if (version === undefined && this.live) {
-          this.latest.set(path, v)
-          if (this.latest.size > LATEST_CACHE_MAX) this.latest.delete(this.latest.keys().next().value as string)
+          this.latest.set(path, v, pathBytes(path))
         }
         if (version === undefined && this.staleMs > 0) {
-          this.lastKnown.delete(path) // most recent last: eviction takes from the front
-          this.lastKnown.set(path, { fn, at: this.live ? null : Date.now() })
-          if (this.lastKnown.size > LATEST_CACHE_MAX) this.lastKnown.delete(this.lastKnown.keys().next().value as string)
+          this.lastKnown.set(path, { fn, at: this.live ? null : Date.now() }, pathBytes(path) + 2 * fn.code.length)
         }
       }
       return fn
