@@ -1,8 +1,19 @@
 // A map bounded by the bytes its entries are charged, least recently used out
 // first: the daemon's caches of code (daemon/store/code-cache.ts, the compiled
-// code of daemon/compile/). Bounded by entries instead, a cache of code held
-// anything from kilobytes to hundreds of megabytes, and a workload with more
-// functions in rotation than the count missed on every call.
+// code of daemon/compile/) and the function store's maps of current versions.
+// Bounded by entries instead, a cache of code held anything from kilobytes to
+// hundreds of megabytes, and a workload with more functions in rotation than
+// the count missed on every call.
+
+/**
+ * The bytes strings may take in memory, for an entry's charge: two per UTF-16
+ * unit (V8 keeps Latin-1 strings in one, so this is a bound, not a measure).
+ */
+export function textBytes (...texts: string[]): number {
+  let units = 0
+  for (const text of texts) units += text.length
+  return 2 * units
+}
 
 export class ByteLru<K, V> {
   private readonly maxBytes: number

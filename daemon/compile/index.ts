@@ -7,7 +7,7 @@ import type { SourceMap } from 'node:module'
 import type { Location } from 'esbuild'
 import type { Language } from '../config.js'
 import { HearthError } from '../errors.js'
-import { ByteLru } from '../lru.js'
+import { ByteLru, textBytes } from '../lru.js'
 import { functionScript, ParseFailure, parseJs } from './javascript.js'
 import { compileTs, TsFailure } from './typescript.js'
 
@@ -68,9 +68,9 @@ async function compile (language: 'javascript' | 'typescript', code: string): Pr
 const caches = new Map<Language, ByteLru<string, Prepared>>()
 const CACHE_BYTES = 16 << 20
 
-/** What a prepared code is charged: two bytes per UTF-16 unit of the source and of what runs, twice that with a source map (a bound). */
+/** What a prepared code is charged: its source and what runs, twice that with a source map. */
 function charge (source: string, prepared: Prepared): number {
-  return 2 * (source.length + prepared.code.length) * (prepared.sourceMap === null ? 1 : 2) + 1024
+  return textBytes(source, prepared.code) * (prepared.sourceMap === null ? 1 : 2) + 1024
 }
 
 /** Compiled once per code; throws HearthError('syntax_error') for JS/TS that does not parse. */

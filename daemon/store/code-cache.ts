@@ -4,9 +4,9 @@
 // dropped oldest-first, a daemon calling more functions than that in rotation
 // fetched each call's code from Redis again (found with the bench's 2,000
 // functions round-robin).
-import { ByteLru } from '../lru.js'
+import { ByteLru, textBytes } from '../lru.js'
 
-/** What an entry is charged: two bytes per UTF-16 unit of its code (a bound), and this for the rest. */
+/** What an entry is charged beside its code's text. */
 const ENTRY_OVERHEAD = 512
 
 export class CodeCache<T extends { readonly code: string }> {
@@ -31,7 +31,7 @@ export class CodeCache<T extends { readonly code: string }> {
 
   /** Caches `value` as `id`, a version of `path`. */
   set (path: string, id: string, value: T): void {
-    if (!this.lru.set(id, { value, path }, 2 * value.code.length + ENTRY_OVERHEAD)) {
+    if (!this.lru.set(id, { value, path }, textBytes(value.code) + ENTRY_OVERHEAD)) {
       this.unindex(path, id) // larger than the whole cache: not kept, and an older copy is gone too
       return
     }

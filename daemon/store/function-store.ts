@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import { reachable, type RedisClient } from './connection.js'
 import { CodeCache } from './code-cache.js'
-import { ByteLru } from '../lru.js'
+import { ByteLru, textBytes } from '../lru.js'
 import type { Language } from '../config.js'
 import type { VersionDependencies } from '../packages/index.js'
 import { HearthError } from '../errors.js'
@@ -53,8 +53,8 @@ const LATEST_CACHE_BYTES = 8 << 20
 /** STALE_IF_REDIS_DOWN_SECONDS: the version last known current, code included, per path. */
 const LAST_KNOWN_BYTES = 32 << 20
 
-/** What a path's entry is charged beside its code (two bytes per UTF-16 unit: a bound). */
-const pathBytes = (path: string): number => 2 * path.length + 128
+/** What a path's entry is charged beside its code. */
+const pathBytes = (path: string): number => textBytes(path) + 128
 
 /**
  * What went wrong with Redis, in hearth's words (the client's own, such as
@@ -247,7 +247,7 @@ export class FunctionStore {
           this.latest.set(path, v, pathBytes(path))
         }
         if (version === undefined && this.staleMs > 0) {
-          this.lastKnown.set(path, { fn, at: this.live ? null : Date.now() }, pathBytes(path) + 2 * fn.code.length)
+          this.lastKnown.set(path, { fn, at: this.live ? null : Date.now() }, pathBytes(path) + textBytes(fn.code))
         }
       }
       return fn
