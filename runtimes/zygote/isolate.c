@@ -23,10 +23,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "isolate.h"
+#include "netns.h"
 
 /* Mount, UTS, IPC and network namespaces of its own (its pid namespace
- * comes from the zygote's fork): no view of a sibling's files, SysV IPC,
- * processes or abstract sockets, no network at all. The user namespace stays
+ * comes from the zygote's fork; the network namespace may be one an ended
+ * sandbox left, lent by the zygote: netns.c): no view of a sibling's files,
+ * SysV IPC, processes or abstract sockets, no network at all. The user namespace stays
  * the zygote's, whose only uid is the sandbox uid. A cgroup namespace too,
  * entered once in the sandbox's cgroup (by init when it was born there, else
  * by the program once the daemon has placed it), so that cgroup is the root
@@ -231,7 +233,7 @@ static void await_placement (int fd) {
   if (read(fd, &go, 1) != 1 || go != 'g') _exit(EXIT_SETUP_FAILED); /* the daemon gave up on us */
 }
 
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed) {
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, struct netns_lease *net) {
   /* An executed program cannot wait for its placement before it runs: init
    * waits instead, holding the zygote (which waits for init) that long. */
   int executed = prog->argv != NULL;
@@ -247,7 +249,9 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
     set_rlimit(RLIMIT_NPROC, lim->nproc, "RLIMIT_NPROC");
     set_rlimit(RLIMIT_CORE, lim->core, "RLIMIT_CORE");
   }
-  check(unshare(executed || placed ? NAMESPACES | CLONE_NEWCGROUP : NAMESPACES), "unshare");
+  int namespaces = executed || placed ? NAMESPACES | CLONE_NEWCGROUP : NAMESPACES;
+  if (net != NULL && netns_enter(net)) namespaces &= ~CLONE_NEWNET;
+  check(unshare(namespaces), "unshare");
   setup_filesystem(iso);
   arrange_fds(&ch, reaper);
   check(setsid() < 0 ? -1 : 0, "setsid"); /* no controlling terminal to push input into (TIOCSTI) */

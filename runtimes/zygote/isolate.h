@@ -34,7 +34,9 @@ struct channels {
  * In a sandbox's init, pid 1 of a new pid namespace, still sharing the
  * zygote's memory (spawn.c, spawn_sandbox):
  *   connect to the daemon (unless `nonce` is NULL: the self-test), set the
- *   rlimits, enter new mount, UTS, IPC and network namespaces, mount our own
+ *   rlimits, enter new mount, UTS and IPC namespaces and the network
+ *   namespace lent in `net` (netns.h; a new one when there is none, or when
+ *   a socket is left in it), mount our own
  *   /tmp, /dev/shm, /proc and /dev/pts, cover the rendezvous directory, make
  *   fds 0-3 and *reaper (moved, close-on-exec) the only open ones, setsid,
  *   then start the program (pid 2) and drop every capability, set
@@ -60,7 +62,8 @@ struct program {
   const sigset_t *mask;
 };
 
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed);
+struct netns_lease;
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, struct netns_lease *net);
 
 /*
  * In init, once the program is forked: executes the reaper (reaper/reaper.c,

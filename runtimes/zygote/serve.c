@@ -128,12 +128,15 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
       z->cloned = 0;
     }
   }
+  z->net = (struct netns_lease){ netns_take(&z->nets), 0 };
   pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, &placed);
   int err = errno;
   if (cgroup_fd >= 0) close(cgroup_fd);
   errno = err;
   struct out o;
   if (pid < 0) {
+    netns_give(&z->nets, z->net.fd);
+    z->net.fd = -1;
     out_map(&o, 3);
     out_cstr(&o, "t"); out_cstr(&o, "failed");
     out_cstr(&o, "nonce"); out_cstr(&o, id);
@@ -146,6 +149,11 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     else if (hz_interp->prefault_all) prefault_writable();
     return IS_PROGRAM;
   }
+  /* init, which shares our memory, says whether it entered the lent
+   * namespace; one it found a socket in, or could not enter, is not lent again */
+  int netns = z->net.entered ? z->net.fd : -1;
+  if (netns < 0 && z->net.fd >= 0) close(z->net.fd);
+  z->net.fd = -1;
   /* The init of an executed program told the daemon itself; a forked one's
    * program waits for its go byte while we go on. */
   if (!node && tell_forked(z, id, pid, 1, placed) != 0) return -1;
@@ -154,10 +162,12 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     int status;
     kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    netns_give(&z->nets, netns);
     return send_exited(z, id, status);
   }
   z->children[z->nchildren].pid = pid;
   z->children[z->nchildren].pidfd = pidfd;
+  z->children[z->nchildren].netns = netns;
   memcpy(z->children[z->nchildren].nonce, id, sizeof id);
   z->nchildren++;
   return 0;
@@ -180,6 +190,7 @@ static int reap (struct zygote *z, size_t i) {
   if (pid < 0) status = SIGKILL; /* cannot happen: we hold it unreaped */
   struct child gone = z->children[i];
   close(gone.pidfd);
+  netns_give(&z->nets, gone.netns); /* its processes are gone: init was their pid 1 */
   z->children[i] = z->children[--z->nchildren];
   return send_exited(z, gone.nonce, status);
 }
@@ -261,6 +272,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.cgroups = open(CGROUPS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
   z.cloned = z.cgroups >= 0;
   z.iso.cgroups_dir = z.cgroups >= 0 ? CGROUPS_DIR : NULL;
+  z.net.fd = -1; /* the self-test's init makes its own */
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
   if (!hz_interp_ready()) { fputs("hearth zygote: the interpreter has no PyOS_BeforeFork\n", stderr); return -1; }
@@ -282,6 +294,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     send_frame(&z, &o);
     return 2;
   }
+  netns_pool_open(&z.nets);
   out_map(&o, 5);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
   out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);

@@ -61,7 +61,7 @@ static int init_main (void *arg) {
   leave_zygote(z);
   if (b->err_fd >= 0) dup2(b->err_fd, 2);
   struct program prog = { b->node ? z->node_argv : NULL, &z->old_mask };
-  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed);
+  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed, &z->net);
   if (program == 0) __builtin_longjmp(resume_point, 1);
   become_reaper(reaper, program);
   return EXIT_SETUP_FAILED;

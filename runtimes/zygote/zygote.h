@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include "frames.h"
 #include "isolate.h"
+#include "netns.h"
 #include "probe.h"
 
 #define NONCE_LEN 32
@@ -19,7 +20,7 @@
  * it to any thread that does not block it, and in node the platform's
  * threads took it (ignored) before a signalfd saw it (measured: exits went
  * unreported, and a retired zygote waited for its children forever). */
-struct child { pid_t pid; int pidfd; char nonce[NONCE_LEN + 1]; };
+struct child { pid_t pid; int pidfd; int netns; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
   int ctl, own_pidns;
@@ -30,6 +31,8 @@ struct zygote {
   char *const *node_argv; /* NULL: no node children */
   sigset_t old_mask;
   struct isolation iso;
+  struct netns_pool nets;
+  struct netns_lease net; /* what the next sandbox's init is lent (netns.h) */
   struct child *children;
   struct pollfd *polls; /* the channel, then each child's pidfd */
   size_t nchildren, cap;
