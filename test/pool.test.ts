@@ -111,3 +111,20 @@ t.test('closing while a call waits for a sandbox still starting ends that call t
   t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms`)
   t.equal(runner.stats().sandboxes, 0)
 })
+
+t.test('a sandbox ended after its call reads its limit counters once, for the call, not again as it exits', async (t) => {
+  let reads = 0
+  const { runner } = await startRunner(t, {}, {
+    wrapLimits: (real) => ({
+      ...real,
+      create: async (id, own) => {
+        const limits = await real.create(id, own)
+        return { ...limits, breach: () => { reads++; return limits.breach() } }
+      }
+    })
+  })
+  const exited = (): number => runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  for (let i = 0; i < 5; i++) t.equal((await call(runner, { language: 'python', code: 'return 1', input: '{}' })).result?.data, '1')
+  await waitFor(() => runner.stats().sandboxes === 0, 10_000, 'every run-now sandbox gone')
+  t.equal(reads, 5, `${reads} reads for 5 calls (${exited()} sandboxes)`)
+})

@@ -61,6 +61,8 @@ function isJson (text: string): boolean {
 }
 let callSeq = 0
 
+const destroyedDuringCall = (): HearthError => new HearthError('sandbox_crashed', 'the sandbox was destroyed during the call')
+
 export class Sandbox {
   readonly id: string
   readonly runtime: string
@@ -179,9 +181,9 @@ export class Sandbox {
    * Kills the whole tree and removes its cgroup. SIGKILL at once: a sandbox has
    * nothing to save, and a SIGTERM grace would only give hostile code more time.
    */
-  async destroy (reason = new HearthError('sandbox_crashed', 'the sandbox was destroyed during the call')): Promise<void> {
+  async destroy (reason?: HearthError): Promise<void> {
     this.destroying ??= (async () => {
-      this.end(reason)
+      this.end(reason ?? destroyedDuringCall)
       await this.exited
       await this.limits.destroy()
     })()
@@ -276,6 +278,7 @@ export class Sandbox {
   }
 
   private onExit ({ code, signal, error }: ExitStatus): void {
+    if (this.state === 'dead') return // ended by the daemon (destroy, a timeout...): nothing waits on why it exited
     if (error !== undefined) {
       this.end(new HearthError('runtime_unavailable', `cannot start the ${this.runtime} sandbox: ${error.message}`))
       return
@@ -292,17 +295,24 @@ export class Sandbox {
     }
   }
 
-  /** Ends the sandbox: fails whatever waits on it with `err` and kills the tree. */
-  private end (err: HearthError): void {
+  /**
+   * Ends the sandbox: fails whatever waits on it with `cause` and kills the
+   * tree. A cause given as a function is made only when something waits: an
+   * error's stack is not free, and a run-now sandbox ends after every call.
+   */
+  private end (cause: HearthError | (() => HearthError)): void {
     if (this.state === 'dead') return
     this.state = 'dead'
     const p = this.pending
     this.pending = null
-    if (p !== null) {
-      clearTimeout(p.timer)
-      p.reject(this.refine(err))
+    if (p !== null || this.onReady !== null) {
+      const err = typeof cause === 'function' ? cause() : cause
+      if (p !== null) {
+        clearTimeout(p.timer)
+        p.reject(this.refine(err))
+      }
+      this.onReady?.(err)
     }
-    this.onReady?.(err)
     this.chan.destroy()
     this.proc.kill()
   }
