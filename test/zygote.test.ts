@@ -253,10 +253,14 @@ t.test('a forked python child copies at once the zygote pages a sandbox writes, 
   t.ok(kb < total / 2, `the child owns ${kb} KB of the zygote's ${Math.round(total)} writable KB (all of them when every page is prefaulted)`)
 })
 
-t.test('ZYGOTE=off spawns every sandbox', async (t) => {
+/** What of hearth's own a python sandbox's code could see (python-module.test.ts has the whole check). */
+const HEARTH_SEEN = 'import sys\nreturn [n for n in sys.modules if n in ("bootstrap", "msgpack") or n.startswith("hearth_")] + [p for p in sys.path if p == "/hearth" or p.endswith("-packages")]'
+
+t.test('ZYGOTE=off spawns every sandbox, which hides hearth\'s modules itself (a zygote hides them once, before it forks)', async (t) => {
   const { runner } = await startRunner(t, { ZYGOTE: 'off' })
   t.same(await py(runner, 'return 3'), 3)
   t.same(runner.stats().runtimes, { python: { mode: 'spawn' }, node: { mode: 'spawn' } })
+  t.same(await py(runner, HEARTH_SEEN), [], 'spawned: no bootstrap, msgpack or /hearth')
 })
 
 /** The real limits backend, with `before(n)` run before the nth placement of a forked program into its cgroups (from 0). */
