@@ -46,7 +46,7 @@ t.test('a network namespace a socket outlived its sandbox in is not lent again',
   // A socket in that namespace that its sandbox does not hold: made by a host
   // process that entered it (as a socket in flight in a unix socket's queue
   // outlives its sender).
-  const holder = spawn('nsenter', [`--net=/proc/${pids[0]}/ns/net`, 'python3', '-c',
+  const holder = spawn('nsenter', [`--net=/proc/${pids[0]}/ns/net`, '/usr/bin/python3', '-c',
     'import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(b"\\0hearth-left-behind")\nprint("bound", flush=True)\nsys.stdin.read()'],
   { stdio: ['pipe', 'pipe', 'inherit'] })
   t.teardown(() => { holder.kill('SIGKILL') })
