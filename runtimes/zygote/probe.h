@@ -13,7 +13,7 @@
  * probe child, forked like a program but without isolation (it runs no user
  * code: zygote.py or zygote.mjs rehearses the bootstrap's calls in it and calls
  * hz_probe_done), reports the pages it copied into `runs` (at most `max`,
- * *nruns of them); every child then prefaults those (python: ~500 of ~1,850
+ * *nruns of them); every child then prefaults those (python: ~410 of ~1,850
  * writable pages, measured).
  * Returns 1 in the probe (which closed `ctl` and `pidns`, the zygote's); 0 in
  * the zygote, learned or not (*nruns 0: a python child prefaults everything,
