@@ -12,18 +12,13 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
+#include "isolate.h"
 #include "netns.h"
 
 void netns_pool_open (struct netns_pool *p) {
   p->own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  p->spare = p->own < 0 ? NULL : malloc(NETNS_SPARES * sizeof *p->spare);
   p->n = 0;
-  if (p->spare == NULL && p->own >= 0) {
-    close(p->own);
-    p->own = -1;
-  }
 }
 
 int netns_take (struct netns_pool *p) {
@@ -33,7 +28,7 @@ int netns_take (struct netns_pool *p) {
   int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (setns(p->own, CLONE_NEWNET) != 0) {
     perror("hearth zygote: setns own network namespace");
-    exit(70);
+    exit(EXIT_SETUP_FAILED);
   }
   return fd;
 }

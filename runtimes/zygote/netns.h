@@ -11,7 +11,7 @@
 
 struct netns_pool {
   int own;      /* the zygote's own network namespace, or -1: no pool (each child makes its own) */
-  int *spare;
+  int spare[NETNS_SPARES];
   size_t n;
 };
 
