@@ -6,13 +6,7 @@ import { spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readdirSync, readlinkSync } from 'node:fs'
 import t from 'tap'
 import type { Runner } from '../daemon/pool/runner.js'
-import { call, startRunner, waitFor } from './helpers/runner.js'
-
-async function py (runner: Runner, code: string, functionKey?: string): Promise<any> {
-  const r = await call(runner, { language: 'python', code, input: '{}', functionKey })
-  if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
-  return JSON.parse(r.result.data)
-}
+import { py, startRunner, waitFor } from './helpers/runner.js'
 
 /** Its network namespace, and the unix sockets it can see there (/proc/net/unix lists every one in the namespace). */
 const LOOK = `import os

@@ -9,13 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { Runner } from '../daemon/pool/runner.js'
 import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
-import { call, startRunner, waitFor } from './helpers/runner.js'
-
-async function py (runner: Runner, code: string, functionKey?: string): Promise<any> {
-  const r = await call(runner, { language: 'python', code, input: '{}', functionKey })
-  if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
-  return JSON.parse(r.result.data)
-}
+import { call, py, startRunner, waitFor } from './helpers/runner.js'
 
 function pythonRuntime (runner: Runner): Record<string, any> {
   return runner.stats().runtimes.python as Record<string, any>

@@ -75,4 +75,11 @@ export async function call (runner: Runner, req: Omit<RunRequest, 'onLog' | 'tim
   }
 }
 
+/** A python call's value (its JSON result, parsed); throws when the call fails. */
+export async function py (runner: Runner, code: string, functionKey?: string): Promise<any> {
+  const r = await call(runner, { language: 'python', code, input: '{}', functionKey })
+  if (r.result === undefined) throw new Error(`call failed: ${r.error?.code} ${r.error?.message}`)
+  return JSON.parse(r.result.data)
+}
+
 export { waitFor } from './wait.js'
