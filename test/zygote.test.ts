@@ -36,6 +36,13 @@ function zygotePids (): number[] {
   })
 }
 
+/** Host pids of this test process's python zygotes: the python3 right under bwrap (its sandboxes' programs run zygote.py too, under their reaper). */
+function pythonZygotes (): number[] {
+  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
+  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
+  return zygotePids().filter((pid) => comm(pid) !== 'bwrap' && comm(parentOf(pid)) === 'bwrap')
+}
+
 t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says so', async (t) => {
   const { runner } = await startRunner(t)
   const node = (): Record<string, any> => runner.stats().runtimes.node as Record<string, any>
@@ -176,10 +183,7 @@ t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung
   const { runner } = await startRunner(t, { POOL_MIN: '1' })
   const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
   await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
-  // The zygote is the python3 under bwrap: its sandboxes' programs run zygote.py too, under their reaper.
-  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
-  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
-  const mine = zygotePids().filter((pid) => comm(pid) !== 'bwrap' && comm(parentOf(pid)) === 'bwrap')
+  const mine = pythonZygotes()
   t.equal(mine.length, 1, 'one zygote')
   const started = Date.now()
   for (const pid of mine) process.kill(pid, 'SIGKILL')
@@ -187,6 +191,27 @@ t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung
   t.equal(r.error?.code, 'sandbox_crashed', 'the call in flight ends at once')
   t.ok(Date.now() - started < 5000)
   t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
+})
+
+t.test('the starts a dying zygote takes with it count as one failure: the pool backs off 100 ms, not seconds', async (t) => {
+  const failures: number[] = []
+  const { runner } = await startRunner(t, { POOL_MIN: '4' }, {
+    onSpawnError: (language, _err, n) => { if (language === 'python') failures.push(n) }
+  })
+  const python = (): Record<string, any> => runner.stats().pools.find((p) => p.language === 'python') ?? {}
+  await waitFor(() => python().ready === 4, 15_000, 'prewarm')
+  const [zygote] = pythonZygotes()
+  process.kill(zygote as number, 'SIGSTOP')
+  // Four one-shot calls take the four ready sandboxes; their refills wait on the stopped zygote.
+  for (let i = 0; i < 4; i++) t.same(await py(runner, 'return 1'), 1)
+  await waitFor(() => python().starting === 4, 10_000, 'four starts waiting on the stopped zygote')
+  process.kill(zygote as number, 'SIGKILL')
+  const killed = Date.now()
+  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
+  t.ok(Date.now() - killed < 2000, `served ${Date.now() - killed} ms after the zygote died`)
+  t.equal(failures.length, 4, 'the four starts failed')
+  t.same(failures, [1, 1, 1, 1], 'as one failure: starts in flight together fail together')
+  await waitFor(() => python().ready === 4 && python().consecutiveFailures === 0, 10_000, 'the pool full again')
 })
 
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {

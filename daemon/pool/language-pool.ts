@@ -38,6 +38,8 @@ export class LanguagePool {
   private readonly pool: Pool<Sandbox>
   private readonly opts: LanguagePoolOptions
   private failures = 0
+  /** when the last failure was counted (performance.now()) */
+  private failedAt = -Infinity
   private lastError: Error | null = null
   private spawned = 0
   private readonly closing = new AbortController()
@@ -85,6 +87,7 @@ export class LanguagePool {
     // and calls it again at once on every rejection: rejecting here would spin.
     // Those callers were already answered by acquire(); the request is parked.
     if (this.closed) return await new Promise<never>(() => {})
+    const begun = performance.now()
     try {
       const sandbox = await this.opts.spawn()
       this.spawned++
@@ -92,7 +95,14 @@ export class LanguagePool {
       this.lastError = null
       return sandbox
     } catch (err) {
-      this.failures++
+      // Starts in flight together fail together (a zygote that dies takes
+      // every start it was forking): one more failure in a row, not one each,
+      // or one incident backs the pool off for seconds (2^n x 100 ms). A start
+      // begun after the last counted failure, and failing too, counts.
+      if (begun >= this.failedAt) {
+        this.failures++
+        this.failedAt = performance.now()
+      }
       this.lastError = err as Error
       this.opts.onSpawnError?.(err as Error, this.failures)
       throw err
