@@ -208,7 +208,7 @@ t.test('the starts a dying zygote takes with it count as one failure: the pool b
   process.kill(zygote as number, 'SIGKILL')
   const killed = Date.now()
   t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
-  t.ok(Date.now() - killed < 2000, `served ${Date.now() - killed} ms after the zygote died`)
+  t.ok(Date.now() - killed < 5000, `served ${Date.now() - killed} ms after the zygote died`)
   t.equal(failures.length, 4, 'the four starts failed')
   t.same(failures, [1, 1, 1, 1], 'as one failure: starts in flight together fail together')
   await waitFor(() => python().ready === 4 && python().consecutiveFailures === 0, 10_000, 'the pool full again')

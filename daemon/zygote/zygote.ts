@@ -7,7 +7,7 @@ import { closeSync, openSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { constants } from 'node:os'
 import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
-import type { ExitStatus } from '../sandbox/process.js'
+import { killGroup, type ExitStatus } from '../sandbox/process.js'
 import { children, findChild, findDescendant } from './host-pid.js'
 import { reaperBeside } from './library.js'
 
@@ -71,7 +71,8 @@ export class Zygote {
     try {
       this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
         stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore', libraryFd, reaperFd],
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+        detached: true // a group of its own, for killGroup
       })
     } finally {
       if (seccompFd !== null) closeSync(seccompFd)
@@ -161,7 +162,7 @@ export class Zygote {
   }
 
   kill (): void {
-    if (this.alive) this.child.kill('SIGKILL')
+    if (this.alive) killGroup(this.child)
   }
 
   private send (cmd: ZygoteCommand): void {
@@ -244,6 +245,10 @@ export class Zygote {
     this.exitStatus = how
     const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n')
     this.onReady?.(new Error(`the zygote exited before ready (${how})${tail === '' ? '' : `: ${tail}`}`))
+    // What it started may outlive it, for a moment: bwrap killed before its
+    // sandbox armed --die-with-parent. It ends as a zygote ends, at the end
+    // of its control channel.
+    this.ctl.destroy()
     for (const child of this.children.values()) {
       child.fork?.reject(new Error(`the zygote exited (${how})`))
       child.resolveExit({ code: null, signal: 'SIGKILL' })
