@@ -272,6 +272,26 @@ t.test('a forked python child copies at once the zygote pages a sandbox writes, 
   t.ok(kb < total / 2, `the child owns ${kb} KB of the zygote's ${Math.round(total)} writable KB (all of them when every page is prefaulted)`)
 })
 
+t.test('a forked python child maps at once the code its first call runs: that call takes almost no page fault', async (t) => {
+  const [major = 0, minor = 0] = release().split('.').map(Number)
+  if (major < 5 || (major === 5 && minor < 14)) return t.comment(`kernel ${release()} has no MADV_POPULATE_READ (5.14+)`)
+  const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
+  const premapped = pythonRuntime(runner).premapPages as number
+  t.ok(premapped > 0, `the probe learned ${premapped} pages of code and constants a first call maps`)
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'one python sandbox ready')
+  // Its program: a python3 running zygote.py whose parent is its sandbox's init (the zygote's is bwrap).
+  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
+  const programs = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && readFileSync(`/proc/${parentOf(pid)}/comm`, 'latin1').trim() !== 'bwrap')
+  t.equal(programs.length, 1, 'one program forked')
+  const faults = (): number => Number(readFileSync(`/proc/${programs[0] as number}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
+  const before = faults()
+  // Stored, so that its sandbox lives on to be read after the call.
+  const r = await call(runner, { language: 'python', code: 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}', input: '{"a": [1, 2]}', functionKey: 'premap/first@1' })
+  t.same(JSON.parse(r.result?.data ?? 'null'), { total: 3 })
+  const taken = faults() - before
+  t.ok(taken <= 8, `${taken} page faults in the first call, its compile and its answer included (19-20 when each page of code is faulted in)`)
+})
+
 /** What of hearth's own a python sandbox's code could see (python-module.test.ts has the whole check). */
 const HEARTH_SEEN = 'import sys\nreturn [n for n in sys.modules if n in ("bootstrap", "msgpack") or n.startswith("hearth_")] + [p for p in sys.path if p == "/hearth" or p.endswith("-packages")]'
 

@@ -44,6 +44,8 @@ export interface ForkerStats {
   readonly currentForks: number
   /** pages a forked child copies at once (learned by the zygote's probe; 0 for python: every writable page of the zygote) */
   readonly prefaultPages?: number
+  /** read-only pages (code) a forked child maps at once, learned by the same probe */
+  readonly premapPages?: number
   /** cgroup v2: this runtime's sandboxes born in their cgroup so far (clone3), not moved there by the daemon */
   readonly bornInCgroup?: number
 }
@@ -133,7 +135,7 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages } : {}),
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages } : {}),
       ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
     }
   }

@@ -49,6 +49,8 @@ export class Zygote {
   forks = 0
   /** pages each python child copies at once (learned by the zygote's probe; 0: every writable page) */
   prefaultPages = 0
+  /** read-only pages (libraries' code and constants) each python child maps at once, learned by the same probe */
+  premapPages = 0
   /** it holds the sandboxes' parent cgroup (v2), to fork each one's init into its cgroup */
   holdsCgroups = false
   private readonly child: ChildProcess
@@ -196,6 +198,7 @@ export class Zygote {
         }
         this.hostPid = pid
         this.prefaultPages = typeof msg.prefault === 'number' ? msg.prefault : 0
+        this.premapPages = typeof msg.premap === 'number' ? msg.premap : 0
         this.holdsCgroups = msg.cgroups === true
         this.onReady?.(null)
         return

@@ -187,11 +187,14 @@ def start(fd):
     return chan, out, err
 
 
-def main(fd=3):
+def main(fd=3, started=None):
     """Serves calls on `fd` until the daemon closes it. The zygote's probe runs
     it too, on a socket pair holding one call, to learn which of the zygote's
-    pages a sandbox writes up to the end of its first call (rehearse)."""
+    pages a sandbox writes up to the end of its first call, and which it maps
+    during that call (rehearse: `started` is called in between)."""
     chan, out, err = start(fd)
+    if started is not None:
+        started()
     cached_key = None
     cached = None
     while True:
@@ -237,15 +240,16 @@ def main(fd=3):
         chan.send(reply)
 
 
-def rehearse():
-    """A sandbox's start and one call, on a socket pair, with hearth's own code."""
+def rehearse(started=None):
+    """A sandbox's start and one call, on a socket pair, with hearth's own code;
+    `started` is called between the two."""
     end, peer = socket.socketpair()
     call = msgpack.packb({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}',
                           'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}'},
                          use_bin_type=True)
     peer.sendall(HEADER.pack(len(call)) + call)
     peer.shutdown(socket.SHUT_WR)
-    main(end.detach())
+    main(end.detach(), started)
 
 
 if __name__ == '__main__':

@@ -96,10 +96,10 @@ def main():
     rc = core.hz_serve(CONTROL_FD, reaper, RENDEZVOUS_DIR, tmp_options, bpf, len(bpf), node_argv)
     if rc == PROBE:
         # The probe (../zygote/probe.c): a program's start and first call
-        # rehearsed with hearth's own code, then the pages it copied are
-        # reported and it exits.
+        # rehearsed with hearth's own code, then the pages it copied (and
+        # those of code its call mapped) are reported and it exits.
         ctypes.pythonapi.PyOS_AfterFork_Child()
-        bootstrap.rehearse()
+        bootstrap.rehearse(core.hz_probe_started)
         core.hz_probe_done()
     if rc != 0:
         os._exit(0 if rc in (1, 2) else 70)

@@ -141,12 +141,13 @@ static void drop_privileges (const struct isolation *iso, int filter) {
   }
 }
 
-#ifndef MADV_POPULATE_WRITE
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 #endif
 
-/* Each private writable mapping of ours: `visit(start, end, arg)`. */
-static void each_writable (void (*visit) (uintptr_t, uintptr_t, void *), void *arg) {
+/* Each private mapping of ours, writable or (`writable` 0) not: `visit(start, end, arg)`. */
+static void each_private (int writable, void (*visit) (uintptr_t, uintptr_t, void *), void *arg) {
   FILE *maps = fopen("/proc/self/maps", "re");
   if (maps == NULL) return;
   char line[512];
@@ -154,7 +155,7 @@ static void each_writable (void (*visit) (uintptr_t, uintptr_t, void *), void *a
     unsigned long start, end;
     char perms[5];
     if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-    if (perms[1] != 'w' || perms[3] != 'p') continue; /* private writable only */
+    if ((perms[1] == 'w') != writable || perms[3] != 'p') continue;
     visit(start, end, arg);
   }
   fclose(maps);
@@ -168,14 +169,25 @@ static void populate (uintptr_t start, uintptr_t end, void *arg) {
 }
 
 void prefault_writable (void) {
-  each_writable(populate, NULL);
+  each_private(1, populate, NULL);
 }
 
 void prefault_runs (const struct page_run *runs, size_t n) {
-  for (size_t i = 0; i < n; i++) populate(runs[i].start, runs[i].start + runs[i].pages * PAGE, NULL);
+  for (size_t i = 0; i < n; i++) {
+    /* errors change nothing here either: the pages are faulted in when used */
+    (void)madvise((void *)runs[i].start, runs[i].pages * PAGE, runs[i].map ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+  }
 }
 
-struct learning { int pagemap; struct page_run *out; size_t n, max; };
+struct learning {
+  int pagemap;
+  struct page_run *out;
+  size_t n, max;
+  uint64_t want;      /* the pagemap bits a page must have */
+  uint32_t map;       /* what its runs are (struct page_run) */
+  const struct page_run *except; /* pages not to collect, in address order */
+  size_t nexcept;
+};
 
 #define PM_PRESENT (1ULL << 63)
 #define PM_EXCLUSIVE (1ULL << 56) /* mapped by this process alone: copied, not shared with the zygote */
@@ -188,20 +200,30 @@ static void collect (uintptr_t start, uintptr_t end, void *arg) {
     ssize_t got = pread(l->pagemap, entries, want * sizeof *entries, (off_t)(at / PAGE * sizeof *entries));
     if (got <= 0) return;
     for (size_t i = 0; i < (size_t)got / sizeof *entries; i++, at += PAGE) {
-      if ((entries[i] & (PM_PRESENT | PM_EXCLUSIVE)) != (PM_PRESENT | PM_EXCLUSIVE)) continue;
+      if ((entries[i] & l->want) != l->want) continue;
+      while (l->nexcept > 0 && l->except->start + l->except->pages * PAGE <= at) { l->except++; l->nexcept--; }
+      if (l->nexcept > 0 && l->except->start <= at) continue;
       struct page_run *last = l->n > 0 ? &l->out[l->n - 1] : NULL;
-      if (last != NULL && last->start + last->pages * PAGE == at) last->pages++;
-      else if (l->n < l->max) l->out[l->n++] = (struct page_run){ at, 1 };
+      if (last != NULL && last->map == l->map && last->start + last->pages * PAGE == at) last->pages++;
+      else if (l->n < l->max) l->out[l->n++] = (struct page_run){ at, 1, l->map };
     }
   }
 }
 
-size_t dirty_runs (struct page_run *out, size_t max) {
-  struct learning l = { open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), out, 0, max };
+static size_t learn (int writable, uint64_t want, struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
+  struct learning l = { open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), out, 0, max, want, !writable, except, nexcept };
   if (l.pagemap < 0) return 0;
-  each_writable(collect, &l);
+  each_private(writable, collect, &l);
   close(l.pagemap);
   return l.n;
+}
+
+size_t dirty_runs (struct page_run *out, size_t max) {
+  return learn(1, PM_PRESENT | PM_EXCLUSIVE, out, max, NULL, 0);
+}
+
+size_t mapped_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
+  return learn(0, PM_PRESENT, out, max, except, nexcept);
 }
 
 void become_reaper (int image, pid_t program) {

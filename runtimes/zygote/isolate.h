@@ -75,10 +75,12 @@ void become_reaper (int image, pid_t program);
 
 #define PAGE 4096UL
 
-/* Pages [start, start + pages * PAGE). */
+/* Pages [start, start + pages * PAGE): to copy (a private writable
+ * mapping's), or, `map` set, to map (a read-only one's: a file's pages). */
 struct page_run {
   uintptr_t start;
-  size_t pages;
+  uint32_t pages;
+  uint32_t map;
 };
 
 /*
@@ -89,8 +91,10 @@ struct page_run {
  * make reads writes), each ~12-25 us on a paravirtualized host against a few
  * us per page copied in one call here (measured). The cost: those pages are
  * the child's own, charged to its cgroup. prefault_runs() copies the pages a
- * probe child was seen to write (dirty_runs); prefault_writable(), every
- * private writable page, when there was no probe (4x as many, measured).
+ * probe child was seen to write (dirty_runs), and maps (MADV_POPULATE_READ)
+ * the code its call was seen to run (mapped_runs): shared, only the page
+ * tables are the child's. prefault_writable(), every private writable page,
+ * when there was no probe (4x as many, measured).
  */
 void prefault_writable (void);
 void prefault_runs (const struct page_run *runs, size_t n);
@@ -98,5 +102,11 @@ void prefault_runs (const struct page_run *runs, size_t n);
 /* The pages this process has copied from the zygote so far: present, private,
  * writable and mapped by it alone (/proc/self/pagemap), as at most `max` runs. */
 size_t dirty_runs (struct page_run *out, size_t max);
+
+/* The pages of its private read-only mappings (libraries' code and constants)
+ * this process has mapped so far, but those in `except` (address order): fork
+ * does not copy these, each child maps them at its own faults. At most `max`
+ * runs, each with `map` set. */
+size_t mapped_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept);
 
 #endif

@@ -47,9 +47,20 @@ int learn_pages (int ctl, int pidns, struct page_run *runs, size_t max, size_t *
   return 0;
 }
 
+/* The read-only pages the probe had mapped when its start was over (hz_probe_started). */
+static struct page_run started[MAX_RUNS];
+static size_t nstarted;
+static int marked;
+
+void hz_probe_started (void) {
+  nstarted = mapped_runs(started, MAX_RUNS, NULL, 0);
+  marked = 1;
+}
+
 void hz_probe_done (void) {
   static struct page_run runs[MAX_RUNS];
   size_t n = dirty_runs(runs, MAX_RUNS);
+  if (marked) n += mapped_runs(runs + n, MAX_RUNS - n, started, nstarted);
   const uint8_t *p = (const uint8_t *)runs;
   for (size_t left = n * sizeof runs[0]; left > 0;) {
     ssize_t w = write(probe_fd, p, left);

@@ -295,14 +295,15 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     return 2;
   }
   netns_pool_open(&z.nets);
-  out_map(&o, 5);
+  out_map(&o, 6);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
   out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);
   out_cstr(&o, "runtime"); out_cstr(&o, hz_interp->runtime);
   out_cstr(&o, "pid"); out_int(&o, getpid());
-  size_t pages = 0;
-  for (size_t i = 0; i < z.nruns; i++) pages += z.runs[i].pages;
-  out_cstr(&o, "prefault"); out_int(&o, (int64_t)pages);
+  size_t pages[2] = { 0, 0 };
+  for (size_t i = 0; i < z.nruns; i++) pages[z.runs[i].map] += z.runs[i].pages;
+  out_cstr(&o, "prefault"); out_int(&o, (int64_t)pages[0]);
+  out_cstr(&o, "premap"); out_int(&o, (int64_t)pages[1]);
   if (send_frame(&z, &o) != 0) return -1;
 
   for (;;) {
