@@ -36,10 +36,11 @@ function zygotePids (): number[] {
   })
 }
 
+const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
+const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
+
 /** Host pids of this test process's python zygotes: the python3 right under bwrap (its sandboxes' programs run zygote.py too, under their reaper). */
 function pythonZygotes (): number[] {
-  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
-  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
   return zygotePids().filter((pid) => comm(pid) !== 'bwrap' && comm(parentOf(pid)) === 'bwrap')
 }
 
@@ -258,7 +259,7 @@ t.test('a forked python child copies at once the zygote pages a sandbox writes, 
   const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
   // The zygote: the python3 whose parent is not a python3 (its children run zygote.py too).
   const pythons = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3'))
-  const zygote = pythons.filter((pid) => !pythons.includes(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])))
+  const zygote = pythons.filter((pid) => !pythons.includes(parentOf(pid)))
   t.equal(zygote.length, 1, 'one zygote')
   const total = writableKb(zygote[0] as number)
   const learned = pythonRuntime(runner).prefaultPages as number
@@ -280,8 +281,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   t.ok(premapped > 0, `the probe learned ${premapped} pages of code and constants a first call maps`)
   await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'one python sandbox ready')
   // Its program: a python3 running zygote.py whose parent is its sandbox's init (the zygote's is bwrap).
-  const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
-  const programs = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && readFileSync(`/proc/${parentOf(pid)}/comm`, 'latin1').trim() !== 'bwrap')
+  const programs = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && comm(parentOf(pid)) !== 'bwrap')
   t.equal(programs.length, 1, 'one program forked')
   const faults = (): number => Number(readFileSync(`/proc/${programs[0] as number}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
   const before = faults()

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { HearthError } from '../errors.js'
 import type { SandboxLimits } from '../sandbox/limits/index.js'
+import { killGroup } from '../sandbox/process.js'
 import { buildSandboxArgv } from './build-sandbox.js'
 
 /** What a build produced: the exact set (package → version), the lock, and the layer's address. */
@@ -75,7 +76,7 @@ export async function runInstaller (b: InstallBuild, r: InstallerRun): Promise<v
   const code = await new Promise<number | string>((resolve) => {
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...r.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true })
     const timer = setTimeout(() => {
-      try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+      killGroup(child)
       resolve('timeout')
     }, b.timeoutMs)
     for (const stream of [child.stdout, child.stderr] as Readable[]) {

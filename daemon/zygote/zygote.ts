@@ -164,7 +164,7 @@ export class Zygote {
   }
 
   kill (): void {
-    if (this.alive) killGroup(this.child)
+    killGroup(this.child)
   }
 
   private send (cmd: ZygoteCommand): void {

@@ -161,22 +161,24 @@ static void each_private (int writable, void (*visit) (uintptr_t, uintptr_t, voi
   fclose(maps);
 }
 
-static void populate (uintptr_t start, uintptr_t end, void *arg) {
+/* Copies (`map` 0) or maps `bytes` of our pages at `start` at once. Errors
+ * change nothing: an older kernel (EINVAL), a memory limit (ENOMEM) mean the
+ * pages are faulted in when used, after all. */
+static void populate (uintptr_t start, size_t bytes, uint32_t map) {
+  (void)madvise((void *)start, bytes, map ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+}
+
+static void copy_all (uintptr_t start, uintptr_t end, void *arg) {
   (void)arg;
-  /* Errors change nothing: an older kernel (EINVAL), a memory limit (ENOMEM)
-   * mean the pages are copied on first write after all. */
-  (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+  populate(start, end - start, 0);
 }
 
 void prefault_writable (void) {
-  each_private(1, populate, NULL);
+  each_private(1, copy_all, NULL);
 }
 
 void prefault_runs (const struct page_run *runs, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    /* errors change nothing here either: the pages are faulted in when used */
-    (void)madvise((void *)runs[i].start, runs[i].pages * PAGE, runs[i].map ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
-  }
+  for (size_t i = 0; i < n; i++) populate(runs[i].start, runs[i].pages * PAGE, runs[i].map);
 }
 
 struct learning {
@@ -210,7 +212,10 @@ static void collect (uintptr_t start, uintptr_t end, void *arg) {
   }
 }
 
-static size_t learn (int writable, uint64_t want, struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
+/* The pages present in our private mappings, writable (and, then, mapped by
+ * us alone: copied) or not, as runs to copy or to map. */
+static size_t learn (int writable, struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
+  uint64_t want = writable ? PM_PRESENT | PM_EXCLUSIVE : PM_PRESENT;
   struct learning l = { open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), out, 0, max, want, !writable, except, nexcept };
   if (l.pagemap < 0) return 0;
   each_private(writable, collect, &l);
@@ -219,11 +224,11 @@ static size_t learn (int writable, uint64_t want, struct page_run *out, size_t m
 }
 
 size_t dirty_runs (struct page_run *out, size_t max) {
-  return learn(1, PM_PRESENT | PM_EXCLUSIVE, out, max, NULL, 0);
+  return learn(1, out, max, NULL, 0);
 }
 
 size_t mapped_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
-  return learn(0, PM_PRESENT, out, max, except, nexcept);
+  return learn(0, out, max, except, nexcept);
 }
 
 void become_reaper (int image, pid_t program) {
