@@ -7,10 +7,23 @@ const packr = new Packr({ useRecords: false })
 
 export const DEFAULT_MAX_FRAME = 64 << 20
 
-export interface RunMessage { t: 'run', id: number, key: string, code?: string, input: string, filename: string }
+/**
+ * The largest frame a sandbox's bootstrap sends under these caps (it cuts
+ * what is over them first): a log line, a result, or an error's four texts,
+ * at most the larger cap in bytes each, and the map around them. A frame over
+ * it is user code writing to fd 3: a protocol error, found from the frame's
+ * length before the daemon holds any of its bytes.
+ */
+export function sandboxFrameCap (resultMax: number, logMax: number): number {
+  return 4 * (Math.max(resultMax, logMax) + 4) + 4096
+}
+
+/** `resultMax`, `logMax`: the call's byte caps, which the bootstrap applies before its frames (the daemon enforces them) */
+export interface RunMessage { t: 'run', id: number, key: string, code?: string, input: string, filename: string, resultMax?: number, logMax?: number }
 export interface ReadyMessage { t: 'ready', runtime: string, pid: number }
 export interface LogMessage { t: 'log', id: number, stream: 'stdout' | 'stderr', data: string }
-export interface ResultMessage { t: 'result', id: number, json?: string, stdout?: string }
+/** `tooLarge`: the result's size in bytes, sent instead of a result over the call's resultMax */
+export interface ResultMessage { t: 'result', id: number, json?: string, stdout?: string, tooLarge?: number }
 /** `syntax`: the code itself does not compile (a Python SyntaxError), at the user's line and column */
 export interface SyntaxPosition { line: number, column: number, lineText: string }
 export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string, syntax?: SyntaxPosition }
@@ -70,7 +83,7 @@ export function validateInbound (msg: unknown): InboundMessage {
       if (isId(m.id) && (m.stream === 'stdout' || m.stream === 'stderr') && isString(m.data)) return m as unknown as LogMessage
       break
     case 'result':
-      if (isId(m.id) && (isString(m.json) || isString(m.stdout))) return m as unknown as ResultMessage
+      if (isId(m.id) && (isString(m.json) || isString(m.stdout) || isId(m.tooLarge))) return m as unknown as ResultMessage
       break
     case 'error':
       if (isId(m.id) && isString(m.name) && isString(m.message)) {

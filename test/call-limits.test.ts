@@ -56,3 +56,70 @@ t.test('a sandbox that dies mid-call fails the call at once', async (t) => {
     t.ok(Date.now() - started < 2000)
   }
 })
+
+// The bootstraps apply the caps too (runtimes/python/hearth_caps.py,
+// runtimes/node/caps.mjs), before anything becomes a frame: without that, a
+// result or a line far over them was encoded whole, in the sandbox's 128 MB.
+t.test('a result far over the cap is result_too_large, with its size, not a memory_limit while encoding it', async (t) => {
+  for (const [language, code] of [['python', 'return "x" * 40_000_000'], ['javascript', 'return "x".repeat(40_000_000)']] as const) {
+    const r = await call(runner, { language, code, input: '{}' })
+    t.equal(r.error?.code, 'result_too_large', language)
+    t.equal(r.error?.details.bytes, 40_000_002, 'the JSON text\'s size')
+  }
+})
+
+t.test('a printed line far over the caps is cut in the sandbox: the call goes on', async (t) => {
+  const cases = [
+    ['python', 'print("a")\nprint("y" * 50_000_000)\nprint("b")\nreturn 2'],
+    ['javascript', 'console.log("a")\nconsole.log("y".repeat(50_000_000))\nconsole.log("b")\nreturn 2']
+  ] as const
+  for (const [language, code] of cases) {
+    const r = await call(runner, { language, code, input: '{}' })
+    t.equal(r.result?.data, '2', language)
+    t.equal(r.result?.logsTruncated, true)
+    t.same(r.logs[0], ['stdout', 'a'])
+    t.match(r.logs.at(-1)?.[1], /truncated at 200 bytes/)
+  }
+  // printed last, with nothing returned, the line is the result: too large, by its full size
+  const last = await call(runner, { language: 'python', code: 'print("y" * 5_000_000)', input: '{}' })
+  t.equal(last.error?.code, 'result_too_large')
+  t.equal(last.error?.details.bytes, 5_000_000)
+})
+
+t.test('a line written a piece at a time takes linear time', async (t) => {
+  // Each write used to join the line so far: 200,000 one-character writes
+  // took 11.6 s in python and ran past 30 s in node.
+  const cases = [
+    ['python', 'import sys\nfor i in range(200_000):\n    sys.stdout.write("x")\nprint()\nfor i in range(3): print("line", i)\nreturn 1'],
+    ['javascript', 'for (let i = 0; i < 200_000; i++) process.stdout.write("x")\nconsole.log()\nfor (let i = 0; i < 3; i++) console.log("line", i)\nreturn 1']
+  ] as const
+  for (const [language, code] of cases) {
+    const started = Date.now()
+    const r = await call(runner, { language, code, input: '{}', timeoutMs: 5000 })
+    t.equal(r.result?.data, '1', `${language}: answered in ${Date.now() - started} ms`)
+    t.equal(r.result?.logsTruncated, true, 'the 200,000-character line is over the log cap')
+  }
+  const short = await call(runner, { language: 'python', code: 'import sys\nfor c in "hello": sys.stdout.write(c)\nsys.stdout.write(" world\\nnext")', input: '{}' })
+  t.same(short.logs, [['stdout', 'hello world'], ['stdout', 'next']], 'pieces join into their lines')
+  t.equal(short.result?.data, '"next"')
+})
+
+t.test('an error\'s texts are cut at the result cap', async (t) => {
+  for (const [language, code] of [['python', 'raise ValueError("e" * 30_000_000)'], ['javascript', 'throw new Error("e".repeat(30_000_000))']] as const) {
+    const r = await call(runner, { language, code, input: '{}' })
+    t.equal(r.error?.code, 'script_error', language)
+    t.equal(Buffer.byteLength(r.error?.message ?? ''), 1000, 'the message, cut at RESULT_MAX_BYTES')
+    t.ok(Buffer.byteLength(String(r.error?.details.stack)) <= 1000, 'the stack too')
+  }
+})
+
+t.test('a frame over what the caps allow is a protocol error from its length alone', async (t) => {
+  // 50 MB announced, 1,000 bytes sent: under the old 64 MiB cap the daemon
+  // waited for the rest until the call's timeout.
+  const code = 'import os, time\nos.write(3, (50_000_000).to_bytes(4, "big") + b"x" * 1000)\ntime.sleep(10)'
+  const started = Date.now()
+  const r = await call(runner, { language: 'python', code, input: '{}', timeoutMs: 5000 })
+  t.equal(r.error?.code, 'protocol_error')
+  t.match(r.error?.message, /frame of 50000000 bytes exceeds the \d+-byte cap/)
+  t.ok(Date.now() - started < 3000, `answered in ${Date.now() - started} ms`)
+})

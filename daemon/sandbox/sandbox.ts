@@ -2,7 +2,7 @@
 // handshake, calls one at a time, kill. States: starting → idle ⇄ busy → dead.
 import type { Socket } from 'node:net'
 import { HearthError, limitError } from '../errors.js'
-import { encodeFrame, FrameDecoder, type InboundMessage } from '../protocol.js'
+import { encodeFrame, FrameDecoder, sandboxFrameCap, type InboundMessage } from '../protocol.js'
 import type { Breach, SandboxLimits } from './limits/index.js'
 import type { ExitStatus, Launch, SandboxProcess } from './process.js'
 
@@ -73,7 +73,7 @@ export class Sandbox {
 
   private readonly proc: SandboxProcess
   private readonly chan: Socket
-  private readonly decoder = new FrameDecoder()
+  private readonly decoder: FrameDecoder
   private readonly limits: SandboxLimits
   private readonly opts: SandboxOptions
   private loadedKey: string | null = null
@@ -88,6 +88,7 @@ export class Sandbox {
     this.runtime = opts.runtime
     this.opts = opts
     this.limits = opts.limits
+    this.decoder = new FrameDecoder(sandboxFrameCap(opts.resultMaxBytes, opts.logMaxBytes))
     this.proc = proc
     this.chan = proc.chan
     this.exited = proc.exited.then((status) => this.onExit(status))
@@ -159,9 +160,10 @@ export class Sandbox {
     const id = ++callSeq
     // No `code` key at all when the sandbox has it: msgpackr would encode an
     // undefined value as an extension type other decoders do not know.
+    const caps = { resultMax: this.opts.resultMaxBytes, logMax: this.opts.logMaxBytes }
     const frame = this.loadedKey === call.key
-      ? encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename })
-      : encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename })
+      ? encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...caps })
+      : encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...caps })
     this.loadedKey = call.key
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -227,7 +229,7 @@ export class Sandbox {
       this.settle(p, () => p.reject(err))
       return
     }
-    const size = Buffer.byteLength(msg.json ?? msg.stdout ?? '')
+    const size = msg.tooLarge ?? Buffer.byteLength(msg.json ?? msg.stdout ?? '')
     if (size > this.opts.resultMaxBytes) {
       const err = new HearthError('result_too_large', `the result is ${size} bytes, over the ${this.opts.resultMaxBytes}-byte limit`, { bytes: size, limit: this.opts.resultMaxBytes })
       this.settle(p, () => p.reject(err))

@@ -8,6 +8,7 @@ import net from 'node:net'
 import vm from 'node:vm'
 import { createRequire } from 'node:module'
 import { Packr } from 'msgpackr'
+import { Caps } from './caps.mjs'
 import { describe } from './errors.mjs'
 import { resultJson } from './result.mjs'
 
@@ -42,19 +43,54 @@ function send (msg) {
 // becomes `log` frames, one per line. Raw writes to fd 1/2 still reach the daemon as logs.
 let callId = 0
 let lastLine = ''
-const partial = { stdout: '', stderr: '' }
+let lastDropped = 0
+const caps = new Caps()
+// The line being written on each stream, in pieces joined once at its end
+// (joining at each write made a line written piece by piece quadratic:
+// 200,000 one-character writes ran past 30 s), up to caps.hold characters.
+const partial = { stdout: newLine(), stderr: newLine() }
 
-function emit (stream, line) {
-  if (stream === 'stdout' && line.trim() !== '') lastLine = line
-  send({ t: 'log', id: callId, stream, data: line })
+function newLine () {
+  return { pieces: [], held: 0, dropped: 0 }
+}
+
+function emit (stream, line, dropped = 0) {
+  if (stream === 'stdout' && (dropped > 0 || line.trim() !== '')) {
+    lastLine = line
+    lastDropped = dropped
+  }
+  const data = caps.logLine(line, dropped)
+  if (data !== null) send({ t: 'log', id: callId, stream, data })
+}
+
+function hold (line, piece) {
+  const room = Math.max(caps.hold - line.held, 0)
+  if (piece.length > room) {
+    line.dropped += piece.length - room
+    piece = piece.slice(0, room)
+  }
+  if (piece !== '') {
+    line.pieces.push(piece)
+    line.held += piece.length
+  }
+}
+
+function endLine (stream) {
+  const line = partial[stream]
+  partial[stream] = newLine()
+  emit(stream, line.pieces.join(''), line.dropped)
 }
 
 function capture (stream) {
   return function write (chunk, encoding, cb) {
-    const text = partial[stream] + (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'))
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
     const lines = text.split('\n')
-    partial[stream] = lines.pop()
-    for (const line of lines) emit(stream, line)
+    hold(partial[stream], lines[0])
+    if (lines.length > 1) {
+      endLine(stream)
+      for (const line of lines.slice(1, -1)) emit(stream, line.slice(0, caps.hold), Math.max(0, line.length - caps.hold))
+      hold(partial[stream], lines.at(-1))
+    }
     if (typeof encoding === 'function') encoding()
     else if (typeof cb === 'function') cb()
     return true
@@ -63,8 +99,8 @@ function capture (stream) {
 
 function endCall () {
   for (const stream of ['stdout', 'stderr']) {
-    if (partial[stream] !== '') emit(stream, partial[stream])
-    partial[stream] = ''
+    const line = partial[stream]
+    if (line.held > 0 || line.dropped > 0) endLine(stream)
   }
 }
 
@@ -78,6 +114,8 @@ async function run (msg) {
   const id = msg.id
   callId = id
   lastLine = ''
+  lastDropped = 0
+  caps.begin(msg)
   let reply
   try {
     if (msg.code != null) {
@@ -98,12 +136,10 @@ async function run (msg) {
     })
     endCall()
     const json = value === undefined ? undefined : resultJson(value)
-    reply = json === undefined
-      ? { t: 'result', id, stdout: lastLine }
-      : { t: 'result', id, json }
+    reply = json === undefined ? caps.result(id, 'stdout', lastLine, lastDropped) : caps.result(id, 'json', json)
   } catch (err) {
     endCall()
-    reply = { t: 'error', id, ...describe(err) }
+    reply = { t: 'error', id, ...caps.error(describe(err)) }
   }
   current = null
   send(reply)
@@ -191,6 +227,7 @@ export async function rehearse (fds) {
   cachedFn = null
   callId = 0
   lastLine = ''
+  lastDropped = 0
   for (const name of ['event', 'input', 'module', 'exports']) delete globalThis[name]
   return replies
 }

@@ -17,6 +17,7 @@ import msgpack  # noqa: E402
 
 from hearth_code import Return, compile_module, run_module  # noqa: E402
 from hearth_errors import describe, describe_syntax  # noqa: E402
+from hearth_caps import Caps  # noqa: E402
 from hearth_result import result_json  # noqa: E402
 
 HEADER = struct.Struct('>I')
@@ -59,13 +60,20 @@ class LineCapture(io.TextIOBase):
     encoding = 'utf-8'
     errors = 'strict'
 
-    def __init__(self, chan, stream, fd):
+    def __init__(self, chan, stream, fd, caps):
         self.chan = chan
         self.stream = stream
         self.fd = fd
-        self.partial = ''
+        self.caps = caps
+        # the line being written, in pieces joined once at its end (joining at
+        # each write made a line written piece by piece quadratic: 200,000
+        # one-character writes took 11.6 s), up to caps.hold characters
+        self.pieces = []
+        self.held = 0
+        self.dropped = 0  # characters of it past caps.hold, left out
         self.call_id = 0
         self.last_line = ''
+        self.last_dropped = 0
         self.buffer = ByteCapture(self)
 
     def writable(self):
@@ -80,11 +88,16 @@ class LineCapture(io.TextIOBase):
     def write(self, s):
         if not isinstance(s, str):
             raise TypeError('write() argument must be str, not ' + type(s).__name__)
-        text = self.partial + s
-        lines = text.split('\n')
-        self.partial = lines.pop()
-        for line in lines:
-            self._emit(line)
+        if '\n' not in s:
+            self._hold(s)
+            return len(s)
+        lines = s.split('\n')
+        self._hold(lines[0])
+        self._end_line()
+        hold = self.caps.hold
+        for line in lines[1:-1]:
+            self._emit(line[:hold], max(0, len(line) - hold))
+        self._hold(lines[-1])
         return len(s)
 
     def flush(self):
@@ -92,14 +105,30 @@ class LineCapture(io.TextIOBase):
 
     def end_call(self):
         self.buffer.flush_partial()
-        if self.partial:
-            self._emit(self.partial)
-            self.partial = ''
+        if self.pieces or self.dropped:
+            self._end_line()
 
-    def _emit(self, line):
-        if line.strip():
-            self.last_line = line
-        self.chan.send({'t': 'log', 'id': self.call_id, 'stream': self.stream, 'data': line})
+    def _hold(self, piece):
+        room = max(self.caps.hold - self.held, 0)
+        if len(piece) > room:
+            self.dropped += len(piece) - room
+            piece = piece[:room]
+        if piece:
+            self.pieces.append(piece)
+            self.held += len(piece)
+
+    def _end_line(self):
+        line = ''.join(self.pieces)
+        dropped = self.dropped
+        self.pieces, self.held, self.dropped = [], 0, 0
+        self._emit(line, dropped)
+
+    def _emit(self, line, dropped=0):
+        if dropped or line.strip():
+            self.last_line, self.last_dropped = line, dropped
+        data = self.caps.log_line(line, dropped)
+        if data is not None:
+            self.chan.send({'t': 'log', 'id': self.call_id, 'stream': self.stream, 'data': data})
 
 
 class ByteCapture(io.BufferedIOBase):
@@ -176,15 +205,16 @@ def start(fd):
     if not WARMED:
         warm_up()  # it installs __hearth_return__ too (inherited when forked)
     chan = Channel(fd)
-    out = LineCapture(chan, 'stdout', 1)
-    err = LineCapture(chan, 'stderr', 2)
+    caps = Caps()
+    out = LineCapture(chan, 'stdout', 1, caps)
+    err = LineCapture(chan, 'stderr', 2, caps)
     sys.stdout, sys.stderr = out, err
     sys.stdin = io.StringIO('')
     if not HIDDEN:
         hide_hearth()
     add_packages()
     chan.send({'t': 'ready', 'runtime': 'python', 'pid': os.getpid()})
-    return chan, out, err
+    return chan, out, err, caps
 
 
 def main(fd=3, started=None):
@@ -192,7 +222,7 @@ def main(fd=3, started=None):
     it too, on a socket pair holding one call, to learn which of the zygote's
     pages a sandbox writes up to the end of its first call, and which it maps
     during that call (rehearse: `started` is called in between)."""
-    chan, out, err = start(fd)
+    chan, out, err, caps = start(fd)
     if started is not None:
         started()
     cached_key = None
@@ -205,7 +235,8 @@ def main(fd=3, started=None):
             continue
         call_id = msg['id']
         out.call_id = err.call_id = call_id
-        out.last_line = ''
+        out.last_line, out.last_dropped = '', 0
+        caps.begin(msg)
         reply = None
         try:
             key = msg.get('key')
@@ -214,7 +245,7 @@ def main(fd=3, started=None):
                 try:
                     cached = compile_module(msg['code'])
                 except SyntaxError as exc:
-                    reply = dict(describe_syntax(exc), t='error', id=call_id)
+                    reply = dict(caps.error(describe_syntax(exc)), t='error', id=call_id)
             elif key != cached_key or cached is None:
                 reply = {'t': 'error', 'id': call_id, 'name': 'ProtocolError',
                          'message': 'no code for key %r' % (key,), 'stack': ''}
@@ -223,20 +254,20 @@ def main(fd=3, started=None):
                 out.end_call()
                 err.end_call()
                 if value is None:
-                    reply = {'t': 'result', 'id': call_id, 'stdout': out.last_line}
+                    reply = caps.result(call_id, 'stdout', out.last_line, out.last_dropped)
                 else:
-                    reply = {'t': 'result', 'id': call_id, 'json': result_json(value)}
+                    reply = caps.result(call_id, 'json', result_json(value))
         except SystemExit as exc:
             out.end_call()
             err.end_call()
             if exc.code in (None, 0):  # sys.exit() after printing a result is a normal end
-                reply = {'t': 'result', 'id': call_id, 'stdout': out.last_line}
+                reply = caps.result(call_id, 'stdout', out.last_line, out.last_dropped)
             else:
-                reply = dict(describe(exc), t='error', id=call_id)
+                reply = dict(caps.error(describe(exc)), t='error', id=call_id)
         except BaseException as exc:  # KeyboardInterrupt and the like end the call, not the sandbox
             out.end_call()
             err.end_call()
-            reply = dict(describe(exc), t='error', id=call_id)
+            reply = dict(caps.error(describe(exc)), t='error', id=call_id)
         chan.send(reply)
 
 
