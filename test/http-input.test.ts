@@ -82,3 +82,23 @@ t.test('an error raised after the user\'s code returns shows none of hearth\'s f
   t.match(inUser.body.error.stack, /File "function.py", line 3[\s\S]*File "function.py", line 2, in f[\s\S]*KeyError: 'k'/)
   t.notMatch(inUser.body.error.stack, /bootstrap/)
 })
+
+t.test('an input near INPUT_MAX_SIZE reaches every runtime whole, call after call', async (t) => {
+  // ~1 MB frames arrive in many reads: the bootstraps gather them (python reads
+  // the rest of a large frame into one buffer, node joins its chunks once).
+  const s = 'aé😀'.repeat(120_000) // 840,000 bytes of UTF-8
+  const code = {
+    python: 'return [len(event["s"]), event["s"][-3:], event["n"]]',
+    javascript: 'return [[...event.s].length, event.s.slice(-4), event.n]',
+    typescript: 'const e: { s: string, n: number } = event\nreturn [[...e.s].length, e.s.slice(-4), e.n]'
+  }
+  for (const [language, body] of Object.entries(code)) {
+    await post(u('/upload'), { path: `big/${language}`, language, code: body })
+    for (let n = 1; n <= 3; n++) {
+      const r = await post(u(`/run/big/${language}`), { input: { s, n } })
+      t.same(r.body, { data: [360_000, 'aé😀', n], type: 'json' }, `${language}, call ${n}`)
+    }
+    const small = await post(u(`/run/big/${language}`), { input: { s: 'xyz', n: 4 } })
+    t.same(small.body?.data, [3, 'xyz', 4], `${language}: a small input after them`)
+  }
+})

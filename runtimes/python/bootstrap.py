@@ -21,6 +21,7 @@ from hearth_caps import Caps  # noqa: E402
 from hearth_result import result_json  # noqa: E402
 
 HEADER = struct.Struct('>I')
+CHUNK = 1 << 16
 
 
 class Channel:
@@ -42,14 +43,34 @@ class Channel:
             if len(self.buf) >= 4:
                 (size,) = HEADER.unpack_from(self.buf)
                 if len(self.buf) >= 4 + size:
-                    body = bytes(self.buf[4:4 + size])
+                    with memoryview(self.buf) as view, view[4:4 + size] as body:
+                        # surrogatepass: what JavaScript strings may hold arrives as it was sent
+                        msg = msgpack.unpackb(body, raw=False, unicode_errors='surrogatepass')
                     del self.buf[:4 + size]
-                    # surrogatepass: what JavaScript strings may hold arrives as it was sent
-                    return msgpack.unpackb(body, raw=False, unicode_errors='surrogatepass')
-            chunk = self.sock.recv(1 << 16)
+                    return msg
+                if size > CHUNK and not self._fill(4 + size):
+                    return None
+                continue
+            chunk = self.sock.recv(CHUNK)
             if not chunk:
                 return None
             self.buf += chunk
+
+    def _fill(self, total):
+        """Reads the rest of a large frame straight into place (`total` bytes
+        buffered in all): one buffer of its size, no chunks appended to it.
+        False at the end of the channel."""
+        buf = bytearray(total)
+        have = len(self.buf)
+        buf[:have] = self.buf
+        with memoryview(buf) as view:
+            while have < total:
+                n = self.sock.recv_into(view[have:])
+                if n == 0:
+                    return False
+                have += n
+        self.buf = buf
+        return True
 
 
 class LineCapture(io.TextIOBase):
