@@ -149,3 +149,16 @@ t.test('typescript: a syntax error is at the user\'s position', async (t) => {
   t.equal(r.error?.code, 'syntax_error')
   t.match(r.error?.details, { line: 3 })
 })
+
+t.test('javascript: bytes written to process.stdout become text as a terminal shows them', async (t) => {
+  const r = await run('javascript', [
+    'process.stdout.write(Buffer.from([0xc2]))', // © split across two writes
+    'process.stdout.write(Buffer.from([0xa9, 0x0a]))',
+    'process.stdout.write("68690a", "hex")',
+    'process.stdout.write("aGV5Cg==", "base64")',
+    'process.stderr.write(new Uint8Array([0xe2, 0x9c]))', // a character left incomplete at the end
+    'return 1'
+  ].join('\n'))
+  t.equal(r.result?.data, '1')
+  t.same(r.logs, [['stdout', '©'], ['stdout', 'hi'], ['stdout', 'hey'], ['stderr', '\ufffd']])
+})

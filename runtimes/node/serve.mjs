@@ -5,6 +5,7 @@
 // Importing this module loads everything a sandbox runs and opens nothing:
 // serve() starts it (bootstrap.mjs at once, zygote.mjs in each forked program).
 import net from 'node:net'
+import { StringDecoder } from 'node:string_decoder'
 import vm from 'node:vm'
 import { createRequire } from 'node:module'
 import { Packr } from 'msgpackr'
@@ -81,9 +82,21 @@ function endLine (stream) {
   emit(stream, line.pieces.join(''), line.dropped)
 }
 
+// Bytes written become text as a terminal shows them: a character split
+// across writes waits for its last byte; a string written with an encoding
+// (process.stdout.write('6869', 'hex')) is those bytes.
+const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') }
+
+function textOf (stream, chunk, encoding) {
+  const decoder = decoders[stream]
+  if (typeof chunk !== 'string') return decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+  if (typeof encoding === 'string' && Buffer.isEncoding(encoding) && !/^utf-?8$/i.test(encoding)) return decoder.write(Buffer.from(chunk, encoding))
+  return decoder.end() + chunk // bytes of a character left incomplete before it: U+FFFD
+}
+
 function capture (stream) {
   return function write (chunk, encoding, cb) {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+    const text = textOf(stream, chunk, encoding)
     const lines = text.split('\n')
     hold(partial[stream], lines[0])
     if (lines.length > 1) {
@@ -99,6 +112,8 @@ function capture (stream) {
 
 function endCall () {
   for (const stream of ['stdout', 'stderr']) {
+    const rest = decoders[stream].end()
+    if (rest !== '') hold(partial[stream], rest)
     const line = partial[stream]
     if (line.held > 0 || line.dropped > 0) endLine(stream)
   }
