@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { Counters } from '../daemon/sandbox/limits/cgroupfs.js'
+import { Counters, placePid } from '../daemon/sandbox/limits/cgroupfs.js'
 
 t.test('the first counter above zero names the breach; an unreadable one says so', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-counters-'))
@@ -33,4 +33,18 @@ t.test('the counter files are opened when the counters are made, not at the firs
   // Gone from its directory, the file is still read through the descriptor opened above.
   rmSync(events)
   t.equal(counters.breach(), 'pids')
+})
+
+t.test('a sandbox\'s cgroup.procs is opened with its counters: placed into and listed through those fds, never opened again', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-counters-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const procs = join(dir, 'cgroup.procs')
+  writeFileSync(procs, '')
+  const files = new Counters([], [procs])
+  t.teardown(() => files.close())
+  // Gone from its directory: a write or a read that opened the path again
+  // would make a new file there, or find none.
+  rmSync(procs)
+  await placePid([procs], 4242, files)
+  t.same(files.pids(procs), ['4242'])
 })

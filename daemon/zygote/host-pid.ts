@@ -1,5 +1,5 @@
 // Host pids of processes in a zygote's pid namespaces, from /proc.
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 
 /** NSpid: the process's pid in each pid namespace, from the reader's own down to its innermost. */
 export function nsPids (hostPid: number): number[] | null {
@@ -37,11 +37,38 @@ export function findDescendant (root: number, innerPid: number): number | null {
 }
 
 /**
- * The zygote's child that is `pidInZygote` in the zygote's namespace (it is pid
- * 1 of its own, one level further in). Newest children are listed last.
+ * A process's children, its /proc file opened once and re-read (pread) each
+ * time: a zygote's, read at each fork (an open of a /proc file costs more
+ * than its read).
  */
-export function findChild (zygoteHostPid: number, pidInZygote: number): number | null {
-  const list = children(zygoteHostPid)
+export class Children {
+  private fd: number | null = null
+  private readonly buf = Buffer.allocUnsafe(4096)
+
+  constructor (private readonly pid: number) {}
+
+  list (): number[] {
+    try {
+      this.fd ??= openSync(`/proc/${this.pid}/task/${this.pid}/children`, 'r')
+      const n = readSync(this.fd, this.buf, 0, this.buf.length, 0)
+      if (n === this.buf.length) return children(this.pid) // more than fits: read whole
+      return this.buf.toString('latin1', 0, n).trim().split(/\s+/).filter(Boolean).map(Number)
+    } catch {
+      return []
+    }
+  }
+
+  close (): void {
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
+  }
+}
+
+/**
+ * The zygote's child that is `pidInZygote` in the zygote's namespace (it is pid
+ * 1 of its own, one level further in), among its children `list` (newest last).
+ */
+export function findChild (list: readonly number[], pidInZygote: number): number | null {
   for (let i = list.length - 1; i >= 0; i--) {
     const ns = nsPids(list[i] as number)
     if (ns !== null && ns.length >= 2 && ns[ns.length - 2] === pidInZygote) return list[i] as number

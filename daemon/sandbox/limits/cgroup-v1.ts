@@ -57,8 +57,9 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     const cpu = dirOf('cpu', id)
     writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
-    const counters = new Counters([['memory', join(memory, 'memory.oom_control'), 'oom_kill'], ['pids', join(dirOf('pids', id), 'pids.events'), 'max']])
-    return { dirs, procs: dirs.map((d) => join(d, 'cgroup.procs')), counters, pidsCurrent: join(dirOf('pids', id), 'pids.current'), memoryCharge: join(memory, 'memory.usage_in_bytes') }
+    const procs = dirs.map((d) => join(d, 'cgroup.procs'))
+    const counters = new Counters([['memory', join(memory, 'memory.oom_control'), 'oom_kill'], ['pids', join(dirOf('pids', id), 'pids.events'), 'max']], procs)
+    return { dirs, procs, counters, pidsCurrent: join(dirOf('pids', id), 'pids.current'), memoryCharge: join(memory, 'memory.usage_in_bytes') }
   }
 
   async function remove (cgroups: Cgroups): Promise<void> {
@@ -75,9 +76,9 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     return {
       prefix: joinPrefix(cgroups.procs),
       async place (hostPid) {
-        await placePid(cgroups.procs, hostPid)
+        await placePid(cgroups.procs, hostPid, cgroups.counters)
       },
-      ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs)).every(Boolean), async () => await remove(cgroups))
+      ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs, cgroups.counters)).every(Boolean), async () => await remove(cgroups))
     }
   }
 

@@ -64,7 +64,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
     writeFileSync(join(dir, 'pids.max'), String(own.pids))
     writeFileSync(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(own.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`)
-    const counters = new Counters([['memory', join(dir, 'memory.events'), 'oom_kill'], ['pids', join(dir, 'pids.events'), 'max']])
+    const counters = new Counters([['memory', join(dir, 'memory.events'), 'oom_kill'], ['pids', join(dir, 'pids.events'), 'max']], [join(dir, 'cgroup.procs')])
     return { dir, procs: join(dir, 'cgroup.procs'), forkable, counters, pidsCurrent: join(dir, 'pids.current'), memoryCharge: join(dir, 'memory.current') }
   }
 
@@ -81,7 +81,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (spare !== undefined && spare.forkable.cgroup === undefined) spare.forkable = forkInto.sandbox(basename(spare.dir))
     const cgroup = spare ?? make(id, own)
     const end = (): boolean => {
-      if (killProcs(cgroup.procs)) return true
+      if (killProcs(cgroup.procs, cgroup.counters)) return true
       try {
         writeFileSync(join(cgroup.dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
       } catch {}
@@ -91,7 +91,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       prefix: joinPrefix([cgroup.procs]),
       ...cgroup.forkable,
       async place (hostPid) {
-        await placePid([cgroup.procs], hostPid)
+        await placePid([cgroup.procs], hostPid, cgroup.counters)
       },
       ...spares.lend(cgroup, shared, end, async () => await remove(cgroup))
     }

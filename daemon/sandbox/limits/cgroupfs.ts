@@ -57,12 +57,42 @@ export class Counters {
   /** each check's value when the cgroup was last handed to a sandbox (rebase): what counts as "not hit" */
   private base: number[]
 
-  /** `checks`: each limit with the file and key of its counter, in the order breach() tries them. */
-  constructor (private readonly checks: ReadonlyArray<readonly [Breach, string, string]>) {
+  /**
+   * `checks`: each limit with the file and key of its counter, in the order
+   * breach() tries them. `procs`: the cgroup.procs files, kept open as well,
+   * for writing (placePid) and for reading (killProcs): re-opened for each
+   * sandbox they were ~7 of the ~10 files the daemon opened per run-now call
+   * on cgroup v1 (perf: open and close ~8 % of its main thread).
+   */
+  constructor (private readonly checks: ReadonlyArray<readonly [Breach, string, string]>, procs: readonly string[] = []) {
     this.base = checks.map(() => 0)
     for (const [, file] of checks) {
       try { this.fd(file) } catch {} // breach() opens it again, or says 'unreadable'
     }
+    for (const file of procs) {
+      try {
+        this.fd(file)
+        this.writer(file)
+      } catch {} // opened again when used, or failing there
+    }
+  }
+
+  /** The pids a cgroup.procs file lists; throws when it cannot be read. */
+  pids (file: string): string[] {
+    const n = readSync(this.fd(file), this.buf, 0, this.buf.length, 0)
+    const text = n < this.buf.length ? this.buf.toString('latin1', 0, n) : readFileSync(file, 'latin1')
+    return text.split('\n').filter(Boolean)
+  }
+
+  /** `file` opened for writing, once (a cgroup.procs: placePid). */
+  writer (file: string): number {
+    const key = `>${file}`
+    let fd = this.fds.get(key)
+    if (fd === undefined) {
+      fd = openSync(file, 'w')
+      this.fds.set(key, fd)
+    }
+    return fd
   }
 
   /** The counter's value (0 when the file does not list it); throws when the file cannot be read. */
@@ -133,12 +163,16 @@ export class Counters {
  * sandbox in three v1 hierarchies). The one write that can wait in the kernel,
  * a pid into cgroup.procs, stays asynchronous: placePid.
  *
- * killProcs: SIGKILL to every process in the cgroup; true when there was none.
+ * killProcs: SIGKILL to every process in the cgroup; true when there was none
+ * (read through `files`, a sandbox's Counters, when given).
  */
-export function killProcs (procsFile: string): boolean {
-  let text = ''
-  try { text = readFileSync(procsFile, 'utf8') } catch { return false }
-  const pids = text.split('\n').filter(Boolean)
+export function killProcs (procsFile: string, files?: Counters): boolean {
+  let pids: string[]
+  try {
+    pids = files?.pids(procsFile) ?? readFileSync(procsFile, 'latin1').split('\n').filter(Boolean)
+  } catch {
+    return false
+  }
   for (const pid of pids) {
     try { process.kill(Number(pid), 'SIGKILL') } catch {}
   }
@@ -148,20 +182,25 @@ export function killProcs (procsFile: string): boolean {
 /**
  * A pid into cgroup.procs files, all at once: each write on the thread pool
  * (it can wait for an RCU grace period: measured synchronously, 0.2 ms at p50
- * but 3.9 ms at p90 and 22 ms at worst, on the event loop), the files opened
- * and closed synchronously (through fs/promises, open, write and close are
- * three thread-pool trips each).
+ * but 3.9 ms at p90 and 22 ms at worst, on the event loop). A sandbox's files
+ * are written through the fds its Counters keep open (`files`); others are
+ * opened and closed here, synchronously (through fs/promises, open, write and
+ * close are three thread-pool trips each).
  */
-export async function placePid (procsFiles: readonly string[], pid: number): Promise<void> {
+export async function placePid (procsFiles: readonly string[], pid: number, files?: Counters): Promise<void> {
   const text = Buffer.from(String(pid))
-  const fds: number[] = []
+  const opened: number[] = []
   try {
-    for (const file of procsFiles) fds.push(openSync(file, 'w'))
+    const fds = procsFiles.map((file) => {
+      if (files !== undefined) return files.writer(file)
+      opened.push(openSync(file, 'w'))
+      return opened[opened.length - 1] as number
+    })
     await Promise.all(fds.map(async (fd) => await new Promise<void>((resolve, reject) => {
       write(fd, text, (err) => { if (err === null) resolve(); else reject(err) })
     })))
   } finally {
-    for (const fd of fds) closeSync(fd)
+    for (const fd of opened) closeSync(fd)
   }
 }
 
