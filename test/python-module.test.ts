@@ -185,3 +185,17 @@ t.test('a top-level return from every kind of block; a def\'s, a class\'s and a 
   ]
   for (const [code, want] of cases) t.same(value(await py(code, '{"a": 1}')), want, code.split('\n')[0] as string)
 })
+
+t.test('sys.stdout answers what code asks of a TextIOWrapper; sys.__stdout__ is the captured stream too', async (t) => {
+  const r = await py([
+    'import sys',
+    'sys.stdout.reconfigure(encoding="utf-8", line_buffering=True)',
+    'sys.stderr.reconfigure(errors="replace")',
+    'print("to the original", file=sys.__stdout__)', // block-buffered on fd 1, it was lost at the sandbox's end
+    'sys.stdout = sys.__stdout__',
+    'print("restored")',
+    'return [sys.stdout.name, sys.stderr.name, sys.stdout.line_buffering, sys.__stderr__ is sys.stderr]'
+  ].join('\n'))
+  t.same(value(r), ['<stdout>', '<stderr>', true, true])
+  t.same(r.logs, [['stdout', 'to the original'], ['stdout', 'restored']])
+})

@@ -80,10 +80,15 @@ class LineCapture(io.TextIOBase):
 
     encoding = 'utf-8'
     errors = 'strict'
+    line_buffering = True  # each line goes out when it ends
+    write_through = False
+    newlines = None
+    mode = 'w'
 
     def __init__(self, chan, stream, fd, caps):
         self.chan = chan
         self.stream = stream
+        self.name = '<%s>' % stream
         self.fd = fd
         self.caps = caps
         # the line being written, in pieces joined once at its end (joining at
@@ -105,6 +110,10 @@ class LineCapture(io.TextIOBase):
 
     def isatty(self):
         return False
+
+    def reconfigure(self, *, encoding=None, errors=None, newline=None, line_buffering=None, write_through=None):
+        """TextIOWrapper's, for code that calls it (`sys.stdout.reconfigure(encoding='utf-8')`):
+        lines are text here, sent as they end, whatever is asked."""
 
     def write(self, s):
         if not isinstance(s, str):
@@ -229,7 +238,10 @@ def start(fd):
     caps = Caps()
     out = LineCapture(chan, 'stdout', 1, caps)
     err = LineCapture(chan, 'stderr', 2, caps)
-    sys.stdout, sys.stderr = out, err
+    # sys.__stdout__ too: code that restores it, or writes there to get past a
+    # redirection, reaches the captured stream (the original, block-buffered
+    # on fd 1, lost what it held when the sandbox ended)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__ = out, err
     sys.stdin = io.StringIO('')
     if not HIDDEN:
         hide_hearth()
