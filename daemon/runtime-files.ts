@@ -4,10 +4,10 @@
 // 700, is the common case). The node bootstrap and zygote are each bundled
 // with msgpackr into one file, so user code's require() finds nothing of hearth's.
 import { spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { Config } from './config.js'
-import { dropToHostUid } from './sandbox/argv.js'
+import { dropToHostUid, INSIDE_UID } from './sandbox/argv.js'
 import type { RuntimeFiles } from './sandbox/runtimes.js'
 import { zygoteLibrary } from './zygote/library.js'
 
@@ -74,11 +74,33 @@ export async function installRuntimeFiles (root: string, dir: string, zygoteLibr
     nodeBootstrap: join(nodeDir, 'bootstrap.mjs'),
     zygote: install(join(root, 'runtimes/python/zygote.py'), join(dir, 'python/zygote.py')),
     nodeZygote: join(nodeDir, 'zygote.mjs'),
-    zygoteLibrary // read by the daemon, where it was built
+    zygoteLibrary, // read by the daemon, where it was built
+    etc: etcFiles(join(dir, 'etc'))
   }
   // whatever the umask (hearth.service: UMask=0077); python/ is install()'s
   for (const d of [dir, nodeDir]) chmodSync(d, 0o755)
   return files
+}
+
+/**
+ * A sandbox's /etc/passwd and /etc/group: who the sandbox uid is (Debian's
+ * nobody / nogroup, at home in /tmp as HOME says). Without them getpwuid()
+ * found no entry: python's getpass.getuser() raised KeyError, node's
+ * os.userInfo() ENOENT.
+ */
+function etcFiles (dir: string): string[] {
+  mkdirSync(dir, { recursive: true })
+  chmodSync(dir, 0o755)
+  const files: Array<[string, string]> = [
+    ['passwd', `nobody:x:${INSIDE_UID}:${INSIDE_UID}:nobody:/tmp:/usr/sbin/nologin\n`],
+    ['group', `nogroup:x:${INSIDE_UID}:\n`]
+  ]
+  return files.map(([name, text]) => {
+    const file = join(dir, name)
+    writeFileSync(file, text)
+    chmodSync(file, 0o644)
+    return file
+  })
 }
 
 /**

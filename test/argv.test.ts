@@ -12,7 +12,8 @@ const files = {
   nodeBootstrap: '/run/hearth/1-a/files/node/bootstrap.mjs',
   zygote: '/run/hearth/1-a/files/python/zygote.py',
   nodeZygote: '/run/hearth/1-a/files/node/zygote.mjs',
-  zygoteLibrary: '/srv/hearth/build/libhearth-zygote.so'
+  zygoteLibrary: '/srv/hearth/build/libhearth-zygote.so',
+  etc: ['/run/hearth/1-a/files/etc/passwd', '/run/hearth/1-a/files/etc/group']
 }
 const runtime = runtimeSpec('python', files)
 const base = { runtime, limitsPrefix: ['/bin/sh', '-c', 'join'], hostUid: 65534, tmpBytes: 1024, seccompFd: 4 }

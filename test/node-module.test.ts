@@ -162,3 +162,8 @@ t.test('javascript: bytes written to process.stdout become text as a terminal sh
   t.equal(r.result?.data, '1')
   t.same(r.logs, [['stdout', '©'], ['stdout', 'hi'], ['stdout', 'hey'], ['stderr', '\ufffd']])
 })
+
+t.test('javascript: os.userInfo() names the sandbox uid', async (t) => {
+  const r = await run('javascript', 'const os = require("os")\nreturn [os.userInfo().username, os.userInfo().homedir, os.userInfo().uid]')
+  t.same(value(r), ['nobody', '/tmp', 65534])
+})

@@ -199,3 +199,10 @@ t.test('sys.stdout answers what code asks of a TextIOWrapper; sys.__stdout__ is 
   t.same(value(r), ['<stdout>', '<stderr>', true, true])
   t.same(r.logs, [['stdout', 'to the original'], ['stdout', 'restored']])
 })
+
+t.test('the sandbox uid has a name: getpass, pwd and grp answer (an /etc/passwd and /etc/group of hearth\'s, read-only)', async (t) => {
+  const r = await py('import getpass, os, pwd, grp\nreturn [getpass.getuser(), pwd.getpwuid(os.getuid()).pw_dir, grp.getgrgid(os.getgid()).gr_name, sorted(os.listdir("/etc"))]')
+  t.same(value(r), ['nobody', '/tmp', 'nogroup', ['group', 'passwd']])
+  const write = await py('open("/etc/passwd", "a").write("x")')
+  t.equal(write.error?.details.name, 'PermissionError')
+})

@@ -67,8 +67,20 @@ function hostile (t: Test, runner: Runner): void {
   })
 
   t.test('sees none of the host\'s files, secrets or environment', async (t) => {
-    const out = await py('import os\nreturn {p: os.path.exists(p) for p in ["/root", "/home", "/etc/shadow", "/etc/passwd", "/var", "/work", "/usr/bin/python3"]} | {"env": sorted(os.environ)}') as Record<string, unknown>
-    t.same(out, { '/root': false, '/home': false, '/etc/shadow': false, '/etc/passwd': false, '/var': false, '/work': false, '/usr/bin/python3': true, env: ['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONIOENCODING'] })
+    const out = await py('import os\nreturn {p: os.path.exists(p) for p in ["/root", "/home", "/etc/shadow", "/etc/hostname", "/var", "/work", "/usr/bin/python3"]} | {"env": sorted(os.environ), "etc": sorted(os.listdir("/etc")), "passwd": open("/etc/passwd").read()}') as Record<string, unknown>
+    t.same(out, {
+      '/root': false,
+      '/home': false,
+      '/etc/shadow': false,
+      '/etc/hostname': false,
+      '/var': false,
+      '/work': false,
+      '/usr/bin/python3': true,
+      env: ['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONIOENCODING'],
+      // hearth's own, naming the sandbox uid: no account of the host's
+      etc: ['group', 'passwd'],
+      passwd: 'nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n'
+    })
   })
 
   t.test('cannot write outside /tmp and /dev/shm, both private and size-capped', async (t) => {

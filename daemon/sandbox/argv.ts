@@ -27,7 +27,7 @@ export function dropToHostUid (hostUid: number | null): string[] {
   return hostUid === null ? [] : ['setpriv', `--reuid=${hostUid}`, `--regid=${hostUid}`, '--clear-groups', '--']
 }
 
-/** What every sandbox sees of the host: a clean environment and read-only /usr, nothing else. */
+/** What every sandbox sees of the host: a clean environment and read-only /usr, nothing else (its /etc/passwd and /etc/group are hearth's: runtimes.ts). */
 export function systemView (): string[] {
   return [
     '--die-with-parent', // PR_SET_PDEATHSIG: never outlives the daemon

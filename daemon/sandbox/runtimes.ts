@@ -26,6 +26,8 @@ export interface RuntimeFiles {
   readonly nodeZygote: string
   /** the zygote's C core (read by the daemon, handed to the zygote as an fd), or null when it could not be built */
   readonly zygoteLibrary: string | null
+  /** the sandbox's /etc: passwd and group, naming the sandbox uid (getpwuid(), os.userInfo()) */
+  readonly etc: readonly string[]
 }
 
 export interface RuntimeSpec {
@@ -74,12 +76,17 @@ function pythonBinds (files: RuntimeFiles): { bootstrap: Bind, modules: Bind[] }
   }
 }
 
+/** /etc/passwd and /etc/group of hearth's own (no /etc of the host is bound). */
+function etcBinds (files: RuntimeFiles): Bind[] {
+  return files.etc.map((src) => ({ src, dest: `/etc/${basename(src)}` }))
+}
+
 export function runtimeSpec (name: RuntimeName, files: RuntimeFiles): RuntimeSpec {
   if (name === 'python') {
     const { bootstrap, modules } = pythonBinds(files)
-    return scriptSpec(name, bootstrap, modules)
+    return scriptSpec(name, bootstrap, [...modules, ...etcBinds(files)])
   }
-  return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' })
+  return scriptSpec(name, { src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' }, etcBinds(files))
 }
 
 /**
@@ -102,7 +109,7 @@ export function zygoteSpec (files: RuntimeFiles): RuntimeSpec & { readonly nodeC
  */
 export function nodeZygoteSpec (files: RuntimeFiles): RuntimeSpec {
   // the bootstrap beside it, as a node sandbox executed by bwrap sees /hearth
-  const spec = scriptSpec('node', { src: files.nodeZygote, dest: '/hearth/zygote.mjs' }, [{ src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' }])
+  const spec = scriptSpec('node', { src: files.nodeZygote, dest: '/hearth/zygote.mjs' }, [{ src: files.nodeBootstrap, dest: '/hearth/bootstrap.mjs' }, ...etcBinds(files)])
   const [node, ...rest] = spec.command
   return { ...spec, command: [node as string, '--single-threaded', '--no-memory-reducer', ...rest] }
 }
