@@ -40,11 +40,11 @@ t.test('a sandbox\'s cgroup.procs is opened with its counters: placed into and l
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const procs = join(dir, 'cgroup.procs')
   writeFileSync(procs, '')
-  const files = new Counters([], [procs])
-  t.teardown(() => files.close())
+  const counters = new Counters([], [procs])
+  t.teardown(() => counters.close())
   // Gone from its directory: a write or a read that opened the path again
   // would make a new file there, or find none.
   rmSync(procs)
-  await placePid([procs], 4242, files)
-  t.same(files.pids(procs), ['4242'])
+  await placePid([procs], 4242, counters.files)
+  t.same(counters.files.read(procs), '4242')
 })

@@ -74,6 +74,8 @@ export class Sandbox {
   private readonly proc: SandboxProcess
   private readonly chan: Socket
   private readonly decoder: FrameDecoder
+  /** the byte caps every `run` frame carries (the bootstrap cuts what is over them) */
+  private readonly caps: { readonly resultMax: number, readonly logMax: number }
   private readonly limits: SandboxLimits
   private readonly opts: SandboxOptions
   private loadedKey: string | null = null
@@ -89,6 +91,7 @@ export class Sandbox {
     this.opts = opts
     this.limits = opts.limits
     this.decoder = new FrameDecoder(sandboxFrameCap(opts.resultMaxBytes, opts.logMaxBytes))
+    this.caps = { resultMax: opts.resultMaxBytes, logMax: opts.logMaxBytes }
     this.proc = proc
     this.chan = proc.chan
     this.exited = proc.exited.then((status) => this.onExit(status))
@@ -160,10 +163,9 @@ export class Sandbox {
     const id = ++callSeq
     // No `code` key at all when the sandbox has it: msgpackr would encode an
     // undefined value as an extension type other decoders do not know.
-    const caps = { resultMax: this.opts.resultMaxBytes, logMax: this.opts.logMaxBytes }
     const frame = this.loadedKey === call.key
-      ? encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...caps })
-      : encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...caps })
+      ? encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...this.caps })
+      : encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...this.caps })
     this.loadedKey = call.key
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => {

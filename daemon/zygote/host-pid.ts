@@ -1,5 +1,6 @@
 // Host pids of processes in a zygote's pid namespaces, from /proc.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import type { KeptFiles } from '../kept-files.js'
 
 /** NSpid: the process's pid in each pid namespace, from the reader's own down to its innermost. */
 export function nsPids (hostPid: number): number[] | null {
@@ -12,9 +13,11 @@ export function nsPids (hostPid: number): number[] | null {
   }
 }
 
-export function children (hostPid: number): number[] {
+/** A process's children; through `files` when given (a zygote's, read at each fork, stays open). */
+export function children (hostPid: number, files?: KeptFiles): number[] {
+  const file = `/proc/${hostPid}/task/${hostPid}/children`
   try {
-    return readFileSync(`/proc/${hostPid}/task/${hostPid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number)
+    return (files?.read(file) ?? readFileSync(file, 'latin1')).trim().split(/\s+/).filter(Boolean).map(Number)
   } catch {
     return []
   }
@@ -27,41 +30,13 @@ export function children (hostPid: number): number[] {
 export function findDescendant (root: number, innerPid: number): number | null {
   let level = [root]
   for (let depth = 0; depth < 3 && level.length > 0; depth++) {
-    level = level.flatMap(children)
+    level = level.flatMap((pid) => children(pid))
     for (const pid of level) {
       const ns = nsPids(pid)
       if (ns !== null && ns.length >= 2 && ns[ns.length - 1] === innerPid) return pid
     }
   }
   return null
-}
-
-/**
- * A process's children, its /proc file opened once and re-read (pread) each
- * time: a zygote's, read at each fork (an open of a /proc file costs more
- * than its read).
- */
-export class Children {
-  private fd: number | null = null
-  private readonly buf = Buffer.allocUnsafe(4096)
-
-  constructor (private readonly pid: number) {}
-
-  list (): number[] {
-    try {
-      this.fd ??= openSync(`/proc/${this.pid}/task/${this.pid}/children`, 'r')
-      const n = readSync(this.fd, this.buf, 0, this.buf.length, 0)
-      if (n === this.buf.length) return children(this.pid) // more than fits: read whole
-      return this.buf.toString('latin1', 0, n).trim().split(/\s+/).filter(Boolean).map(Number)
-    } catch {
-      return []
-    }
-  }
-
-  close (): void {
-    if (this.fd !== null) closeSync(this.fd)
-    this.fd = null
-  }
 }
 
 /**

@@ -8,7 +8,8 @@ import type { Socket } from 'node:net'
 import { constants } from 'node:os'
 import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
 import { killGroup, type ExitStatus } from '../sandbox/process.js'
-import { Children, children, findChild, findDescendant } from './host-pid.js'
+import { KeptFiles } from '../kept-files.js'
+import { children, findChild, findDescendant } from './host-pid.js'
 import { reaperBeside } from './library.js'
 
 export interface ZygoteOptions {
@@ -59,8 +60,8 @@ export class Zygote {
   private readonly decoder = new FrameDecoder<ZygoteMessage>(1 << 20, validateZygote)
   private readonly children = new Map<string, Child>()
   private hostPid = 0
-  /** the zygote's children, read at each fork */
-  private kids: Children | null = null
+  /** its children's /proc file, read at each fork */
+  private readonly files = new KeptFiles()
   private onReady: ((err: Error | null) => void) | null = null
   private stderrTail = ''
   /** how the zygote ended, once it has */
@@ -199,7 +200,6 @@ export class Zygote {
           return
         }
         this.hostPid = pid
-        this.kids = new Children(pid)
         this.prefaultPages = typeof msg.prefault === 'number' ? msg.prefault : 0
         this.premapPages = typeof msg.premap === 'number' ? msg.premap : 0
         this.holdsCgroups = msg.cgroups === true
@@ -218,7 +218,7 @@ export class Zygote {
           fork.resolve({ hostPid: null, exited: child.exited })
           return
         }
-        const init = findChild(this.kids?.list() ?? [], msg.pid)
+        const init = findChild(children(this.hostPid, this.files), msg.pid)
         const hostPid = msg.program === true && init !== null ? onlyChild(init) : init
         if (hostPid === null) {
           this.killChild(msg.nonce)
@@ -255,7 +255,7 @@ export class Zygote {
     // sandbox armed --die-with-parent. It ends as a zygote ends, at the end
     // of its control channel.
     this.ctl.destroy()
-    this.kids?.close()
+    this.files.close()
     for (const child of this.children.values()) {
       child.fork?.reject(new Error(`the zygote exited (${how})`))
       child.resolveExit({ code: null, signal: 'SIGKILL' })

@@ -76,9 +76,9 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     return {
       prefix: joinPrefix(cgroups.procs),
       async place (hostPid) {
-        await placePid(cgroups.procs, hostPid, cgroups.counters)
+        await placePid(cgroups.procs, hostPid, cgroups.counters.files)
       },
-      ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs, cgroups.counters)).every(Boolean), async () => await remove(cgroups))
+      ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs, cgroups.counters.files)).every(Boolean), async () => await remove(cgroups))
     }
   }
 

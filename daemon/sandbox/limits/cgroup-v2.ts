@@ -81,7 +81,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
     if (spare !== undefined && spare.forkable.cgroup === undefined) spare.forkable = forkInto.sandbox(basename(spare.dir))
     const cgroup = spare ?? make(id, own)
     const end = (): boolean => {
-      if (killProcs(cgroup.procs, cgroup.counters)) return true
+      if (killProcs(cgroup.procs, cgroup.counters.files)) return true
       try {
         writeFileSync(join(cgroup.dir, 'cgroup.kill'), '1') // Linux 5.14+: the whole tree at once
       } catch {}
@@ -91,7 +91,7 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       prefix: joinPrefix([cgroup.procs]),
       ...cgroup.forkable,
       async place (hostPid) {
-        await placePid([cgroup.procs], hostPid, cgroup.counters)
+        await placePid([cgroup.procs], hostPid, cgroup.counters.files)
       },
       ...spares.lend(cgroup, shared, end, async () => await remove(cgroup))
     }

@@ -1,8 +1,9 @@
 // Small helpers shared by the cgroup v1 and v2 backends.
-import { closeSync, openSync, readFileSync, readSync, rmdirSync, write } from 'node:fs'
+import { closeSync, openSync, readFileSync, rmdirSync, write } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { KeptFiles } from '../../kept-files.js'
 import { pidAlive } from '../../pid-alive.js'
 import type { Breach } from './types.js'
 
@@ -52,8 +53,8 @@ function counterPattern (key: string): RegExp {
  * daemon, against ~25 us for the preads alone).
  */
 export class Counters {
-  private readonly fds = new Map<string, number>()
-  private readonly buf = Buffer.allocUnsafe(4096)
+  /** the counter files, and the cgroup.procs ones given (placePid and killProcs use them) */
+  readonly files = new KeptFiles()
   /** each check's value when the cgroup was last handed to a sandbox (rebase): what counts as "not hit" */
   private base: number[]
 
@@ -67,43 +68,25 @@ export class Counters {
   constructor (private readonly checks: ReadonlyArray<readonly [Breach, string, string]>, procs: readonly string[] = []) {
     this.base = checks.map(() => 0)
     for (const [, file] of checks) {
-      try { this.fd(file) } catch {} // breach() opens it again, or says 'unreadable'
+      try { this.files.reader(file) } catch {} // breach() opens it again, or says 'unreadable'
     }
     for (const file of procs) {
       try {
-        this.fd(file)
-        this.writer(file)
+        this.files.reader(file)
+        this.files.writer(file)
       } catch {} // opened again when used, or failing there
     }
   }
 
-  /** The pids a cgroup.procs file lists; throws when it cannot be read. */
-  pids (file: string): string[] {
-    const n = readSync(this.fd(file), this.buf, 0, this.buf.length, 0)
-    const text = n < this.buf.length ? this.buf.toString('latin1', 0, n) : readFileSync(file, 'latin1')
-    return text.split('\n').filter(Boolean)
-  }
-
-  /** `file` opened for writing, once (a cgroup.procs: placePid). */
-  writer (file: string): number {
-    const key = `>${file}`
-    let fd = this.fds.get(key)
-    if (fd === undefined) {
-      fd = openSync(file, 'w')
-      this.fds.set(key, fd)
-    }
-    return fd
-  }
-
   /** The counter's value (0 when the file does not list it); throws when the file cannot be read. */
   read (file: string, key: string): number {
-    const m = counterPattern(key).exec(this.text(file))
+    const m = counterPattern(key).exec(this.files.read(file))
     return m === null ? 0 : Number(m[1])
   }
 
   /** A file that holds one number (memory.current, memory.usage_in_bytes); throws when it cannot be read. */
   number (file: string): number {
-    return Number(this.text(file).trim())
+    return Number(this.files.read(file).trim())
   }
 
   /**
@@ -134,24 +117,8 @@ export class Counters {
     }
   }
 
-  private text (file: string): string {
-    return this.buf.toString('latin1', 0, readSync(this.fd(file), this.buf, 0, this.buf.length, 0))
-  }
-
-  private fd (file: string): number {
-    let fd = this.fds.get(file)
-    if (fd === undefined) {
-      fd = openSync(file, 'r')
-      this.fds.set(file, fd)
-    }
-    return fd
-  }
-
   close (): void {
-    for (const fd of this.fds.values()) {
-      try { closeSync(fd) } catch {}
-    }
-    this.fds.clear()
+    this.files.close()
   }
 }
 
@@ -164,12 +131,12 @@ export class Counters {
  * a pid into cgroup.procs, stays asynchronous: placePid.
  *
  * killProcs: SIGKILL to every process in the cgroup; true when there was none
- * (read through `files`, a sandbox's Counters, when given).
+ * (read through `files`, a sandbox's Counters' files, when given).
  */
-export function killProcs (procsFile: string, files?: Counters): boolean {
+export function killProcs (procsFile: string, files?: KeptFiles): boolean {
   let pids: string[]
   try {
-    pids = files?.pids(procsFile) ?? readFileSync(procsFile, 'latin1').split('\n').filter(Boolean)
+    pids = (files?.read(procsFile) ?? readFileSync(procsFile, 'latin1')).split('\n').filter(Boolean)
   } catch {
     return false
   }
@@ -187,14 +154,15 @@ export function killProcs (procsFile: string, files?: Counters): boolean {
  * opened and closed here, synchronously (through fs/promises, open, write and
  * close are three thread-pool trips each).
  */
-export async function placePid (procsFiles: readonly string[], pid: number, files?: Counters): Promise<void> {
+export async function placePid (procsFiles: readonly string[], pid: number, files?: KeptFiles): Promise<void> {
   const text = Buffer.from(String(pid))
   const opened: number[] = []
   try {
     const fds = procsFiles.map((file) => {
       if (files !== undefined) return files.writer(file)
-      opened.push(openSync(file, 'w'))
-      return opened[opened.length - 1] as number
+      const fd = openSync(file, 'w')
+      opened.push(fd)
+      return fd
     })
     await Promise.all(fds.map(async (fd) => await new Promise<void>((resolve, reject) => {
       write(fd, text, (err) => { if (err === null) resolve(); else reject(err) })
