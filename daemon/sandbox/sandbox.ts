@@ -46,6 +46,8 @@ interface Pending {
   readonly timer: NodeJS.Timeout
   logBytes: number
   logsTruncated: boolean
+  /** set once the call's answer has come: what settles it when the raw output before it is read */
+  finish?: () => void
 }
 
 const STDERR_TAIL = 4096
@@ -220,7 +222,7 @@ export class Sandbox {
       if (p !== null && msg.id === p.id) this.log(p, msg.stream, msg.data)
       return // a stray thread's line after its call ended: dropped
     }
-    if (p === null || msg.id !== p.id) {
+    if (p === null || msg.id !== p.id || p.finish !== undefined) {
       return this.end(new HearthError('protocol_error', `unexpected ${msg.t} frame for call ${msg.id}`))
     }
     if (msg.t === 'error') {
@@ -246,11 +248,23 @@ export class Sandbox {
     this.settle(p, () => p.resolve(outcome))
   }
 
+  /**
+   * Settles the call once the raw output written before its answer is read.
+   * A write to fd 1 or 2 is queued on the daemon's end at once, so that output
+   * is readable by now; but this poll phase may not have seen it (measured:
+   * `os.write(1, ...)` just before `return` was lost in 1-4 % of calls), and
+   * the next one does: one setImmediate ends this loop iteration, the second
+   * runs after the next poll phase.
+   */
   private settle (p: Pending, finish: () => void): void {
     clearTimeout(p.timer)
-    this.pending = null
-    this.state = 'idle'
-    finish()
+    p.finish = finish
+    setImmediate(() => setImmediate(() => {
+      if (this.pending !== p) return // ended meanwhile: end() finished it
+      this.pending = null
+      this.state = 'idle'
+      finish()
+    }))
   }
 
   /** Forwards one log line, up to the call's log byte cap; truncation is reported once. */
@@ -311,7 +325,8 @@ export class Sandbox {
     this.pending = null
     if (p !== null || this.onReady !== null) {
       const err = typeof cause === 'function' ? cause() : cause
-      if (p !== null) {
+      if (p?.finish !== undefined) p.finish() // its answer came whole before the end
+      else if (p !== null) {
         clearTimeout(p.timer)
         p.reject(this.refine(err))
       }
