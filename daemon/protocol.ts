@@ -45,8 +45,8 @@ export interface ForkFailed { t: 'failed', nonce: string, message: string }
 export interface ChildExited { t: 'exited', nonce: string, code: number | null, signal: number | null }
 export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited
 
-/** The first line a forked child writes on each connection to the rendezvous socket. */
-export const HELLO = /^HEARTH ([0-9a-f]{32}) (proto|stdout|stderr)$/
+/** The first line a forked child writes on its connection to the rendezvous socket (its stdout and stderr are named pipes beside it). */
+export const HELLO = /^HEARTH ([0-9a-f]{32}) proto$/
 export const HELLO_MAX = 64
 /** The byte that lets a forked child go on, once it is in its cgroup. */
 export const GO = Buffer.from('g')

@@ -1,6 +1,7 @@
 // What code writes to fds 1 and 2 itself (C libraries, child processes,
-// os.write, fs.writeSync) reaches its call's log: all of it, and none of it
-// another call's; for forked sandboxes and for spawned ones (ZYGOTE=off).
+// os.write, fs.writeSync, /dev/stdout) reaches its call's log: all of it, and
+// none of it another call's; for forked sandboxes (node's forked and
+// executed) and for spawned ones (ZYGOTE=off).
 import t from 'tap'
 import { call, startRunner } from './helpers/runner.js'
 
@@ -9,9 +10,40 @@ const RAW_BEFORE_RETURN = {
   javascript: (tag: string) => `const fs = require("fs")\nfs.writeSync(1, "out ${tag}\\n")\nfs.writeSync(2, "err ${tag}\\n")\nreturn 1`
 } as const
 
-for (const zygote of ['auto', 'off'] as const) {
-  t.test(`ZYGOTE=${zygote}`, async (t) => {
-    const { runner } = await startRunner(t, { ZYGOTE: zygote, POOL_MIN: '1' })
+// fds 1 and 2 are pipes, as a shell's are: sockets (as they were) cannot be
+// opened by name, and `echo x >/dev/stderr` failed with "No such device or address".
+const BY_NAME = {
+  python: 'import fcntl, os, stat, subprocess\n' +
+    'with open("/dev/stdout", "w") as f:\n    f.write("py stdout\\n")\n' +
+    'with open("/dev/stderr", "w") as f:\n    f.write("py stderr\\n")\n' +
+    'subprocess.run(["/bin/sh", "-c", "echo sh stdout >/dev/stdout; echo sh stderr >/dev/stderr"], check=True)\n' +
+    'return [stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY for fd in (1, 2)]',
+  javascript: 'const fs = require("fs")\n' +
+    'fs.writeFileSync("/dev/stdout", "js stdout\\n")\n' +
+    'fs.appendFileSync("/dev/stderr", "js stderr\\n")\n' +
+    'require("child_process").execFileSync("/bin/sh", ["-c", "echo sh stdout >/dev/stdout; echo sh stderr >/dev/stderr"], { stdio: "inherit" })\n' +
+    'return [1, 2].map((fd) => fs.fstatSync(fd).isFIFO())'
+} as const
+
+const VARIANTS = [
+  ['forked', { ZYGOTE: 'auto' }],
+  ['forked, node executed', { ZYGOTE: 'auto', ZYGOTE_NODE: 'exec' }],
+  ['spawned', { ZYGOTE: 'off' }]
+] as const
+
+for (const [zygote, env] of VARIANTS) {
+  t.test(zygote, async (t) => {
+    const { runner } = await startRunner(t, { ...env, POOL_MIN: '1' })
+
+    t.test('/dev/stdout and /dev/stderr open: fds 1 and 2 are write-only pipes', async (t) => {
+      for (const [language, code] of Object.entries(BY_NAME)) {
+        const r = await call(runner, { language: language as keyof typeof BY_NAME, code, input: '{}' })
+        t.equal(r.result?.data, '[true,true]', `${language}: ${r.error?.message ?? ''}`)
+        const prefix = language === 'python' ? 'py' : 'js'
+        t.same(r.logs.filter(([, line]) => line.startsWith(prefix)).sort(), [['stderr', `${prefix} stderr`], ['stdout', `${prefix} stdout`]], language)
+        t.same(r.logs.filter(([, line]) => line.startsWith('sh ')).sort(), [['stderr', 'sh stderr'], ['stdout', 'sh stdout']], `${language}: a shell's`)
+      }
+    })
 
     // The answer comes on the frame channel, the raw output on two others:
     // without waiting for what was written before the answer, it was lost in
@@ -32,7 +64,7 @@ for (const zygote of ['auto', 'off'] as const) {
 
     t.test('a warm sandbox\'s raw output goes to the call that wrote it', async (t) => {
       for (const [language, code] of Object.entries(RAW_BEFORE_RETURN)) {
-        const key = `raw/${language}-${zygote}@1`
+        const key = `raw/${language}@1`
         for (let i = 0; i < 60; i++) {
           const r = await call(runner, { language: language as keyof typeof RAW_BEFORE_RETURN, code: code('n'), input: '{}', functionKey: key })
           const lines = r.logs.map(([stream, line]) => `${stream} ${line}`)

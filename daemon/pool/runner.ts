@@ -6,9 +6,11 @@ import { HearthError, limitError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import { layerBind, RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { pipeMaker } from '../sandbox/pipes.js'
 import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
 import type { Forker, ForkerStats } from '../zygote/index.js'
+import { addonBeside } from '../zygote/library.js'
 import { LanguagePool, type LanguagePoolStats } from './language-pool.js'
 import { NO_OBSERVER, type DestroyReason, type LimitName, type RunObserver } from './observer.js'
 import { WaitLimit } from './wait-limit.js'
@@ -121,6 +123,8 @@ export class Runner {
       onDestroy: (sandbox, reason) => this.destroyed(sandbox, reason)
     })
     const hostUid = sandboxHostUid(c)
+    const library = opts.runtimeFiles.zygoteLibrary
+    const pipes = pipeMaker(library === null ? null : addonBeside(library), hostUid)
     const specs = new Map<string, RuntimeSpec>()
     this.forkers = {}
     for (const language of LANGUAGES) {
@@ -139,7 +143,7 @@ export class Runner {
         const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, layerBind(runtime, layer)] }
         const launch = forked
           ? forker.launch(limits, runtime)
-          : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns }, limits)
+          : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns, pipes }, limits)
         let sandbox: Sandbox
         try {
           sandbox = await Sandbox.start({

@@ -3,10 +3,11 @@
 // by a zygote (daemon/zygote/).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { sandboxArgv } from './argv.js'
 import type { SandboxLimits } from './limits/index.js'
+import type { MakePipe } from './pipes.js'
 import type { RuntimeSpec } from './runtimes.js'
 
 export interface ExitStatus {
@@ -44,6 +45,8 @@ export interface SpawnSpec {
   readonly seccompFile: string | null
   /** from probeBwrap(): false where --disable-userns cannot work */
   readonly disableUserns?: boolean
+  /** pipes for fds 1 and 2 (pipes.ts); socket pairs without */
+  readonly pipes?: MakePipe | null
 }
 
 /** The spawn path: a fresh bwrap tree per sandbox, its limits joined before bwrap starts. */
@@ -55,7 +58,7 @@ export function spawnLaunch (spec: SpawnSpec, limits: SandboxLimits): Launch {
     tmpBytes: spec.tmpBytes,
     seccompFd: spec.seccompFile === null ? null : 4,
     disableUserns: spec.disableUserns
-  }), spec.seccompFile)
+  }), spec.seccompFile, spec.pipes)
 }
 
 /**
@@ -75,29 +78,42 @@ export function killGroup (child: ChildProcess): void {
   }
 }
 
-/** A sandbox started as `argv` (limits prefix, setpriv, bwrap), frames on fd 3, the seccomp program on fd 4. */
-export function spawnProcess (argv: readonly string[], seccompFile: string | null): SandboxProcess {
+/** A sandbox started as `argv` (limits prefix, setpriv, bwrap), frames on fd 3, the seccomp program on fd 4; fds 1 and 2 pipes from `pipes` when given. */
+export function spawnProcess (argv: readonly string[], seccompFile: string | null, pipes?: MakePipe | null): SandboxProcess {
   const seccompFd = seccompFile === null ? null : openSync(seccompFile, 'r')
+  let out: [number, number] | null = null
+  let err: [number, number] | null = null
   let child
   try {
+    out = pipes?.() ?? null
+    err = out === null ? null : (pipes as MakePipe)()
     child = spawn(argv[0] as string, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd ?? 'ignore'],
+      stdio: ['ignore', out?.[1] ?? 'pipe', err?.[1] ?? 'pipe', 'pipe', seccompFd ?? 'ignore'],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, // for sh, setpriv, bwrap; bwrap clears it again
       detached: true // a group of its own, for killGroup
     })
+  } catch (e) {
+    for (const fd of [out?.[0], err?.[0]]) if (fd !== undefined) closeSync(fd)
+    throw e
   } finally {
-    if (seccompFd !== null) closeSync(seccompFd)
+    for (const fd of [seccompFd, out?.[1], err?.[1]]) if (fd !== null && fd !== undefined) closeSync(fd) // the child has its copies
   }
+  const stdout = out === null ? child.stdout as Readable : readEnd(out[0])
+  const stderr = err === null ? child.stderr as Readable : readEnd(err[0])
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }))
     child.once('error', (error) => resolve({ code: null, signal: null, error }))
   })
   return {
     chan: child.stdio[3] as Socket,
-    stdout: child.stdout as Readable,
-    stderr: child.stderr as Readable,
+    stdout,
+    stderr,
     exited,
     get alive () { return child.exitCode === null && child.signalCode === null },
     kill: () => { killGroup(child) }
   }
+}
+
+function readEnd (fd: number): Readable {
+  return new Socket({ fd, readable: true, writable: false })
 }

@@ -1,12 +1,13 @@
 // The command line of a zygote, as a pure function of its inputs.
 import { dropToHostUid, roBinds, systemView } from '../sandbox/argv.js'
 import type { RuntimeSpec } from '../sandbox/runtimes.js'
+import { PIPES_IN_ZYGOTE, RENDEZVOUS_IN_ZYGOTE } from './rendezvous.js'
 
 export interface ZygoteArgvOptions {
   /** the interpreter running the zygote's script, with its binds */
   readonly runtime: RuntimeSpec
   readonly hostUid: number | null
-  /** host directory holding the rendezvous socket, bound read-only at /run/hearth */
+  /** host directory holding the rendezvous socket, bound read-only at /run/hearth (a tmpfs on its pipes directory) */
   readonly rendezvousDir: string
   readonly tmpBytes: number
   /** what a node child executes once isolated */
@@ -53,7 +54,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     // Capabilities inside the zygote's own user namespace, which owns its
     // mount, pid and network namespaces: what a child needs to make its own.
     // The zygote never runs user code, and each child drops them all
-    // (runtimes/python/isolate.py). No --disable-userns: it would nest the
+    // (runtimes/zygote/isolate.c). No --disable-userns: it would nest the
     // zygote in a second user namespace; the zygote sets
     // max_user_namespaces=0 itself, and the children's seccomp filter denies
     // new user namespaces as well.
@@ -63,7 +64,9 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     ...devices(),
     '--dir', '/tmp', // each child mounts its own tmpfs here
     ...roBinds(o.runtime.binds),
-    '--ro-bind', o.rendezvousDir, '/run/hearth',
+    '--ro-bind', o.rendezvousDir, RENDEZVOUS_IN_ZYGOTE,
+    // where each child makes its stdout and stderr pipes (isolate.c, make_pipe): the zygote's own
+    '--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE,
     ...(o.cgroupsDir === undefined ? [] : ['--ro-bind', o.cgroupsDir, '/run/hearth-cgroup']),
     '--remount-ro', '/dev',
     '--remount-ro', '/',

@@ -89,7 +89,7 @@ export class Forker {
     return async (signal) => {
       const zygote = await this.zygote()
       const nonce = randomBytes(16).toString('hex')
-      const arrived = this.opts.rendezvous.expect(nonce)
+      const arrived = this.opts.rendezvous.expect(nonce, zygote.pipes)
       arrived.catch(() => {}) // awaited below, or given up on
       // A child waiting for its go byte (isolate.c, become_sandbox) ends when
       // its connections close; the init of an executed program waits while

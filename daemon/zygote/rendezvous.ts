@@ -1,24 +1,43 @@
-// The unix socket forked children connect to: three connections each
-// (frames, raw stdout, raw stderr), each opened with a hello line naming the
-// fork's nonce. A connection whose nonce nobody expects is closed.
-import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs'
-import { createServer, type Server, type Socket } from 'node:net'
+// Where forked children meet the daemon: a unix socket each connects to for
+// its frames, with a hello line naming the fork's nonce, after it made two
+// named pipes, its stdout and stderr (isolate.c, make_pipe), in its zygote's
+// pipes directory; the daemon opens them for reading when the hello comes. A
+// connection whose nonce nobody expects is closed.
+import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync, rmSync, unlinkSync } from 'node:fs'
+import { createServer, Socket, type Server } from 'node:net'
 import { join } from 'node:path'
 import { HELLO, HELLO_MAX } from '../protocol.js'
 
-export type StreamKind = 'proto' | 'stdout' | 'stderr'
-export type Connections = Record<StreamKind, Socket>
+export interface Connections {
+  readonly proto: Socket
+  /** the read ends of the child's stdout and stderr pipes */
+  readonly stdout: Socket
+  readonly stderr: Socket
+}
 
 interface Expected {
-  readonly conns: Partial<Connections>
+  /** where the child makes its pipes, as the daemon reaches it */
+  readonly pipes: string
   readonly resolve: (c: Connections) => void
   readonly reject: (e: Error) => void
 }
 
+/**
+ * Where a zygote's children make their pipes: a tmpfs of the zygote's own
+ * (zygote/argv.ts) on this directory of the rendezvous directory; the daemon
+ * reaches it through /proc/<zygote>/root. Not the rendezvous directory itself:
+ * making and removing two pipes there (an ext4 /run, measured on the
+ * development VM) cost a run-now call ~15 % more machine CPU.
+ */
+export const PIPES = 'pipes'
+/** the rendezvous directory as a zygote sees it (zygote/argv.ts binds it there; isolate.c) */
+export const RENDEZVOUS_IN_ZYGOTE = '/run/hearth'
+export const PIPES_IN_ZYGOTE = `${RENDEZVOUS_IN_ZYGOTE}/${PIPES}`
+
 const HELLO_TIMEOUT_MS = 5000
 
 export class Rendezvous {
-  /** host directory bound into zygotes; holds only the socket */
+  /** host directory bound into zygotes; holds only the socket and the pipes directory's mount point */
   readonly dir: string
   readonly path: string
   private readonly server: Server
@@ -40,6 +59,7 @@ export class Rendezvous {
     mkdirSync(dir, { recursive: true, mode: 0o755 })
     chmodSync(dir, 0o755)
     rmSync(join(dir, 'sock'), { force: true })
+    mkdirSync(join(dir, PIPES), { recursive: true, mode: 0o755 })
     const server = createServer()
     const rendezvous = new Rendezvous(dir, server)
     server.on('connection', (socket) => rendezvous.accept(socket))
@@ -53,20 +73,41 @@ export class Rendezvous {
     return rendezvous
   }
 
-  /** Resolves with the three connections of the child that says `nonce`. */
-  async expect (nonce: string): Promise<Connections> {
+  /** Resolves with the connection and the pipes (made in `pipes`) of the child that says `nonce`. */
+  async expect (nonce: string, pipes: string): Promise<Connections> {
     return await new Promise((resolve, reject) => {
-      this.expected.set(nonce, { conns: {}, resolve, reject })
+      this.expected.set(nonce, { pipes, resolve, reject })
     })
   }
 
-  /** Gives up on `nonce`: connections already made are closed, later ones refused. */
+  /** Gives up on `nonce`: a later hello is refused, pipes it made are removed. */
   cancel (nonce: string, reason: Error): void {
     const e = this.expected.get(nonce)
     if (e === undefined) return
     this.expected.delete(nonce)
-    for (const socket of Object.values(e.conns)) socket.destroy()
+    removePipes(e.pipes, nonce)
     e.reject(reason)
+  }
+
+  /** The read ends of `nonce`'s pipes in `dir`, unlinked (nothing else can open them). */
+  private openPipes (dir: string, nonce: string): [Socket, Socket] {
+    const fds: number[] = []
+    try {
+      for (const path of pipePaths(dir, nonce)) {
+        fds.push(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK))
+        unlinkSync(path)
+      }
+    } catch (err) {
+      for (const fd of fds) closeSync(fd)
+      throw err
+    }
+    return fds.map((fd) => {
+      const socket = new Socket({ fd, readable: true, writable: false })
+      socket.pause() // until the sandbox listens, as the connection
+      this.open.add(socket)
+      socket.once('close', () => this.open.delete(socket))
+      return socket
+    }) as [Socket, Socket]
   }
 
   private accept (socket: Socket): void {
@@ -97,19 +138,23 @@ export class Rendezvous {
   }
 
   private hello (socket: Socket, line: string): void {
-    const m = HELLO.exec(line)
-    const e = m === null ? undefined : this.expected.get(m[1] as string)
-    const kind = m?.[2] as StreamKind | undefined
-    if (e === undefined || kind === undefined || e.conns[kind] !== undefined) {
+    const nonce = HELLO.exec(line)?.[1]
+    const e = nonce === undefined ? undefined : this.expected.get(nonce)
+    if (nonce === undefined || e === undefined) {
       socket.destroy()
       return
     }
-    e.conns[kind] = socket
-    const { proto, stdout, stderr } = e.conns
-    if (proto !== undefined && stdout !== undefined && stderr !== undefined) {
-      this.expected.delete((m as RegExpExecArray)[1] as string)
-      e.resolve({ proto, stdout, stderr })
+    this.expected.delete(nonce)
+    let pipes: [Socket, Socket]
+    try {
+      pipes = this.openPipes(e.pipes, nonce)
+    } catch (err) {
+      socket.destroy()
+      removePipes(e.pipes, nonce)
+      e.reject(new Error(`the forked child's pipes: ${(err as Error).message}`))
+      return
     }
+    e.resolve({ proto: socket, stdout: pipes[0], stderr: pipes[1] })
   }
 
   /**
@@ -123,5 +168,18 @@ export class Rendezvous {
     for (const socket of this.open) socket.destroy()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+function pipePaths (dir: string, nonce: string): [string, string] {
+  return [join(dir, `${nonce}-1`), join(dir, `${nonce}-2`)]
+}
+
+/** Removes what there is of `nonce`'s pipes (its zygote may be gone, and its tmpfs with it). */
+function removePipes (dir: string, nonce: string): void {
+  for (const path of pipePaths(dir, nonce)) {
+    try {
+      rmSync(path, { force: true })
+    } catch {}
   }
 }

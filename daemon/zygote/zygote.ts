@@ -11,6 +11,7 @@ import { killGroup, type ExitStatus } from '../sandbox/process.js'
 import { KeptFiles } from '../kept-files.js'
 import { children, findChild, findDescendant } from './host-pid.js'
 import { reaperBeside } from './library.js'
+import { PIPES_IN_ZYGOTE } from './rendezvous.js'
 
 export interface ZygoteOptions {
   readonly argv: readonly string[]
@@ -125,6 +126,11 @@ export class Zygote {
   /** its pid on the host, once ready */
   get pid (): number {
     return this.hostPid
+  }
+
+  /** Where its children make their pipes (a tmpfs of its own: rendezvous.ts, PIPES), as the daemon reaches it. */
+  get pipes (): string {
+    return `/proc/${this.hostPid}/root${PIPES_IN_ZYGOTE}`
   }
 
   get alive (): boolean {

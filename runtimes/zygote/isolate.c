@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -47,15 +48,35 @@ static void check (int rc, const char *step) {
   if (rc != 0) fail(step);
 }
 
-static int connect_hello (const struct isolation *iso, const char *nonce, const char *kind) {
+static int connect_hello (const struct isolation *iso, const char *nonce) {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   char hello[64];
-  int n = snprintf(hello, sizeof hello, "HEARTH %s %s\n", nonce, kind);
+  int n = snprintf(hello, sizeof hello, "HEARTH %s proto\n", nonce);
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0) fail("socket");
   memcpy(addr.sun_path, iso->rendezvous_sock, strlen(iso->rendezvous_sock) + 1);
   check(connect(fd, (struct sockaddr *)&addr, sizeof addr), "connect");
   if (n <= 0 || write(fd, hello, (size_t)n) != n) fail("hello");
+  return fd;
+}
+
+/* Raw stdout (`which` 1) or stderr (2): the write end of a named pipe,
+ * <rendezvous>/pipes/<nonce>-<which>, that the daemon opens for reading when
+ * our hello arrives, and unlinks. A pipe, not a socket, so that code can
+ * open /dev/stdout and /dev/stderr (a socket's /proc/self/fd link cannot be
+ * opened: ENXIO); and the daemon reads it as it reads a socket: a write is
+ * queued at its end at once. Opened for writing while a reader of our own
+ * holds it open (an open for writing alone waits for a reader), which then
+ * goes: the program's fds 1 and 2 are write ends only, as a pipe's are. */
+static int make_pipe (const struct isolation *iso, const char *nonce, int which) {
+  char path[192];
+  snprintf(path, sizeof path, "%s/pipes/%s-%d", iso->rendezvous_dir, nonce, which);
+  check(mkfifo(path, 0600), "mkfifo");
+  int reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (reader < 0) fail("open a pipe");
+  int fd = open(path, O_WRONLY);
+  if (fd < 0) fail("open a pipe");
+  close(reader);
   return fd;
 }
 
@@ -266,9 +287,9 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
   int executed = prog->argv != NULL;
   struct channels ch = { -1, -1, -1 };
   if (nonce != NULL) {
-    ch.proto = connect_hello(iso, nonce, "proto");
-    ch.out = connect_hello(iso, nonce, "stdout");
-    ch.err = connect_hello(iso, nonce, "stderr");
+    ch.out = make_pipe(iso, nonce, 1);
+    ch.err = make_pipe(iso, nonce, 2);
+    ch.proto = connect_hello(iso, nonce);
     if (executed) await_placement(ch.proto);
   }
   if (lim != NULL) {

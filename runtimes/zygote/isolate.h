@@ -12,7 +12,7 @@
 #define CGROUPS_DIR "/run/hearth-cgroup"
 
 struct isolation {
-  const char *rendezvous_dir;   /* bound read-only into the zygote; covered by each child */
+  const char *rendezvous_dir;   /* bound read-only into the zygote (its pipes/ read-write); covered by each child */
   const char *cgroups_dir;      /* CGROUPS_DIR when the zygote has it, else NULL; covered by each child */
   char rendezvous_sock[128];
   const char *tmp_options;      /* tmpfs options of /tmp and /dev/shm */
@@ -25,7 +25,7 @@ struct rlimits {
   int64_t data, nproc, core; /* < 0: not set */
 };
 
-/* Where a child's three connections go; -1 in the zygote's self-test (no daemon). */
+/* A child's frame connection and the write ends of its stdout and stderr pipes; -1 in the zygote's self-test (no daemon). */
 struct channels {
   int proto, out, err;
 };
@@ -33,7 +33,8 @@ struct channels {
 /*
  * In a sandbox's init, pid 1 of a new pid namespace, still sharing the
  * zygote's memory (spawn.c, spawn_sandbox):
- *   connect to the daemon (unless `nonce` is NULL: the self-test), set the
+ *   make its stdout and stderr pipes and connect to the daemon (unless
+ *   `nonce` is NULL: the self-test), set the
  *   rlimits, enter new mount, UTS and IPC namespaces and the network
  *   namespace lent in `net` (netns.h; a new one when there is none, or when
  *   a socket is left in it), mount our own

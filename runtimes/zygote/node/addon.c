@@ -8,6 +8,10 @@
  *   socketPair() -> [fd, fd]
  *     a connected pair of unix stream sockets, for the zygote's rehearsal of
  *     a sandbox (its channel is such a socket, on fd 3).
+ *   pipe() -> [readFd, writeFd]
+ *     a pipe, both ends close-on-exec: the daemon gives a spawned sandbox
+ *     pipes for its fds 1 and 2 (daemon/sandbox/pipes.ts), as node's spawn
+ *     makes sockets, which /dev/stdout cannot be opened on.
  *   probeDone()
  *     hz_probe_done(): reports the pages the probe copied, and ends it.
  *   exit(code)
@@ -228,20 +232,34 @@ static napi_value serve (napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value socket_pair (napi_env env, napi_callback_info info) {
-  (void)info;
-  int fds[2];
+static napi_value fd_pair (napi_env env, const int fds[2]) {
   napi_value pair, fd;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    napi_throw_error(env, NULL, "socketpair failed");
-    return NULL;
-  }
   napi_create_array_with_length(env, 2, &pair);
   for (uint32_t i = 0; i < 2; i++) {
     napi_create_int32(env, fds[i], &fd);
     napi_set_element(env, pair, i, fd);
   }
   return pair;
+}
+
+static napi_value socket_pair (napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    napi_throw_error(env, NULL, "socketpair failed");
+    return NULL;
+  }
+  return fd_pair(env, fds);
+}
+
+static napi_value make_pipe (napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    napi_throw_error(env, NULL, "pipe2 failed");
+    return NULL;
+  }
+  return fd_pair(env, fds);
 }
 
 static napi_value probe_done (napi_env env, napi_callback_info info) {
@@ -260,7 +278,7 @@ static napi_value do_exit (napi_env env, napi_callback_info info) {
 }
 
 napi_value napi_register_module_v1 (napi_env env, napi_value exports) {
-  static const struct { const char *name; napi_callback fn; } fns[] = { { "serve", serve }, { "socketPair", socket_pair }, { "probeDone", probe_done }, { "exit", do_exit } };
+  static const struct { const char *name; napi_callback fn; } fns[] = { { "serve", serve }, { "socketPair", socket_pair }, { "pipe", make_pipe }, { "probeDone", probe_done }, { "exit", do_exit } };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, strlen(fns[i].name), fns[i].fn, NULL, &f) != 0 ||
