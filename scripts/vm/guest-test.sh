@@ -97,6 +97,13 @@ check "an upload with pip dependencies builds its layer: $out" grep -q '"resolve
 out=$(curl -s -m 300 -X POST http://127.0.0.1:8080/run/vm/pkg -H 'content-type: application/json' -d '{}')
 check "and the function imports the package: $out" test "$out" = '{"data":42,"type":"number"}'
 
+# fds 1 and 2 are pipes, which open by name: a forked sandbox's are made in
+# its zygote's own tmpfs and opened by the daemon through /proc/<zygote>/root.
+out=$(run '{"language":"python","code":"import subprocess\nsubprocess.run([\"/bin/sh\", \"-c\", \"echo to-dev-stderr >/dev/stderr\"], check=True)\nreturn 1","stream":true}')
+check "a shell in a python sandbox writes to /dev/stderr, into the call's log" grep -q '"data":"to-dev-stderr","type":"text","stream":"stderr"' <<<"$out"
+out=$(run '{"language":"javascript","code":"require(\"fs\").writeFileSync(\"/dev/stdout\", \"to-dev-stdout\\n\")\nreturn 1","stream":true}')
+check "a javascript sandbox writes to /dev/stdout, into the call's log" grep -q '"data":"to-dev-stdout","type":"text"}' <<<"$out"
+
 out=$(run '{"language":"python","code":"x = []\nwhile True:\n    x.append(bytearray(1 << 20))"}')
 echo "# python memory bomb: $out"
 check "a python memory bomb answers memory_limit (memory.events oom_kill)" grep -q '"code":"memory_limit"' <<<"$out"
