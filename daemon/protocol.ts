@@ -18,8 +18,11 @@ export function sandboxFrameCap (resultMax: number, logMax: number): number {
   return 4 * (Math.max(resultMax, logMax) + 4) + 4096
 }
 
-/** `resultMax`, `logMax`: the call's byte caps, which the bootstrap applies before its frames (the daemon enforces them) */
-export interface RunMessage { t: 'run', id: number, key: string, code?: string, input: string, filename: string, resultMax?: number, logMax?: number }
+/**
+ * `resultMax`, `logMax`: the call's byte caps, which the bootstrap applies before its frames (the daemon enforces them).
+ * Python only: `compiled`, the code's bytecode from the daemon's cache; `wantCompiled`, asked of a fresh sandbox: send it (a `compiled` frame, its bytes up to this many).
+ */
+export interface RunMessage { t: 'run', id: number, key: string, code?: string, input: string, filename: string, resultMax?: number, logMax?: number, compiled?: Buffer, wantCompiled?: number }
 export interface ReadyMessage { t: 'ready', runtime: string, pid: number }
 export interface LogMessage { t: 'log', id: number, stream: 'stdout' | 'stderr', data: string }
 /** `tooLarge`: the result's size in bytes, sent instead of a result over the call's resultMax */
@@ -27,7 +30,9 @@ export interface ResultMessage { t: 'result', id: number, json?: string, stdout?
 /** `syntax`: the code itself does not compile (a Python SyntaxError), at the user's line and column */
 export interface SyntaxPosition { line: number, column: number, lineText: string }
 export interface ErrorMessage { t: 'error', id: number, name: string, message: string, stack: string, syntax?: SyntaxPosition }
-export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMessage
+/** The bytecode a run frame's `wantCompiled` asked for; no `data` when over the bytes asked */
+export interface CompiledMessage { t: 'compiled', id: number, data?: Uint8Array }
+export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMessage | CompiledMessage
 
 // A zygote's control channel (runtimes/PROTOCOL.md, "Zygote").
 export interface Rlimits { data?: number, nproc?: number, core?: number }
@@ -87,6 +92,9 @@ export function validateInbound (msg: unknown): InboundMessage {
       break
     case 'result':
       if (isId(m.id) && (isString(m.json) || isString(m.stdout) || isId(m.tooLarge))) return m as unknown as ResultMessage
+      break
+    case 'compiled':
+      if (isId(m.id) && (m.data === undefined || m.data instanceof Uint8Array)) return m as unknown as CompiledMessage
       break
     case 'error':
       if (isId(m.id) && isString(m.name) && isString(m.message)) {

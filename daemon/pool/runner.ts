@@ -6,6 +6,7 @@ import { HearthError, limitError } from '../errors.js'
 import { typeResult, type TypedResult } from '../result.js'
 import type { LimitsBackend } from '../sandbox/limits/index.js'
 import { layerBind, RUNTIME_OF, runtimeSpec, type RuntimeFiles, type RuntimeName, type RuntimeSpec } from '../sandbox/runtimes.js'
+import { BytecodeCache } from '../sandbox/bytecode-cache.js'
 import { pipeMaker } from '../sandbox/pipes.js'
 import { spawnLaunch } from '../sandbox/process.js'
 import { Sandbox, type LogStream, type Outcome } from '../sandbox/sandbox.js'
@@ -98,6 +99,8 @@ export class Runner {
   /** ACQUIRE_TIMEOUT: how long a call may look for a sandbox, all waits together */
   private readonly acquireTimeoutMs: number
   private readonly observer: RunObserver
+  /** python bytecode of code fresh sandboxes compiled, by its text (sandbox/bytecode-cache.ts) */
+  readonly bytecode = new BytecodeCache()
   private readonly languageOf = new WeakMap<Sandbox, Language>()
   private readonly layered = new WeakSet<Sandbox>()
   /** the layer each live sandbox of a function with packages has bound */
@@ -153,7 +156,8 @@ export class Runner {
             spawnTimeoutMs: c.spawnTimeoutMs,
             logMaxBytes: c.logMaxBytes,
             resultMaxBytes: c.resultMaxBytes,
-            cancel: this.closing.signal
+            cancel: this.closing.signal,
+            bytecode: runtime === 'python' ? this.bytecode : undefined
           }, launch)
         } catch (err) {
           observer.started(language, forked ? 'fork' : 'spawn', secondsSince(began), false)

@@ -2,7 +2,8 @@
 // handshake, calls one at a time, kill. States: starting → idle ⇄ busy → dead.
 import type { Socket } from 'node:net'
 import { HearthError, limitError } from '../errors.js'
-import { encodeFrame, FrameDecoder, sandboxFrameCap, type InboundMessage } from '../protocol.js'
+import { encodeFrame, FrameDecoder, sandboxFrameCap, type CompiledMessage, type InboundMessage } from '../protocol.js'
+import type { BytecodeCache } from './bytecode-cache.js'
 import type { Breach, SandboxLimits } from './limits/index.js'
 import type { ExitStatus, Launch, SandboxProcess } from './process.js'
 
@@ -19,6 +20,8 @@ export interface SandboxOptions {
   readonly resultMaxBytes: number
   /** Ends a start still under way at once, with shutting_down (the daemon is closing). */
   readonly cancel?: AbortSignal
+  /** python: bytecode of code already compiled by a fresh sandbox, sent with it; filled from fresh sandboxes */
+  readonly bytecode?: BytecodeCache
 }
 
 export interface Call {
@@ -48,6 +51,8 @@ interface Pending {
   logsTruncated: boolean
   /** set once the call's answer has come: what settles it when the raw output before it is read */
   finish?: () => void
+  /** the code whose bytecode the run frame asked for, until the call's first frame */
+  compiling?: string
 }
 
 const STDERR_TAIL = 4096
@@ -78,6 +83,8 @@ export class Sandbox {
   private readonly decoder: FrameDecoder
   /** the byte caps every `run` frame carries (the bootstrap cuts what is over them) */
   private readonly caps: { readonly resultMax: number, readonly logMax: number }
+  /** the most bytecode asked of the sandbox: what a frame under its cap can carry */
+  private readonly bytecodeMax: number
   private readonly limits: SandboxLimits
   private readonly opts: SandboxOptions
   private loadedKey: string | null = null
@@ -92,7 +99,9 @@ export class Sandbox {
     this.runtime = opts.runtime
     this.opts = opts
     this.limits = opts.limits
-    this.decoder = new FrameDecoder(sandboxFrameCap(opts.resultMaxBytes, opts.logMaxBytes))
+    const frameCap = sandboxFrameCap(opts.resultMaxBytes, opts.logMaxBytes)
+    this.decoder = new FrameDecoder(frameCap)
+    this.bytecodeMax = Math.min(opts.bytecode?.entryMax ?? 0, frameCap - 4096)
     this.caps = { resultMax: opts.resultMaxBytes, logMax: opts.logMaxBytes }
     this.proc = proc
     this.chan = proc.chan
@@ -165,15 +174,23 @@ export class Sandbox {
     const id = ++callSeq
     // No `code` key at all when the sandbox has it: msgpackr would encode an
     // undefined value as an extension type other decoders do not know.
-    const frame = this.loadedKey === call.key
-      ? encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...this.caps })
-      : encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...this.caps })
+    let compiling: string | undefined
+    let frame: Buffer
+    if (this.loadedKey === call.key) {
+      frame = encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...this.caps })
+    } else {
+      const compiled = this.opts.bytecode?.get(call.code)
+      // Bytecode is asked only of a sandbox no user code has run in yet: what it sends then is the bootstrap's.
+      if (compiled === undefined && this.uses === 1 && this.opts.bytecode !== undefined) compiling = call.code
+      const bytecode = compiled !== undefined ? { compiled } : compiling !== undefined ? { wantCompiled: this.bytecodeMax } : {}
+      frame = encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...this.caps, ...bytecode })
+    }
     this.loadedKey = call.key
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.end(new HearthError('timeout', `the code ran past its ${call.timeoutMs} ms time limit`, { timeoutMs: call.timeoutMs }))
       }, call.timeoutMs)
-      this.pending = { id, call, resolve, reject, timer, logBytes: 0, logsTruncated: false }
+      this.pending = { id, call, resolve, reject, timer, logBytes: 0, logsTruncated: false, compiling }
       this.chan.write(frame)
     })
   }
@@ -218,6 +235,8 @@ export class Sandbox {
       return
     }
     const p = this.pending
+    if (msg.t === 'compiled') return this.compiled(p, msg)
+    if (p !== null) p.compiling = undefined // its first frame is not the bytecode: none may come after it
     if (msg.t === 'log') {
       if (p !== null && msg.id === p.id) this.log(p, msg.stream, msg.data)
       return // a stray thread's line after its call ended: dropped
@@ -256,6 +275,16 @@ export class Sandbox {
    * the next one does: one setImmediate ends this loop iteration, the second
    * runs after the next poll phase.
    */
+  /** The bytecode asked of this fresh sandbox, as the call's first frame, or a protocol error (user code writing to fd 3). */
+  private compiled (p: Pending | null, msg: CompiledMessage): void {
+    const code = p?.compiling
+    if (p === null || msg.id !== p.id || code === undefined) {
+      return this.end(new HearthError('protocol_error', `unexpected compiled frame for call ${msg.id}`))
+    }
+    p.compiling = undefined
+    if (msg.data !== undefined) this.opts.bytecode?.set(code, msg.data)
+  }
+
   private settle (p: Pending, finish: () => void): void {
     clearTimeout(p.timer)
     p.finish = finish

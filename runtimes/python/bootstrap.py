@@ -15,7 +15,7 @@ if '/hearth' not in sys.path:  # -I leaves the script's directory off; hide_hear
 
 import msgpack  # noqa: E402
 
-from hearth_code import Return, compile_module, run_module  # noqa: E402
+from hearth_code import Return, compile_module, dump_module, load_module, run_module  # noqa: E402
 from hearth_errors import describe, describe_syntax  # noqa: E402
 from hearth_caps import Caps  # noqa: E402
 from hearth_result import result_json  # noqa: E402
@@ -250,6 +250,16 @@ def start(fd):
     return chan, out, err, caps
 
 
+def send_compiled(chan, call_id, loaded, max_bytes):
+    """The code's bytecode for the daemon's cache (runtimes/PROTOCOL.md,
+    `compiled`), asked of a fresh sandbox only: no user code has run in it
+    yet. Always a frame, without `data` when over `max_bytes`, and before the
+    code runs: the daemon takes it only as the call's first frame, so none the
+    code might write to fd 3 itself is ever taken."""
+    data = dump_module(loaded)
+    chan.send({'t': 'compiled', 'id': call_id, 'data': data} if len(data) <= max_bytes else {'t': 'compiled', 'id': call_id})
+
+
 def main(fd=3, started=None):
     """Serves calls on `fd` until the daemon closes it. The zygote's probe runs
     it too, on a socket pair holding one call, to learn which of the zygote's
@@ -276,9 +286,11 @@ def main(fd=3, started=None):
             if msg.get('code') is not None:
                 cached_key, cached = key, None  # a failed compile must not leave old code behind
                 try:
-                    cached = compile_module(msg['code'])
+                    cached = load_module(msg['code'], msg.get('compiled'))
                 except SyntaxError as exc:
                     reply = dict(caps.error(describe_syntax(exc)), t='error', id=call_id)
+                if cached is not None and msg.get('wantCompiled'):
+                    send_compiled(chan, call_id, cached, msg['wantCompiled'])
             elif key != cached_key or cached is None:
                 reply = {'t': 'error', 'id': call_id, 'name': 'ProtocolError',
                          'message': 'no code for key %r' % (key,), 'stack': ''}

@@ -2,6 +2,7 @@
 module whose top-level `return` gives the call's value, run as __main__."""
 import ast
 import linecache
+import marshal
 import sys
 import types
 
@@ -11,6 +12,9 @@ FILENAME = 'function.py'
 MODULE_NAME = '__main__'
 COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect
+# The interpreter's exact version, ahead of a code object's marshal bytes
+# (dump_module): bytecode of another version is never loaded.
+VERSION = sys.hexversion.to_bytes(4, 'big')
 
 
 class Return(BaseException):
@@ -45,13 +49,34 @@ def _raise_returns(body):
                 _raise_returns(part.body)
 
 
+def _lines(code):
+    # for linecache: tracebacks and inspect.getsource() read the code from there (mtime None: never checked on disk)
+    return len(code), None, code.splitlines(True), FILENAME
+
+
 def compile_module(code):
     """The code as a module's code object, with positions the user's own."""
     tree = ast.parse(code, FILENAME, 'exec')
     _raise_returns(tree.body)
-    compiled = compile(tree, FILENAME, 'exec', flags=COMPILE_FLAGS, dont_inherit=True)
-    # for linecache: tracebacks and inspect.getsource() read the code from there (mtime None: never checked on disk)
-    return compiled, (len(code), None, code.splitlines(True), FILENAME)
+    return compile(tree, FILENAME, 'exec', flags=COMPILE_FLAGS, dont_inherit=True), _lines(code)
+
+
+def load_module(code, compiled=None):
+    """compile_module(code); or, given `compiled` (what dump_module gave for
+    this very code in another sandbox of this interpreter, before any user
+    code ran there: the daemon's bytecode cache), its code object from that,
+    ~2 us instead of a compile (167 us for one line in a fresh sandbox)."""
+    if compiled is not None and compiled[:4] == VERSION:
+        try:
+            return marshal.loads(compiled[4:]), _lines(code)
+        except (EOFError, TypeError, ValueError):
+            pass
+    return compile_module(code)
+
+
+def dump_module(loaded):
+    """A loaded module's code object as bytes load_module takes back."""
+    return VERSION + marshal.dumps(loaded[0])
 
 
 def run_module(loaded, event):
