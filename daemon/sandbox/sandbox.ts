@@ -267,14 +267,6 @@ export class Sandbox {
     this.settle(p, () => p.resolve(outcome))
   }
 
-  /**
-   * Settles the call once the raw output written before its answer is read.
-   * A write to fd 1 or 2 is queued on the daemon's end at once, so that output
-   * is readable by now; but this poll phase may not have seen it (measured:
-   * `os.write(1, ...)` just before `return` was lost in 1-4 % of calls), and
-   * the next one does: one setImmediate ends this loop iteration, the second
-   * runs after the next poll phase.
-   */
   /** The bytecode asked of this fresh sandbox, as the call's first frame, or a protocol error (user code writing to fd 3). */
   private compiled (p: Pending | null, msg: CompiledMessage): void {
     const code = p?.compiling
@@ -285,6 +277,14 @@ export class Sandbox {
     if (msg.data !== undefined) this.opts.bytecode?.set(code, msg.data)
   }
 
+  /**
+   * Settles the call once the raw output written before its answer is read.
+   * A write to fd 1 or 2 is queued on the daemon's end at once, so that output
+   * is readable by now; but this poll phase may not have seen it (measured:
+   * `os.write(1, ...)` just before `return` was lost in 1-4 % of calls), and
+   * the next one does: one setImmediate ends this loop iteration, the second
+   * runs after the next poll phase.
+   */
   private settle (p: Pending, finish: () => void): void {
     clearTimeout(p.timer)
     p.finish = finish

@@ -27,7 +27,7 @@ interface Expected {
  * (zygote/argv.ts) on this directory of the rendezvous directory; the daemon
  * reaches it through /proc/<zygote>/root. Not the rendezvous directory itself:
  * making and removing two pipes there (an ext4 /run, measured on the
- * development VM) cost a run-now call ~15 % more machine CPU.
+ * development VM) cost a run-now call ~17 % more machine CPU.
  */
 export const PIPES = 'pipes'
 /** the rendezvous directory as a zygote sees it (zygote/argv.ts binds it there; isolate.c) */
