@@ -78,3 +78,16 @@ for (const [zygote, env] of VARIANTS) {
     })
   })
 }
+
+// Pipes for a spawned sandbox come from the zygote's C core (as its Node-API
+// addon: daemon/sandbox/pipes.ts). Where it could not be built, spawned
+// sandboxes keep node's socket pairs: raw output still reaches the log.
+t.test('spawned without the C core: socket pairs, raw output still in the log', async (t) => {
+  const { runner } = await startRunner(t, { ZYGOTE: 'off', POOL_MIN: '1' }, { editFiles: (files) => ({ ...files, zygoteLibrary: null }) })
+  for (const [language, code] of Object.entries(RAW_BEFORE_RETURN)) {
+    const r = await call(runner, { language: language as keyof typeof RAW_BEFORE_RETURN, code: code('s'), input: '{}' })
+    t.same(r.logs.sort(), [['stderr', 'err s'], ['stdout', 'out s']], language)
+  }
+  const r = await call(runner, { language: 'python', code: 'import os, stat\nreturn stat.S_ISSOCK(os.fstat(1).st_mode)', input: '{}' })
+  t.equal(r.result?.data, 'true', 'fd 1 is a socket there')
+})

@@ -2,7 +2,7 @@
 // a real socket and real named pipes made as a child makes them
 // (runtimes/zygote/isolate.c, make_pipe): close() ends whatever is still open.
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,6 +64,13 @@ t.test('a hello without its pipes fails the launch; a cancelled nonce\'s pipes a
   const arrived = rendezvous.expect(lost, pipes)
   hello(t, rendezvous, lost)
   await t.rejects(arrived, /the forked child's pipes: ENOENT/)
+  // a link where a pipe should be is not followed (through /proc/<zygote>/root it would resolve on the host)
+  const linked = '34'.repeat(16)
+  const refused = rendezvous.expect(linked, pipes)
+  symlinkSync('/etc/hostname', join(pipes, `${linked}-1`))
+  execFileSync('mkfifo', [join(pipes, `${linked}-2`)])
+  hello(t, rendezvous, linked)
+  await t.rejects(refused, /the forked child's pipes: ELOOP/)
   const gaveUp = '12'.repeat(16)
   const never = rendezvous.expect(gaveUp, pipes)
   makePipes(t, pipes, gaveUp)

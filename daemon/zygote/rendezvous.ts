@@ -94,7 +94,8 @@ export class Rendezvous {
     const fds: number[] = []
     try {
       for (const path of pipePaths(dir, nonce)) {
-        fds.push(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK))
+        // O_NOFOLLOW: through /proc/<zygote>/root an absolute link would resolve on the host
+        fds.push(openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW))
         unlinkSync(path)
       }
     } catch (err) {
