@@ -66,6 +66,10 @@ t.test('a result far over the cap is result_too_large, with its size, not a memo
     t.equal(r.error?.code, 'result_too_large', language)
     t.equal(r.error?.details.bytes, 40_000_002, 'the JSON text\'s size')
   }
+  // python: the JSON text is not copied again to check it encodes (an ASCII
+  // one does): 50 MB of it and the string fit the sandbox's 128 MB, and three copies did not
+  const r = await call(runner, { language: 'python', code: 'return "x" * 50_000_000', input: '{}' })
+  t.equal(r.error?.code, 'result_too_large', 'python, 50 MB')
 })
 
 t.test('a printed line far over the caps is cut in the sandbox: the call goes on', async (t) => {

@@ -20,6 +20,8 @@ def result_json(value):
         text = _dumps(_normalise(value, set()))
     except TypeError:  # a key json cannot write (a tuple, say)
         text = _dumps(_normalise(value, set()))
+    if text.isascii():  # no copy: a result's JSON text may be most of the sandbox's memory
+        return text
     try:
         text.encode('utf-8')
     except UnicodeEncodeError:
