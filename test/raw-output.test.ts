@@ -62,6 +62,14 @@ for (const [zygote, env] of VARIANTS) {
       }
     })
 
+    t.test('a raw line left unended is the call\'s last log line, not the start of the next call\'s', async (t) => {
+      const code = 'import os\nos.system("printf unended")\nreturn 1'
+      for (let i = 0; i < 2; i++) {
+        const r = await call(runner, { language: 'python', code, input: '{}', functionKey: 'raw/unended@1' })
+        t.same(r.logs, [['stdout', 'unended']], `call ${i + 1}`)
+      }
+    })
+
     t.test('a warm sandbox\'s raw output goes to the call that wrote it', async (t) => {
       for (const [language, code] of Object.entries(RAW_BEFORE_RETURN)) {
         const key = `raw/${language}@1`

@@ -279,17 +279,22 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
   const premapped = pythonRuntime(runner).premapPages as number
   t.ok(premapped > 0, `the probe learned ${premapped} pages of code and constants a first call maps`)
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'one python sandbox ready')
   // Its program: a python3 running zygote.py whose parent is its sandbox's init (the zygote's is bwrap).
-  const programs = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && comm(parentOf(pid)) !== 'bwrap')
-  t.equal(programs.length, 1, 'one program forked')
-  const faults = (): number => Number(readFileSync(`/proc/${programs[0] as number}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
-  const before = faults()
-  // Stored, so that its sandbox lives on to be read after the call.
-  const r = await call(runner, { language: 'python', code: 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}', input: '{"a": [1, 2]}', functionKey: 'premap/first@1' })
-  t.same(JSON.parse(r.result?.data ?? 'null'), { total: 3 })
-  const taken = faults() - before
-  t.ok(taken <= 8, `${taken} page faults in the first call, its compile and its answer included (19-20 when each page of code is faulted in)`)
+  const programs = (): number[] => zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && comm(parentOf(pid)) !== 'bwrap')
+  const faults = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
+  // The first fresh sandbox compiles the code and sends its bytecode back (sandbox/bytecode-cache.ts); the next one is sent it.
+  const served = new Set<number>()
+  for (const [i, what] of [[1, 'its compile and the bytecode sent back'], [2, 'the bytecode loaded']] as const) {
+    await waitFor(() => programs().length === i && runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'a python sandbox ready')
+    const program = programs().find((pid) => !served.has(pid)) as number
+    served.add(program)
+    const before = faults(program)
+    // Stored, so that its sandbox lives on to be read after the call.
+    const r = await call(runner, { language: 'python', code: 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}', input: '{"a": [1, 2]}', functionKey: `premap/f${i}@1` })
+    t.same(JSON.parse(r.result?.data ?? 'null'), { total: 3 })
+    const taken = faults(program) - before
+    t.ok(taken <= 8, `${taken} page faults in the first call, ${what} and its answer included (19-20 when each page of code is faulted in)`)
+  }
 })
 
 /** What of hearth's own a python sandbox's code could see (python-module.test.ts has the whole check). */

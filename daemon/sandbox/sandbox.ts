@@ -290,6 +290,7 @@ export class Sandbox {
     p.finish = finish
     setImmediate(() => setImmediate(() => {
       if (this.pending !== p) return // ended meanwhile: end() finished it
+      this.endRawLines(p)
       this.pending = null
       this.state = 'idle'
       finish()
@@ -307,6 +308,18 @@ export class Sandbox {
     }
     p.logBytes += size
     p.call.onLog?.(stream, line)
+  }
+
+  /**
+   * A raw line the call left unended (`printf 'x'`) is its last log line, as
+   * the bootstraps end their captured ones: not the start of the next call's.
+   */
+  private endRawLines (p: Pending): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (this.partial[stream] === '') continue
+      this.log(p, stream, this.partial[stream])
+      this.partial[stream] = ''
+    }
   }
 
   /** Raw fd 1/2 output (C code, child processes): lines go to the running call as logs. */

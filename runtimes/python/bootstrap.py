@@ -320,7 +320,8 @@ def rehearse(started=None):
     """A sandbox's start and one call, on a socket pair, with hearth's own code;
     `started` is called between the two."""
     end, peer = socket.socketpair()
-    call = msgpack.packb({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}',
+    # wantCompiled: as a fresh sandbox's first call of code the daemon has no bytecode for
+    call = msgpack.packb({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}', 'wantCompiled': 1 << 20,
                           'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}'},
                          use_bin_type=True)
     peer.sendall(HEADER.pack(len(call)) + call)
