@@ -16,6 +16,8 @@ export interface ZygoteArgvOptions {
   readonly capabilities?: boolean
   /** cgroup v2: the sandboxes' parent cgroup, bound read-only at /run/hearth-cgroup, to fork into */
   readonly cgroupsDir?: string
+  /** a host directory bound where children make their pipes, instead of a tmpfs of the zygote's own (rendezvous.ts, PIPES) */
+  readonly pipesDir?: string
   readonly bwrap?: string
 }
 
@@ -65,8 +67,8 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     '--dir', '/tmp', // each child mounts its own tmpfs here
     ...roBinds(o.runtime.binds),
     '--ro-bind', o.rendezvousDir, RENDEZVOUS_IN_ZYGOTE,
-    // where each child makes its stdout and stderr pipes (isolate.c, make_pipe): the zygote's own
-    '--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE,
+    // where each child makes its stdout and stderr pipes (isolate.c, make_pipe): the zygote's own, or a host directory
+    ...(o.pipesDir === undefined ? ['--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE] : ['--bind', o.pipesDir, PIPES_IN_ZYGOTE]),
     ...(o.cgroupsDir === undefined ? [] : ['--ro-bind', o.cgroupsDir, '/run/hearth-cgroup']),
     '--remount-ro', '/dev',
     '--remount-ro', '/',

@@ -25,6 +25,8 @@ export interface ForkerOptions {
   /** cgroup v2, enabled: each zygote is moved under `parent` (bound into it at /run/hearth-cgroup, argv.ts) and forks each sandbox's init into its cgroup */
   readonly cgroups?: Pick<ForkIntoCgroups, 'parent' | 'adopt'>
   readonly onStderr?: (line: string) => void
+  /** the host directory bound into its zygotes for children's pipes, when the daemon cannot reach a zygote's own (rendezvous.ts) */
+  readonly hostPipes?: string
   /** a zygote died without being asked to, or a successor failed to start */
   readonly onTrouble?: (err: Error) => void
 }
@@ -89,7 +91,7 @@ export class Forker {
     return async (signal) => {
       const zygote = await this.zygote()
       const nonce = randomBytes(16).toString('hex')
-      const arrived = this.opts.rendezvous.expect(nonce, zygote.pipes)
+      const arrived = this.opts.rendezvous.expect(nonce, this.opts.hostPipes ?? zygote.pipes)
       arrived.catch(() => {}) // awaited below, or given up on
       // A child waiting for its go byte (isolate.c, become_sandbox) ends when
       // its connections close; the init of an executed program waits while

@@ -11,7 +11,7 @@ import { zygoteArgv } from './argv.js'
 import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
 import { Forker, type ForkerOptions } from './forker.js'
 import { addonBeside } from './library.js'
-import { Rendezvous } from './rendezvous.js'
+import { PIPES, reachesZygoteRoots, Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
 
@@ -67,7 +67,12 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   const rendezvous = await Rendezvous.open(join(o.instanceDir, 'rendezvous'), o.hostUid)
   const library = o.files.zygoteLibrary ?? '/nonexistent'
   const cgroups = await readyCgroups(o)
+  // Children's pipes in a zygote's own tmpfs, which the daemon opens through
+  // /proc/<zygote>/root; where it may not, in the rendezvous directory.
+  const hostPipes = reachesZygoteRoots(o.hostUid) ? undefined : join(rendezvous.dir, PIPES)
+  if (hostPipes !== undefined) o.warn('the daemon lacks CAP_SYS_PTRACE: forked sandboxes make their stdout and stderr pipes in RUNTIME_DIR', { dir: hostPipes })
   const common = (name: string): Omit<ForkerOptions, 'runtime' | 'argv' | 'libraryFile'> => ({
+    hostPipes,
     seccompFile: o.seccompFile,
     rendezvous,
     maxForks: c.zygoteMaxForks,
@@ -77,7 +82,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     onStderr: (line) => o.warn(`${name}: stderr`, { line }),
     onTrouble: (err) => o.warn(`${name}: ${err.message}`)
   })
-  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroupsDir: cgroups?.parent }
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroupsDir: cgroups?.parent, pipesDir: hostPipes }
   const spec = zygoteSpec(o.files)
   const python = new Forker({
     ...common('zygote'),

@@ -3,7 +3,7 @@
 // named pipes, its stdout and stderr (isolate.c, make_pipe), in its zygote's
 // pipes directory; the daemon opens them for reading when the hello comes. A
 // connection whose nonce nobody expects is closed.
-import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync, rmSync, unlinkSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
 import { createServer, Socket, type Server } from 'node:net'
 import { join } from 'node:path'
 import { HELLO, HELLO_MAX } from '../protocol.js'
@@ -27,7 +27,9 @@ interface Expected {
  * (zygote/argv.ts) on this directory of the rendezvous directory; the daemon
  * reaches it through /proc/<zygote>/root. Not the rendezvous directory itself:
  * making and removing two pipes there (an ext4 /run, measured on the
- * development VM) cost a run-now call ~17 % more machine CPU.
+ * development VM) cost a run-now call ~17 % more machine CPU. Unless the
+ * daemon cannot reach a zygote's root (reachesZygoteRoots): then this
+ * directory itself is bound into the zygotes.
  */
 export const PIPES = 'pipes'
 /** the rendezvous directory as a zygote sees it (zygote/argv.ts binds it there; isolate.c) */
@@ -35,6 +37,19 @@ export const RENDEZVOUS_IN_ZYGOTE = '/run/hearth'
 export const PIPES_IN_ZYGOTE = `${RENDEZVOUS_IN_ZYGOTE}/${PIPES}`
 
 const HELLO_TIMEOUT_MS = 5000
+const CAP_SYS_PTRACE = 19n
+
+/**
+ * Whether the daemon may open files through /proc/<zygote>/root: a zygote
+ * of its own uid (`hostUid` null), or CAP_SYS_PTRACE, which root has unless
+ * its bounding set drops it (systemd's CapabilityBoundingSet=). `status`:
+ * /proc/self/status.
+ */
+export function reachesZygoteRoots (hostUid: number | null, status = readFileSync('/proc/self/status', 'latin1')): boolean {
+  if (hostUid === null) return true
+  const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1]
+  return eff !== undefined && ((BigInt(`0x${eff}`) >> CAP_SYS_PTRACE) & 1n) === 1n
+}
 
 export class Rendezvous {
   /** host directory bound into zygotes; holds only the socket and the pipes directory's mount point */
@@ -59,7 +74,10 @@ export class Rendezvous {
     mkdirSync(dir, { recursive: true, mode: 0o755 })
     chmodSync(dir, 0o755)
     rmSync(join(dir, 'sock'), { force: true })
-    mkdirSync(join(dir, PIPES), { recursive: true, mode: 0o755 })
+    const pipes = join(dir, PIPES)
+    rmSync(pipes, { recursive: true, force: true })
+    mkdirSync(pipes, { mode: 0o700 })
+    if (ownerUid !== null) chownSync(pipes, ownerUid, ownerUid)
     const server = createServer()
     const rendezvous = new Rendezvous(dir, server)
     server.on('connection', (socket) => rendezvous.accept(socket))

@@ -28,10 +28,15 @@ export function stateDir (): string {
   return dir
 }
 
-/** Starts the daemon and resolves once it logs "hearth listening". `main`: another checkout's daemon. */
-export async function startDaemon (t: Test, env: Record<string, string> = {}, main = MAIN): Promise<Daemon> {
+/**
+ * Starts the daemon and resolves once it logs "hearth listening". `main`:
+ * another checkout's daemon; `prefix`: a command that executes it (setpriv
+ * dropping a capability).
+ */
+export async function startDaemon (t: Test, env: Record<string, string> = {}, main = MAIN, prefix: readonly string[] = []): Promise<Daemon> {
   const cgroupName = `hearth-http-${process.pid}-${++n}`
-  const proc = spawn(process.execPath, [main], {
+  const argv = [...prefix, process.execPath, main]
+  const proc = spawn(argv[0] as string, argv.slice(1), {
     env: {
       PATH: process.env.PATH,
       HTTP_HOST: '127.0.0.1',
