@@ -9,22 +9,12 @@
 import { ByteLru, textBytes } from '../lru.js'
 
 /** Bytes of bytecode and code text kept, all entries together. */
-export const BYTECODE_CACHE_BYTES = 16 << 20
-/** The largest bytecode asked of a sandbox (and kept). */
-export const BYTECODE_ENTRY_MAX = 1 << 20
+const CACHE_BYTES = 16 << 20
 
 export class BytecodeCache {
-  readonly entryMax: number
-  private readonly lru: ByteLru<string, Buffer>
-
-  constructor (maxBytes = BYTECODE_CACHE_BYTES, entryMax = BYTECODE_ENTRY_MAX) {
-    this.lru = new ByteLru(maxBytes)
-    this.entryMax = entryMax
-  }
-
-  get size (): number {
-    return this.lru.size
-  }
+  /** The largest bytecode asked of a sandbox (and kept). */
+  readonly entryMax = 1 << 20
+  private readonly lru = new ByteLru<string, Buffer>(CACHE_BYTES)
 
   get (code: string): Buffer | undefined {
     return this.lru.get(code)

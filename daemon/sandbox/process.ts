@@ -114,6 +114,7 @@ export function spawnProcess (argv: readonly string[], seccompFile: string | nul
   }
 }
 
-function readEnd (fd: number): Readable {
+/** A pipe's read end as a stream (a spawned sandbox's here, a forked one's in zygote/rendezvous.ts). */
+export function readEnd (fd: number): Socket {
   return new Socket({ fd, readable: true, writable: false })
 }

@@ -11,7 +11,7 @@ import { zygoteArgv } from './argv.js'
 import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
 import { Forker, type ForkerOptions } from './forker.js'
 import { addonBeside } from './library.js'
-import { PIPES, reachesZygoteRoots, Rendezvous } from './rendezvous.js'
+import { reachesZygoteRoots, Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
 
@@ -69,7 +69,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   const cgroups = await readyCgroups(o)
   // Children's pipes in a zygote's own tmpfs, which the daemon opens through
   // /proc/<zygote>/root; where it may not, in the rendezvous directory.
-  const hostPipes = reachesZygoteRoots(o.hostUid) ? undefined : join(rendezvous.dir, PIPES)
+  const hostPipes = reachesZygoteRoots(o.hostUid) ? undefined : rendezvous.pipes
   if (hostPipes !== undefined) o.warn('the daemon lacks CAP_SYS_PTRACE: forked sandboxes make their stdout and stderr pipes in RUNTIME_DIR', { dir: hostPipes })
   const common = (name: string): Omit<ForkerOptions, 'runtime' | 'argv' | 'libraryFile'> => ({
     hostPipes,

@@ -4,9 +4,10 @@
 // pipes directory; the daemon opens them for reading when the hello comes. A
 // connection whose nonce nobody expects is closed.
 import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
-import { createServer, Socket, type Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { HELLO, HELLO_MAX } from '../protocol.js'
+import { readEnd } from '../sandbox/process.js'
 
 export interface Connections {
   readonly proto: Socket
@@ -52,9 +53,11 @@ export function reachesZygoteRoots (hostUid: number | null, status = readFileSyn
 }
 
 export class Rendezvous {
-  /** host directory bound into zygotes; holds only the socket and the pipes directory's mount point */
+  /** host directory bound into zygotes; holds only the socket and the pipes directory */
   readonly dir: string
   readonly path: string
+  /** the pipes directory on the host: a zygote's own tmpfs's mount point, or itself bound into the zygotes (PIPES) */
+  readonly pipes: string
   private readonly server: Server
   private readonly expected = new Map<string, Expected>()
   /** every connection not yet closed, handed over or not: close() ends them all */
@@ -63,6 +66,7 @@ export class Rendezvous {
   private constructor (dir: string, server: Server) {
     this.dir = dir
     this.path = join(dir, 'sock')
+    this.pipes = join(dir, PIPES)
     this.server = server
   }
 
@@ -74,12 +78,11 @@ export class Rendezvous {
     mkdirSync(dir, { recursive: true, mode: 0o755 })
     chmodSync(dir, 0o755)
     rmSync(join(dir, 'sock'), { force: true })
-    const pipes = join(dir, PIPES)
-    rmSync(pipes, { recursive: true, force: true })
-    mkdirSync(pipes, { mode: 0o700 })
-    if (ownerUid !== null) chownSync(pipes, ownerUid, ownerUid)
     const server = createServer()
     const rendezvous = new Rendezvous(dir, server)
+    rmSync(rendezvous.pipes, { recursive: true, force: true })
+    mkdirSync(rendezvous.pipes, { mode: 0o700 })
+    if (ownerUid !== null) chownSync(rendezvous.pipes, ownerUid, ownerUid)
     server.on('connection', (socket) => rendezvous.accept(socket))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -121,7 +124,7 @@ export class Rendezvous {
       throw err
     }
     return fds.map((fd) => {
-      const socket = new Socket({ fd, readable: true, writable: false })
+      const socket = readEnd(fd)
       socket.pause() // until the sandbox listens, as the connection
       this.open.add(socket)
       socket.once('close', () => this.open.delete(socket))
