@@ -127,6 +127,8 @@ t.test('sys.stdout is a text stream with a binary buffer and a real fd', async (
   ].join('\n'))
   t.same(r.logs, [['stdout', 'bytes © split'], ['stderr', 'err ✓'], ['stdout', 'text utf-8 1 2 False'], ['stdout', 'no newline']])
   t.equal(r.result?.data, '"no newline"')
+  const cut = await py('import sys\nsys.stdout.buffer.write(b"cut \\xe2\\x9c")')
+  t.same(cut.logs, [['stdout', 'cut \ufffd']], 'a character left unfinished at the call\'s end is U+FFFD')
 })
 
 t.test('errors say what is wrong: no network, not a standard-library module', async (t) => {

@@ -307,6 +307,17 @@ t.test('ZYGOTE=off spawns every sandbox, which hides hearth\'s modules itself (a
   t.same(await py(runner, HEARTH_SEEN), [], 'spawned: no bootstrap, msgpack or /hearth')
 })
 
+/** Which of the sandbox's sys.stdout, sys.stderr and sys.stdin it made itself: objects the collector tracks in a generation (a zygote's are frozen, gc.freeze). */
+const STREAMS_MADE_HERE = 'import gc, sys\nhere = {id(o) for g in (0, 1, 2) for o in gc.get_objects(g)}\nreturn [id(s) in here for s in (sys.stdout, sys.stderr, sys.stdin)]'
+
+t.test('a forked python child finds its captured streams made by the zygote (bootstrap.Prepared); a spawned sandbox makes its own', async (t) => {
+  const forked = await startRunner(t, { ZYGOTE: 'on' })
+  t.same(await py(forked.runner, STREAMS_MADE_HERE), [false, false, false], 'forked: made before the fork, frozen')
+  t.same(await py(forked.runner, 'import sys\nprint("out")\nprint("err", file=sys.stderr)\nreturn sys.stdin.read()'), '', 'and they work')
+  const spawned = await startRunner(t, { ZYGOTE: 'off' })
+  t.same(await py(spawned.runner, STREAMS_MADE_HERE), [true, true, true], 'spawned: made at its start')
+})
+
 /** The real limits backend, with `before(n)` run before the nth placement of a forked program into its cgroups (from 0). */
 function hookPlacements (before: (n: number) => Promise<void>): { wrapLimits: (real: LimitsBackend) => LimitsBackend, placements: () => number } {
   let n = 0

@@ -32,11 +32,16 @@ class Channel:
         self.buf = bytearray()
 
     def send(self, msg):
+        self.sock.sendall(self.frame(msg))
+
+    @staticmethod
+    def frame(msg):
+        """`msg` as the bytes of a frame."""
         try:
             body = msgpack.packb(msg, use_bin_type=True)
         except UnicodeEncodeError:  # a lone surrogate in a log line or a stdout result
             body = msgpack.packb({k: _well_formed(v) for k, v in msg.items()}, use_bin_type=True)
-        self.sock.sendall(HEADER.pack(len(body)) + body)
+        return HEADER.pack(len(body)) + body
 
     def recv(self):
         while True:
@@ -168,17 +173,24 @@ class ByteCapture(io.BufferedIOBase):
     def __init__(self, text):
         self.text = text
         self.decoder = codecs.getincrementaldecoder('utf-8')('replace')
+        self.written = False  # since the last flush_partial
 
     def writable(self):
         return True
 
     def write(self, b):
         data = bytes(b)
+        self.written = True
         self.text.write(self.decoder.decode(data))
         return len(data)
 
     def flush_partial(self):
-        self.text.write(self.decoder.decode(b'', final=True))
+        """A character left unfinished at the call's end, as U+FFFD (not a
+        word when no bytes came: the decoder's call alone wrote ~12 pages
+        of a forked child's memory, measured)."""
+        if self.written:
+            self.written = False
+            self.text.write(self.decoder.decode(b'', final=True))
 
     def fileno(self):
         return self.text.fd
@@ -229,23 +241,72 @@ def add_packages():
         sys.path.append('/packages')
 
 
+class Prepared:
+    """What start() makes for a sandbox whose channel is `fd`, made ahead of
+    it: the python zygote makes these once before it forks (prepare), so that
+    its children find them made. Made in each child, they wrote ~50 of the
+    zygote's pages (the allocations, the calls making them, the sys.stdout
+    they replace, freed), each a copy per sandbox (the probe's count). The
+    zygote's own fd 3, its control connection, is a unix stream socket as
+    each child's channel is: the socket object made on it stays valid when a
+    child's fd 3 is its channel. The zygote never uses them (its fork loop is
+    C), and they are never collected (gc.freeze)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.chan = Channel(fd)
+        self.caps = Caps()
+        self.out = LineCapture(self.chan, 'stdout', 1, self.caps)
+        self.err = LineCapture(self.chan, 'stderr', 2, self.caps)
+        self.stdin = io.StringIO('')
+        # kept, so that the child replacing them frees nothing
+        self.replaced = (sys.stdout, sys.stderr, sys.stdin)
+        # The probe's call (rehearse), packed here: packing it there would
+        # count pages no child writes. Shaped like the daemon's frames, of
+        # code it has no bytecode for (wantCompiled): a fresh sandbox's first
+        # call of new code finds what compiling writes copied already. (Of
+        # code the daemon has seen the bytecode comes with the call, and
+        # those ~40 pages, of ~390, are copied for nothing: measured by
+        # rehearsing that instead.)
+        self.rehearsal = Channel.frame({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}', 'filename': 'rehearsal',
+                                        'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}',
+                                        'resultMax': 1 << 20, 'logMax': 1 << 20, 'wantCompiled': 1 << 20})
+
+
+PREPARED = None  # a Prepared, in the python zygote and the programs it forks
+
+
+def prepare(fd=3):
+    """Makes start()'s objects ahead, for the programs this process will fork:
+    each runs on `fd` and has no packages (a function with packages gets a
+    spawned sandbox, daemon/pool/runner.ts)."""
+    global PREPARED
+    PREPARED = Prepared(fd)
+
+
 def start(fd):
     """Everything a sandbox does before its first call, ending with `ready`
     on `fd`."""
     if not WARMED:
         warm_up()  # it installs __hearth_return__ too (inherited when forked)
-    chan = Channel(fd)
-    caps = Caps()
-    out = LineCapture(chan, 'stdout', 1, caps)
-    err = LineCapture(chan, 'stderr', 2, caps)
+    made = PREPARED if PREPARED is not None and PREPARED.fd == fd else None
+    if made is not None:
+        chan, caps, out, err, stdin = made.chan, made.caps, made.out, made.err, made.stdin
+    else:
+        chan = Channel(fd)
+        caps = Caps()
+        out = LineCapture(chan, 'stdout', 1, caps)
+        err = LineCapture(chan, 'stderr', 2, caps)
+        stdin = io.StringIO('')
     # sys.__stdout__ too: code that restores it, or writes there to get past a
     # redirection, reaches the captured stream (the original, block-buffered
     # on fd 1, lost what it held when the sandbox ended)
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__ = out, err
-    sys.stdin = io.StringIO('')
+    sys.stdin = stdin
     if not HIDDEN:
         hide_hearth()
-    add_packages()
+    if made is None:
+        add_packages()
     chan.send({'t': 'ready', 'runtime': 'python', 'pid': os.getpid()})
     return chan, out, err, caps
 
@@ -316,17 +377,26 @@ def main(fd=3, started=None):
         chan.send(reply)
 
 
-def rehearse(started=None):
-    """A sandbox's start and one call, on a socket pair, with hearth's own code;
-    `started` is called between the two."""
+def rehearsal():
+    """A socket pair holding the probe's call, made (in the zygote) before the
+    probe is forked: made in the probe, it mapped code a child does not run
+    before its first call, which the probe then took for its start's, not
+    its call's (the probe's count, ../zygote/probe.h): the child's first call
+    faulted it in (13 faults where 3). Its fds are the zygote's: a sandbox's
+    init closes every fd but its own (../zygote/isolate.c, arrange_fds)."""
     end, peer = socket.socketpair()
-    # wantCompiled: as a fresh sandbox's first call of code the daemon has no bytecode for
-    call = msgpack.packb({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}', 'wantCompiled': 1 << 20,
-                          'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}'},
-                         use_bin_type=True)
-    peer.sendall(HEADER.pack(len(call)) + call)
+    peer.sendall(PREPARED.rehearsal)
     peer.shutdown(socket.SHUT_WR)
-    main(end.detach(), started)
+    return end, peer
+
+
+def rehearse(pair, started=None):
+    """A forked program's start and first call, on `pair` (rehearsal()) moved
+    to the prepared channel's fd, with hearth's own code; `started` is called
+    between the two. In the zygote's probe, which closed the zygote's control
+    connection on that fd."""
+    os.dup2(pair[0].fileno(), PREPARED.fd)
+    main(PREPARED.fd, started)
 
 
 if __name__ == '__main__':

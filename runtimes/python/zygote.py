@@ -89,6 +89,13 @@ def main():
     # latency unchanged.
     bootstrap.warm_up()
     bootstrap.hide_hearth()  # nothing is imported from here on
+    # Its children's channel, caps and captured streams, made once here (bootstrap.Prepared).
+    bootstrap.prepare(CONTROL_FD)
+    # Looked up here: ctypes makes a function's object at its first use, which
+    # would be in each child (and in the probe, mapping code no child runs).
+    after_fork_child = ctypes.pythonapi.PyOS_AfterFork_Child
+    probe_started, probe_done = core.hz_probe_started, core.hz_probe_done
+    rehearsal = bootstrap.rehearsal()
     # Objects made so far are never collected: a child's GC then leaves the
     # zygote's pages shared instead of touching every object header.
     gc.collect()
@@ -98,15 +105,15 @@ def main():
         # The probe (../zygote/probe.c): a program's start and first call
         # rehearsed with hearth's own code, then the pages it copied (and
         # those of code its call mapped) are reported and it exits.
-        ctypes.pythonapi.PyOS_AfterFork_Child()
-        bootstrap.rehearse(core.hz_probe_started)
-        core.hz_probe_done()
+        after_fork_child()
+        bootstrap.rehearse(rehearsal, probe_started)
+        probe_done()
     if rc != 0:
         os._exit(0 if rc in (1, 2) else 70)
     # A forked program: the fork happened in C, so Python's own after-fork
     # work (thread state, locks, os.register_at_fork hooks such as random's
     # reseeding) runs now.
-    ctypes.pythonapi.PyOS_AfterFork_Child()
+    after_fork_child()
     try:
         bootstrap.main()
     finally:

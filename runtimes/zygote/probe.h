@@ -13,7 +13,7 @@
  * probe child, forked like a program but without isolation (it runs no user
  * code: zygote.py or zygote.mjs rehearses the bootstrap's calls in it and calls
  * hz_probe_done), reports the pages it copied into `runs` (at most `max`,
- * *nruns of them); every child then prefaults those (python: ~410 of ~1,850
+ * *nruns of them); every child then prefaults those (python: ~350 of ~2,450
  * writable pages, measured).
  * Returns 1 in the probe (which closed `ctl` and `pidns`, the zygote's); 0 in
  * the zygote, learned or not (*nruns 0: a python child prefaults everything,
@@ -26,7 +26,7 @@ int learn_pages (int ctl, int pidns, struct page_run *runs, size_t max, size_t *
  * yet): the read-only pages (code, constants) it maps after this are those a
  * child's first call would fault in one by one (fork copies none of them),
  * and hz_probe_done reports them too, for each child to map at once before
- * its `ready` (prefault_runs). Only the call's (~190 pages): the start's own
+ * its `ready` (prefault_runs). Only the call's (~340 pages): the start's own
  * faults come before `ready`, off any call's path. Measured: a python
  * child's first call took 19-20 page faults, 4-5 with these mapped.
  */
