@@ -41,8 +41,8 @@ export interface Rlimits { data?: number, nproc?: number, core?: number }
 export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits, cgroup?: string }
 export interface KillCommand { t: 'kill', nonce: string }
 export type ZygoteCommand = ForkCommand | KillCommand
-/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `premap`: read-only pages (code) it maps at once, as learned; `cgroups`: it holds /run/hearth-cgroup */
-export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, premap?: number, cgroups?: boolean }
+/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `premap`: read-only pages (code) it maps at once, as learned; `precompile`: pages it copies or maps at once before its first compile of user code, as learned; `cgroups`: it holds /run/hearth-cgroup */
+export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, premap?: number, precompile?: number, cgroups?: boolean }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
 /** `pid`: init's, in the zygote's namespace; `placed`: born in its cgroup; else `program`: the daemon places init's only child (a forked program), not init. */
 export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean, placed?: boolean }

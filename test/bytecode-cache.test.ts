@@ -63,3 +63,15 @@ t.test('bytecode over what a sandbox\'s frame may carry is not sent, and the cal
   t.equal((await call(small, { language: 'python', code: 'return 7', input: '{}' })).result?.data, '7')
   t.ok(small.bytecode.get('return 7') !== undefined, 'a small one is kept')
 })
+
+t.test('whether fresh sandboxes are forked ready to compile follows what their first calls lately did', async (t) => {
+  const { BytecodeCache } = await import('../daemon/sandbox/bytecode-cache.js')
+  const cache = new BytecodeCache()
+  t.ok(cache.compiles, 'nothing seen: ready to compile, as every child was before the split')
+  for (let i = 0; i < 5; i++) cache.firstCall(false)
+  t.ok(cache.compiles, 'a few loads do not turn it')
+  for (let i = 0; i < 5; i++) cache.firstCall(false)
+  t.notOk(cache.compiles, 'ten first calls that loaded bytecode: children are forked without the compile\'s pages')
+  for (let i = 0; i < 6; i++) cache.firstCall(true)
+  t.ok(cache.compiles, 'then six that compiled: with them again')
+})

@@ -279,6 +279,9 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
   const premapped = pythonRuntime(runner).premapPages as number
   t.ok(premapped > 0, `the probe learned ${premapped} pages of code and constants a first call maps`)
+  // What a first compile adds (the first call below compiles): copied and mapped just before it (zygote/probe.h, hz_probe_answered).
+  const precompiled = pythonRuntime(runner).precompilePages as number
+  t.ok(precompiled > 0, `the probe learned ${precompiled} pages a first compile copies or maps`)
   // Its program: a python3 running zygote.py whose parent is its sandbox's init (the zygote's is bwrap).
   const programs = (): number[] => zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && comm(parentOf(pid)) !== 'bwrap')
   const faults = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
@@ -295,6 +298,21 @@ t.test('a forked python child maps at once the code its first call runs: that ca
     const taken = faults(program) - before
     t.ok(taken <= 8, `${taken} page faults in the first call, ${what} and its answer included (19-20 when each page of code is faulted in)`)
   }
+  // Once most first calls load bytecode, children are forked without the
+  // compile's pages: a child that does compile copies them in its call, at
+  // once (min_flt counts a populate's pages as faults: ~75 here, not 3).
+  t.ok(runner.bytecode.compiles, 'no first call has loaded bytecode yet: children are forked ready to compile')
+  for (let i = 0; i < 8; i++) t.same(await py(runner, 'return 1'), 1)
+  t.notOk(runner.bytecode.compiles, 'eight first calls loaded bytecode: children are forked without the compile\'s pages')
+  await py(runner, 'return 1') // the child forked before that
+  const fresh = (): number[] => programs().filter((pid) => !served.has(pid))
+  await waitFor(() => fresh().length === 1 && runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'a python sandbox ready')
+  const program = fresh()[0] as number
+  const before = faults(program)
+  const r = await call(runner, { language: 'python', code: 'return 2 * 21', input: '{}', functionKey: 'premap/f3@1' })
+  t.equal(r.result?.data, '42')
+  const taken = faults(program) - before
+  t.ok(taken > 8 && taken <= precompiled + 8, `${taken} page faults in a first call that compiles, ${precompiled} pages copied or mapped at once before its compile included`)
 })
 
 /** What of hearth's own a python sandbox's code could see (python-module.test.ts has the whole check). */

@@ -145,7 +145,7 @@ export class Runner {
         const began = process.hrtime.bigint()
         const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, layerBind(runtime, layer)] }
         const launch = forked
-          ? forker.launch(limits, runtime)
+          ? forker.launch(limits, runtime, runtime === 'python' && this.bytecode.compiles)
           : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns, pipes }, limits)
         let sandbox: Sandbox
         try {

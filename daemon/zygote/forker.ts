@@ -48,6 +48,8 @@ export interface ForkerStats {
   readonly prefaultPages?: number
   /** read-only pages (code) a forked child maps at once, learned by the same probe */
   readonly premapPages?: number
+  /** pages a forked child copies or maps at once before its first compile of user code (python; learned by the same probe) */
+  readonly precompilePages?: number
   /** cgroup v2: this runtime's sandboxes born in their cgroup so far (clone3), not moved there by the daemon */
   readonly bornInCgroup?: number
 }
@@ -86,8 +88,12 @@ export class Forker {
     return this.unavailable === null && !this.closed
   }
 
-  /** How a `runtime` sandbox with `limits` comes to life: forked, placed in its cgroup, then let go. */
-  launch (limits: SandboxLimits, runtime: ZygoteRuntime): Launch {
+  /**
+   * How a `runtime` sandbox with `limits` comes to life: forked, placed in its
+   * cgroup, then let go. `precompile`: its first call will likely compile
+   * (python): what a compile writes is copied before it is ready, not in that call.
+   */
+  launch (limits: SandboxLimits, runtime: ZygoteRuntime, precompile = false): Launch {
     return async (signal) => {
       const zygote = await this.zygote()
       const nonce = randomBytes(16).toString('hex')
@@ -106,7 +112,7 @@ export class Forker {
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        const fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined)
+        const fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined, precompile)
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
@@ -137,7 +143,7 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages } : {}),
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages } : {}),
       ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
     }
   }

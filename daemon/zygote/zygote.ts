@@ -53,6 +53,8 @@ export class Zygote {
   prefaultPages = 0
   /** read-only pages (libraries' code and constants) each python child maps at once, learned by the same probe */
   premapPages = 0
+  /** pages (written and read-only) each python child copies or maps at once before its first compile of user code, learned by the same probe */
+  precompilePages = 0
   /** it holds the sandboxes' parent cgroup (v2), to fork each one's init into its cgroup */
   holdsCgroups = false
   private readonly child: ChildProcess
@@ -146,16 +148,17 @@ export class Zygote {
    * Forks a child that will connect to the rendezvous socket with `nonce`.
    * Resolves with its host pid once the zygote has forked it. With `cgroup`
    * (a directory of the sandboxes' parent cgroup) the zygote forks its init
-   * into that cgroup when it can (Fork.hostPid null).
+   * into that cgroup when it can (Fork.hostPid null). `precompile`: a python
+   * child copies what a compile writes before it is ready (forker.ts).
    */
-  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits, cgroup?: string): Promise<Fork> {
+  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits, cgroup?: string, precompile = false): Promise<Fork> {
     if (!this.alive) throw new Error('the zygote is gone')
     this.forks++
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((resolve) => { resolveExit = resolve })
     return await new Promise<Fork>((resolve, reject) => {
       this.children.set(nonce, { fork: { resolve, reject }, exited, resolveExit })
-      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }), ...(cgroup === undefined ? {} : { cgroup }) })
+      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }), ...(cgroup === undefined ? {} : { cgroup }), ...(precompile ? { precompile: 1 } : {}) })
     })
   }
 
@@ -208,6 +211,7 @@ export class Zygote {
         this.hostPid = pid
         this.prefaultPages = typeof msg.prefault === 'number' ? msg.prefault : 0
         this.premapPages = typeof msg.premap === 'number' ? msg.premap : 0
+        this.precompilePages = typeof msg.precompile === 'number' ? msg.precompile : 0
         this.holdsCgroups = msg.cgroups === true
         this.onReady?.(null)
         return

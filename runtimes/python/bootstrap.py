@@ -261,16 +261,18 @@ class Prepared:
         self.stdin = io.StringIO('')
         # kept, so that the child replacing them frees nothing
         self.replaced = (sys.stdout, sys.stderr, sys.stdin)
-        # The probe's call (rehearse), packed here: packing it there would
-        # count pages no child writes. Shaped like the daemon's frames, of
-        # code it has no bytecode for (wantCompiled): a fresh sandbox's first
-        # call of new code finds what compiling writes copied already. (Of
-        # code the daemon has seen the bytecode comes with the call, and
-        # those ~40 pages, of ~390, are copied for nothing: measured by
-        # rehearsing that instead.)
-        self.rehearsal = Channel.frame({'t': 'run', 'id': 1, 'key': 'rehearsal', 'input': '{"a": [1, 2]}', 'filename': 'rehearsal',
-                                        'code': 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}',
-                                        'resultMax': 1 << 20, 'logMax': 1 << 20, 'wantCompiled': 1 << 20})
+        # The probe's calls (rehearse), packed here: packing them there would
+        # count pages no child writes. Shaped like the daemon's frames: a
+        # first call of code the daemon has seen (its bytecode comes with
+        # it), then one of code it has not (it asks for the bytecode), which
+        # compiles: what that adds is copied only before a child's first
+        # compile (../zygote/probe.h, hz_probe_answered; ~70 of ~350 pages).
+        code = 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}'
+        call = {'t': 'run', 'input': '{"a": [1, 2]}', 'filename': 'rehearsal', 'code': code, 'resultMax': 1 << 20, 'logMax': 1 << 20}
+        self.rehearsal = (Channel.frame(dict(call, id=1, key='seen', compiled=dump_module(compile_module(code))))
+                          + Channel.frame(dict(call, id=2, key='new', wantCompiled=1 << 20)))
+        # set by the zygote: copies what a first compile writes (hz_prefault_compile)
+        self.before_compile = None
 
 
 PREPARED = None  # a Prepared, in the python zygote and the programs it forks
@@ -321,14 +323,17 @@ def send_compiled(chan, call_id, loaded, max_bytes):
     chan.send({'t': 'compiled', 'id': call_id, 'data': data} if len(data) <= max_bytes else {'t': 'compiled', 'id': call_id})
 
 
-def main(fd=3, started=None):
+def main(fd=3, started=None, answered=None):
     """Serves calls on `fd` until the daemon closes it. The zygote's probe runs
-    it too, on a socket pair holding one call, to learn which of the zygote's
+    it too, on a socket pair holding two calls, to learn which of the zygote's
     pages a sandbox writes up to the end of its first call, and which it maps
-    during that call (rehearse: `started` is called in between)."""
+    during that call (rehearse: `started` is called in between), and what a
+    first compile adds (`answered` is called after the first call)."""
     chan, out, err, caps = start(fd)
     if started is not None:
         started()
+    # a forked program's: copies at once what a compile writes, before its first
+    before_compile = PREPARED.before_compile if PREPARED is not None and PREPARED.fd == fd else None
     cached_key = None
     cached = None
     while True:
@@ -346,6 +351,9 @@ def main(fd=3, started=None):
             key = msg.get('key')
             if msg.get('code') is not None:
                 cached_key, cached = key, None  # a failed compile must not leave old code behind
+                if before_compile is not None and msg.get('compiled') is None:
+                    before_compile()
+                    before_compile = None
                 try:
                     cached = load_module(msg['code'], msg.get('compiled'))
                 except SyntaxError as exc:
@@ -375,10 +383,13 @@ def main(fd=3, started=None):
             err.end_call()
             reply = dict(caps.error(describe(exc)), t='error', id=call_id)
         chan.send(reply)
+        if answered is not None:
+            answered()
+            answered = None
 
 
 def rehearsal():
-    """A socket pair holding the probe's call, made (in the zygote) before the
+    """A socket pair holding the probe's calls, made (in the zygote) before the
     probe is forked: made in the probe, it mapped code a child does not run
     before its first call, which the probe then took for its start's, not
     its call's (the probe's count, ../zygote/probe.h): the child's first call
@@ -390,13 +401,13 @@ def rehearsal():
     return end, peer
 
 
-def rehearse(pair, started=None):
-    """A forked program's start and first call, on `pair` (rehearsal()) moved
+def rehearse(pair, started=None, answered=None):
+    """A forked program's start and two calls, on `pair` (rehearsal()) moved
     to the prepared channel's fd, with hearth's own code; `started` is called
-    between the two. In the zygote's probe, which closed the zygote's control
-    connection on that fd."""
+    after the start, `answered` after the first call. In the zygote's probe,
+    which closed the zygote's control connection on that fd."""
     os.dup2(pair[0].fileno(), PREPARED.fd)
-    main(PREPARED.fd, started)
+    main(PREPARED.fd, started, answered)
 
 
 if __name__ == '__main__':

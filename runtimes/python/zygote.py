@@ -94,7 +94,8 @@ def main():
     # Looked up here: ctypes makes a function's object at its first use, which
     # would be in each child (and in the probe, mapping code no child runs).
     after_fork_child = ctypes.pythonapi.PyOS_AfterFork_Child
-    probe_started, probe_done = core.hz_probe_started, core.hz_probe_done
+    probe_started, probe_answered, probe_done = core.hz_probe_started, core.hz_probe_answered, core.hz_probe_done
+    bootstrap.PREPARED.before_compile = core.hz_prefault_compile
     rehearsal = bootstrap.rehearsal()
     # Objects made so far are never collected: a child's GC then leaves the
     # zygote's pages shared instead of touching every object header.
@@ -106,7 +107,7 @@ def main():
         # rehearsed with hearth's own code, then the pages it copied (and
         # those of code its call mapped) are reported and it exits.
         after_fork_child()
-        bootstrap.rehearse(rehearsal, probe_started)
+        bootstrap.rehearse(rehearsal, probe_started, probe_answered)
         probe_done()
     if rc != 0:
         os._exit(0 if rc in (1, 2) else 70)

@@ -198,8 +198,10 @@ void prefault_writable (void) {
   each_private(1, copy_all, NULL);
 }
 
-void prefault_runs (const struct page_run *runs, size_t n) {
-  for (size_t i = 0; i < n; i++) populate(runs[i].start, runs[i].pages * PAGE, runs[i].map);
+void prefault_runs (const struct page_run *runs, size_t n, uint32_t phase) {
+  for (size_t i = 0; i < n; i++) {
+    if ((runs[i].map & RUN_COMPILE) == phase) populate(runs[i].start, runs[i].pages * PAGE, runs[i].map & RUN_MAP);
+  }
 }
 
 struct learning {
@@ -244,8 +246,8 @@ static size_t learn (int writable, struct page_run *out, size_t max, const struc
   return l.n;
 }
 
-size_t dirty_runs (struct page_run *out, size_t max) {
-  return learn(1, out, max, NULL, 0);
+size_t dirty_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {
+  return learn(1, out, max, except, nexcept);
 }
 
 size_t mapped_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept) {

@@ -77,12 +77,16 @@ void become_reaper (int image, pid_t program);
 #define PAGE 4096UL
 
 /* Pages [start, start + pages * PAGE): to copy (a private writable
- * mapping's), or, `map` set, to map (a read-only one's: a file's pages). */
+ * mapping's), or, RUN_MAP set in `map`, to map (a read-only one's: a file's
+ * pages); at the fork, or, RUN_COMPILE set, before the program's first
+ * compile of user code (prefault_runs). */
 struct page_run {
   uintptr_t start;
   uint32_t pages;
   uint32_t map;
 };
+#define RUN_MAP 1u
+#define RUN_COMPILE 2u
 
 /*
  * In a forked Python program, before any Python runs: copies the zygote's
@@ -98,11 +102,13 @@ struct page_run {
  * when there was no probe (4x as many, measured).
  */
 void prefault_writable (void);
-void prefault_runs (const struct page_run *runs, size_t n);
+/* The runs of `runs` whose RUN_COMPILE bit is `phase` (0: at the fork; RUN_COMPILE: before a first compile). */
+void prefault_runs (const struct page_run *runs, size_t n, uint32_t phase);
 
 /* The pages this process has copied from the zygote so far: present, private,
- * writable and mapped by it alone (/proc/self/pagemap), as at most `max` runs. */
-size_t dirty_runs (struct page_run *out, size_t max);
+ * writable and mapped by it alone (/proc/self/pagemap), as at most `max` runs,
+ * but those in `except` (address order). */
+size_t dirty_runs (struct page_run *out, size_t max, const struct page_run *except, size_t nexcept);
 
 /* The pages of its private read-only mappings (libraries' code and constants)
  * this process has mapped so far, but those in `except` (address order): fork

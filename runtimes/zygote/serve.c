@@ -55,6 +55,11 @@ int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, in
   return send_frame(z, &o);
 }
 
+/* The zygote this process serves, or, in a program, the copy it was forked from. */
+static struct zygote *serving;
+/* In a program: the pages of a first compile are copied (hz_prefault_compile). */
+static int compile_prefaulted;
+
 #define CGROUP_NAME_MAX 64
 
 /* A sandbox cgroup's name (limits/: <language>-<daemon pid>-<n>): one path component. */
@@ -145,8 +150,15 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   }
   if (pid == 0) { /* a copy of the zygote (an executed program went from init) */
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
-    if (z->nruns > 0) prefault_runs(z->runs, z->nruns);
-    else if (hz_interp->prefault_all) prefault_writable();
+    if (z->nruns > 0) {
+      prefault_runs(z->runs, z->nruns, 0);
+      /* the daemon expects a compile (most fresh sandboxes' first calls compiled lately): its pages now, before ready */
+      struct value precompile = map_get(msg, len, "precompile");
+      if (precompile.kind == K_INT && precompile.i == 1) {
+        prefault_runs(z->runs, z->nruns, RUN_COMPILE);
+        compile_prefaulted = 1;
+      }
+    } else if (hz_interp->prefault_all) prefault_writable();
     return IS_PROGRAM;
   }
   /* init, which shares our memory, says whether it entered the lent
@@ -255,8 +267,14 @@ static int last_cap (void) {
   return cap;
 }
 
+void hz_prefault_compile (void) {
+  if (serving != NULL && !compile_prefaulted) prefault_runs(serving->runs, serving->nruns, RUN_COMPILE);
+  compile_prefaulted = 1;
+}
+
 int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_options, const uint8_t *bpf, size_t bpf_len, char *const *node_argv) {
   static struct zygote z;
+  serving = &z;
   z.ctl = ctl;
   z.reaper = reaper;
   z.init_stack = mmap(NULL, INIT_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -295,15 +313,16 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     return 2;
   }
   netns_pool_open(&z.nets);
-  out_map(&o, 6);
+  out_map(&o, 7);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
   out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);
   out_cstr(&o, "runtime"); out_cstr(&o, hz_interp->runtime);
   out_cstr(&o, "pid"); out_int(&o, getpid());
-  size_t pages[2] = { 0, 0 };
-  for (size_t i = 0; i < z.nruns; i++) pages[z.runs[i].map] += z.runs[i].pages;
+  size_t pages[4] = { 0, 0, 0, 0 };
+  for (size_t i = 0; i < z.nruns; i++) pages[z.runs[i].map & (RUN_MAP | RUN_COMPILE)] += z.runs[i].pages;
   out_cstr(&o, "prefault"); out_int(&o, (int64_t)pages[0]);
-  out_cstr(&o, "premap"); out_int(&o, (int64_t)pages[1]);
+  out_cstr(&o, "premap"); out_int(&o, (int64_t)pages[RUN_MAP]);
+  out_cstr(&o, "precompile"); out_int(&o, (int64_t)(pages[RUN_COMPILE] + pages[RUN_COMPILE | RUN_MAP]));
   if (send_frame(&z, &o) != 0) return -1;
 
   for (;;) {
