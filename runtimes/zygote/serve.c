@@ -133,6 +133,9 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
       z->cloned = 0;
     }
   }
+  /* the daemon expects a compile (most fresh sandboxes' first calls compiled lately): its pages at the fork too */
+  struct value pc = map_get(msg, len, "precompile");
+  int precompile = pc.kind == K_INT && pc.i == 1;
   z->net = (struct netns_lease){ netns_take(&z->nets), 0 };
   pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, &placed);
   int err = errno;
@@ -152,9 +155,7 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (z->nruns > 0) {
       prefault_runs(z->runs, z->nruns, 0);
-      /* the daemon expects a compile (most fresh sandboxes' first calls compiled lately): its pages now, before ready */
-      struct value precompile = map_get(msg, len, "precompile");
-      if (precompile.kind == K_INT && precompile.i == 1) {
+      if (precompile) {
         prefault_runs(z->runs, z->nruns, RUN_COMPILE);
         compile_prefaulted = 1;
       }
