@@ -55,12 +55,16 @@ async function bornInCgroups (t: Test, env: Env): Promise<{ runner: Runner, warn
 }
 let made = 0
 
-/** What sits in the cgroup of a ready sandbox of `language` (a pool's), once it holds `count` processes. */
+/**
+ * What sits in the cgroup of a ready sandbox of `language` (a pool's), once it
+ * holds `count` processes and its init has executed the reaper (one caught
+ * executing it, read as "", failed a fresh-clone CI run).
+ */
 async function heldBy (parent: string, language: string, count: number): Promise<string[]> {
   let held: string[] = []
   await waitFor(() => {
     // Empty ones are spares (spares.ts), kept from ended sandboxes.
-    held = readdirSync(parent).filter((d) => d.startsWith(`${language}-`)).map((d) => cmdlines(join(parent, d, 'cgroup.procs'))).find((h) => h.length === count) ?? []
+    held = readdirSync(parent).filter((d) => d.startsWith(`${language}-`)).map((d) => cmdlines(join(parent, d, 'cgroup.procs'))).find((h) => h.length === count && h.some((c) => c.startsWith('hearth-reaper '))) ?? []
     return held.length === count
   }, 10_000, `a ready ${language} sandbox`)
   return held.sort()
