@@ -14,7 +14,7 @@ import { zygoteLibrary } from './zygote/library.js'
 export type { RuntimeFiles } from './sandbox/runtimes.js'
 
 /** What bootstrap.py imports from beside it. */
-const PYTHON_MODULES = ['hearth_caps.py', 'hearth_code.py', 'hearth_errors.py', 'hearth_result.py']
+const PYTHON_MODULES = ['hearth_caps.py', 'hearth_code.py', 'hearth_errors.py', 'hearth_result.py', 'hearth_streams.py']
 
 /** What sandboxes and the node zygote run of runtimes/node, each bundled into one file. */
 const NODE_ENTRIES = ['bootstrap.mjs', 'zygote.mjs']

@@ -101,7 +101,7 @@ t.test('hearth stays out of the way: no bootstrap in __main__ or sys.modules, no
     'def here(): pass',
     'return {',
     '    "internals": [n for n in ("Channel", "compile_module", "run_module", "main") if hasattr(me, n)],',
-    '    "modules": [n for n in ("bootstrap", "hearth_caps", "hearth_code", "hearth_errors", "hearth_result", "msgpack") if n in sys.modules],',
+    '    "modules": [n for n in ("bootstrap", "hearth_caps", "hearth_code", "hearth_errors", "hearth_result", "hearth_streams", "msgpack") if n in sys.modules],',
     '    "path": [p for p in sys.path if p == "/hearth" or p.endswith("-packages")],',
     '    "argv": sys.argv, "source": inspect.getsource(here).strip(),',
     '}'
