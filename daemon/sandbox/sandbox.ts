@@ -180,9 +180,11 @@ export class Sandbox {
       frame = encodeFrame({ t: 'run', id, key: call.key, input: call.input, filename: call.filename, ...this.caps })
     } else {
       const compiled = this.opts.bytecode?.get(call.code)
-      if (this.uses === 1) this.opts.bytecode?.firstCall(compiled === undefined)
-      // Bytecode is asked only of a sandbox no user code has run in yet: what it sends then is the bootstrap's.
-      if (compiled === undefined && this.uses === 1 && this.opts.bytecode !== undefined) compiling = call.code
+      if (this.uses === 1 && this.opts.bytecode !== undefined) {
+        this.opts.bytecode.firstCall(compiled === undefined)
+        // Bytecode is asked only of a sandbox no user code has run in yet: what it sends then is the bootstrap's.
+        if (compiled === undefined) compiling = call.code
+      }
       const bytecode = compiled !== undefined ? { compiled } : compiling !== undefined ? { wantCompiled: this.bytecodeMax } : {}
       frame = encodeFrame({ t: 'run', id, key: call.key, code: call.code, input: call.input, filename: call.filename, ...this.caps, ...bytecode })
     }

@@ -170,12 +170,17 @@ def prepare(fd=3):
     PREPARED = Prepared(fd)
 
 
+def prepared(fd):
+    """The Prepared made for a program on `fd` (prepare), or None."""
+    return PREPARED if PREPARED is not None and PREPARED.fd == fd else None
+
+
 def start(fd):
     """Everything a sandbox does before its first call, ending with `ready`
     on `fd`."""
     if not WARMED:
         warm_up()  # it installs __hearth_return__ too (inherited when forked)
-    made = PREPARED if PREPARED is not None and PREPARED.fd == fd else None
+    made = prepared(fd)
     if made is not None:
         chan, caps, out, err, stdin = made.chan, made.caps, made.out, made.err, made.stdin
     else:
@@ -217,7 +222,8 @@ def main(fd=3, started=None, answered=None):
     if started is not None:
         started()
     # a forked program's: copies at once what a compile writes, before its first
-    before_compile = PREPARED.before_compile if PREPARED is not None and PREPARED.fd == fd else None
+    made = prepared(fd)
+    before_compile = made.before_compile if made is not None else None
     cached_key = None
     cached = None
     while True:
