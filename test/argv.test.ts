@@ -69,10 +69,20 @@ t.test('a zygote that forks into the sandboxes\' cgroups (v2) holds their parent
   const plain = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096 })
   t.ok(plain.includes('--unshare-all'), 'otherwise every namespace, the cgroup one included')
   t.notOk(plain.includes('/run/hearth-cgroup'))
-  const argv = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096, cgroupsDir: '/sys/fs/cgroup/h.service/hearth' })
+  const argv = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096, cgroups: { version: 2, parent: '/sys/fs/cgroup/h.service/hearth' } })
   t.same(argv.slice(argv.indexOf('/sys/fs/cgroup/h.service/hearth') - 1, argv.indexOf('/sys/fs/cgroup/h.service/hearth') + 2), ['--ro-bind', '/sys/fs/cgroup/h.service/hearth', '/run/hearth-cgroup'])
   t.notOk(argv.some((a) => a === '--unshare-all' || a.startsWith('--unshare-cgroup')), 'with nsdelegate a clone into a cgroup outside its cgroup namespace fails')
   for (const flag of ['--unshare-user', '--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']) t.ok(argv.includes(flag), flag)
+})
+
+t.test('a zygote whose children join their cgroups (v1) holds each hierarchy\'s parent, writable, named after it', async (t) => {
+  const spec = zygoteSpec(files)
+  const parents = { memory: '/sys/fs/cgroup/memory/hearth', pids: '/sys/fs/cgroup/pids/hearth' }
+  const argv = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096, cgroups: { version: 1, parents } })
+  for (const [name, dir] of Object.entries(parents)) {
+    t.same(argv.slice(argv.indexOf(dir) - 1, argv.indexOf(dir) + 2), ['--bind', dir, `/run/hearth-cgroup/${name}`], name)
+  }
+  t.notOk(argv.includes('--unshare-all'))
 })
 
 t.test('the node zygote runs its bundled script single-threaded, with the bootstrap beside it and nothing to execute', async (t) => {

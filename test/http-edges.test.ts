@@ -73,7 +73,8 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
   if (cgroups) t.same(keys(r.body.limits.cgroups), ['made', 'reused', 'spare'])
   t.same(keys(r.body.runtimes), ['node', 'python'])
   for (const runtime of ['node', 'python']) {
-    t.same(keys(r.body.runtimes[runtime]), ['currentForks', 'forks', 'mode', 'precompilePages', 'prefaultPages', 'premapPages', 'retiring', 'start', 'started', 'zygotes'])
+    // bornInCgroup: with a cgroup backend, whose sandboxes zygotes start in their cgroups
+    t.same(keys(r.body.runtimes[runtime]), [...(cgroups ? ['bornInCgroup'] : []), 'currentForks', 'forks', 'mode', 'precompilePages', 'prefaultPages', 'premapPages', 'retiring', 'start', 'started', 'zygotes'])
     t.ok(r.body.runtimes[runtime].prefaultPages > 0, `the ${runtime} zygote's probe learned the pages a child writes`)
   }
   t.same(r.body.pools.map((p: unknown) => keys(p)), Array(3).fill(['borrowed', 'consecutiveFailures', 'language', 'lastError', 'ready', 'spawned', 'starting', 'waiting']))

@@ -336,13 +336,19 @@ t.test('a forked python child finds its captured streams made by the zygote (boo
   t.same(await py(spawned.runner, STREAMS_MADE_HERE), [true, true, true], 'spawned: made at its start')
 })
 
-/** The real limits backend, with `before(n)` run before the nth placement of a forked program into its cgroups (from 0). */
+/**
+ * The real limits backend, with `before(n)` run before the nth placement of a
+ * forked program into its cgroups by the daemon (from 0): without its way for
+ * zygotes to start children in their cgroups (forkInto), so that it places
+ * every one.
+ */
 function hookPlacements (before: (n: number) => Promise<void>): { wrapLimits: (real: LimitsBackend) => LimitsBackend, placements: () => number } {
   let n = 0
   return {
     placements: () => n,
     wrapLimits: (real) => ({
       ...real,
+      forkInto: undefined,
       create: async (id, own) => {
         const sandbox = await real.create(id, own)
         return { ...sandbox, place: async (hostPid) => { await before(n++); await sandbox.place?.(hostPid) } }

@@ -1,5 +1,6 @@
 // The command line of a zygote, as a pure function of its inputs.
 import { dropToHostUid, roBinds, systemView } from '../sandbox/argv.js'
+import type { CgroupsView } from '../sandbox/limits/index.js'
 import type { RuntimeSpec } from '../sandbox/runtimes.js'
 import { PIPES_IN_ZYGOTE, RENDEZVOUS_IN_ZYGOTE } from './rendezvous.js'
 
@@ -14,11 +15,21 @@ export interface ZygoteArgvOptions {
   readonly nodeCommand: readonly string[]
   /** tests force the spawn fallback with false: a zygote without capabilities cannot isolate a child */
   readonly capabilities?: boolean
-  /** cgroup v2: the sandboxes' parent cgroup, bound read-only at /run/hearth-cgroup, to fork into */
-  readonly cgroupsDir?: string
+  /** the sandboxes' cgroups, bound at CGROUPS_IN_ZYGOTE, to start children in */
+  readonly cgroups?: CgroupsView
   /** a host directory bound where children make their pipes, instead of a tmpfs of the zygote's own (rendezvous.ts, PIPES) */
   readonly pipesDir?: string
   readonly bwrap?: string
+}
+
+/** where a zygote finds the sandboxes' cgroups (runtimes/zygote/isolate.h, CGROUPS_DIR) */
+export const CGROUPS_IN_ZYGOTE = '/run/hearth-cgroup'
+
+/** v2: the sandboxes' parent, read-only (clone3 needs no write); v1: each hierarchy's, writable (a child writes its own pid into its cgroup.procs), at a directory named after it. */
+function cgroupBinds (view: CgroupsView | undefined): string[] {
+  if (view === undefined) return []
+  if (view.version === 2) return ['--ro-bind', view.parent, CGROUPS_IN_ZYGOTE]
+  return Object.entries(view.parents).flatMap(([name, dir]) => ['--bind', dir, `${CGROUPS_IN_ZYGOTE}/${name}`])
 }
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty']
@@ -51,7 +62,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     // with nsdelegate (systemd mounts cgroup2 so) a clone into a cgroup
     // outside the caller's cgroup namespace fails (ENOENT). Each child enters
     // one of its own before any user code runs.
-    ...(o.cgroupsDir === undefined ? ['--unshare-all'] : ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']),
+    ...(o.cgroups === undefined ? ['--unshare-all'] : ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']),
     '--unshare-user',
     // Capabilities inside the zygote's own user namespace, which owns its
     // mount, pid and network namespaces: what a child needs to make its own.
@@ -69,7 +80,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     '--ro-bind', o.rendezvousDir, RENDEZVOUS_IN_ZYGOTE,
     // where each child makes its stdout and stderr pipes (isolate.c, make_pipe): the zygote's own, or a host directory
     ...(o.pipesDir === undefined ? ['--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE] : ['--bind', o.pipesDir, PIPES_IN_ZYGOTE]),
-    ...(o.cgroupsDir === undefined ? [] : ['--ro-bind', o.cgroupsDir, '/run/hearth-cgroup']),
+    ...cgroupBinds(o.cgroups),
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/tmp',

@@ -22,8 +22,8 @@ export interface ForkerOptions {
   readonly maxForks: number
   readonly maxAgeMs: number
   readonly startTimeoutMs: number
-  /** cgroup v2, enabled: each zygote is moved under `parent` (bound into it at /run/hearth-cgroup, argv.ts) and forks each sandbox's init into its cgroup */
-  readonly cgroups?: Pick<ForkIntoCgroups, 'parent' | 'adopt'>
+  /** enabled: each zygote is adopted (v2: moved under the sandboxes' parent) and starts each sandbox in its cgroups (bound into it, argv.ts) */
+  readonly cgroups?: Pick<ForkIntoCgroups, 'adopt'>
   readonly onStderr?: (line: string) => void
   /** the host directory bound into its zygotes for children's pipes, when the daemon cannot reach a zygote's own (rendezvous.ts) */
   readonly hostPipes?: string
@@ -50,7 +50,7 @@ export interface ForkerStats {
   readonly premapPages?: number
   /** pages a forked child copies or maps at once before its first compile of user code (python; learned by the same probe) */
   readonly precompilePages?: number
-  /** cgroup v2: this runtime's sandboxes born in their cgroup so far (clone3), not moved there by the daemon */
+  /** this runtime's sandboxes that entered their cgroup without the daemon so far: born there (v2, clone3) or joined it themselves (v1) */
   readonly bornInCgroup?: number
 }
 

@@ -37,7 +37,7 @@ export interface ForkersOptions {
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
 }
 
-/** cgroup v2: the sandboxes' cgroups readied for the zygotes to fork into; where they cannot be, the daemon places each sandbox. */
+/** The sandboxes' cgroups readied for the zygotes to start children in; where they cannot be, the daemon places each sandbox. */
 async function readyCgroups (o: ForkersOptions): Promise<ForkIntoCgroups | undefined> {
   if (o.forkInto === undefined) return undefined
   try {
@@ -82,7 +82,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     onStderr: (line) => o.warn(`${name}: stderr`, { line }),
     onTrouble: (err) => o.warn(`${name}: ${err.message}`)
   })
-  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroupsDir: cgroups?.parent, pipesDir: hostPipes }
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes }
   const spec = zygoteSpec(o.files)
   const python = new Forker({
     ...common('zygote'),

@@ -91,7 +91,8 @@ static int cover (const char *dir) {
   return mount("none", dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=2,mode=0555");
 }
 
-static void setup_filesystem (const struct isolation *iso) {
+/* `cover_cgroups` 0: the program covers them once it has joined its own (join_cgroups). */
+static void setup_filesystem (const struct isolation *iso, int cover_cgroups) {
   check(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, iso->tmp_options), "mount /tmp");
   /* POSIX shm and semaphores (multiprocessing): private, so siblings share
    * no shm objects; /dev itself stays read-only. */
@@ -107,8 +108,25 @@ static void setup_filesystem (const struct isolation *iso) {
    * load: 14 stack samples of init in that wait per 131 of the zygote
    * waiting for init). */
   check(cover(iso->rendezvous_dir), "cover rendezvous");
-  if (iso->cgroups_dir != NULL) check(cover(iso->cgroups_dir), "cover the sandbox cgroups");
+  if (iso->cgroups_dir != NULL && cover_cgroups) check(cover(iso->cgroups_dir), "cover the sandbox cgroups");
   check(chdir("/tmp"), "chdir /tmp");
+}
+
+/* cgroup v1: the program moves itself into the sandbox's cgroup `name` in
+ * each hierarchy ("0" is the writer), then covers them all. The kernel lets
+ * a process whose uid is the task's move it there once it may write the
+ * cgroup.procs file; the daemon gave those of each sandbox to our uid
+ * (limits/join-v1.ts). */
+static void join_cgroups (const struct isolation *iso, const char *name) {
+  for (size_t i = 0; i < iso->nhierarchies; i++) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/%s/cgroup.procs", iso->cgroups_dir, iso->hierarchies[i], name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("open a sandbox cgroup's cgroup.procs");
+    if (write(fd, "0", 1) != 1) fail("join the sandbox cgroup");
+    close(fd);
+  }
+  check(cover(iso->cgroups_dir), "cover the sandbox cgroups");
 }
 
 /* Closes fds [first, last]: close_range(2), or one by one where it is missing (before Linux 5.9). */
@@ -283,7 +301,7 @@ static void await_placement (int fd) {
   if (read(fd, &go, 1) != 1 || go != 'g') _exit(EXIT_SETUP_FAILED); /* the daemon gave up on us */
 }
 
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, struct netns_lease *net) {
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, const char *join, struct netns_lease *net) {
   /* An executed program cannot wait for its placement before it runs: init
    * waits instead, holding the zygote (which waits for init) that long. */
   int executed = prog->argv != NULL;
@@ -302,7 +320,8 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
   int namespaces = executed || placed ? NAMESPACES | CLONE_NEWCGROUP : NAMESPACES;
   if (net != NULL && netns_enter(net)) namespaces &= ~CLONE_NEWNET;
   check(unshare(namespaces), "unshare");
-  setup_filesystem(iso);
+  if (executed) join = NULL;
+  setup_filesystem(iso, join == NULL);
   arrange_fds(&ch, reaper);
   check(setsid() < 0 ? -1 : 0, "setsid"); /* no controlling terminal to push input into (TIOCSTI) */
   if (executed) {
@@ -317,11 +336,12 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
     drop_privileges(iso, 0);
     return program;
   }
-  /* The program: unless born in its cgroup with init, the daemon places it
-   * (not init) there while the zygote forks the next sandbox, then lets it
-   * go. Nothing of it runs before: its prefault and everything after is
-   * charged to the sandbox. */
+  /* The program: unless born in its cgroup with init, it joins its cgroups
+   * itself (v1), or the daemon places it (not init) there, while the zygote
+   * forks the next sandbox; then the daemon lets it go. Nothing of it runs
+   * before: its prefault and everything after is charged to the sandbox. */
   close(*reaper);
+  if (join != NULL) join_cgroups(iso, join);
   if (nonce != NULL) await_placement(3);
   if (!placed) check(unshare(CLONE_NEWCGROUP), "unshare cgroup");
   drop_privileges(iso, 1);

@@ -8,12 +8,16 @@
 #include <sys/types.h>
 
 #define EXIT_SETUP_FAILED 70
-/* Where the daemon binds the sandboxes' parent cgroup (v2) into a zygote. */
+/* Where the daemon binds the sandboxes' parent cgroup into a zygote: v2's
+ * itself; on v1, each hierarchy's, in a directory named after it. */
 #define CGROUPS_DIR "/run/hearth-cgroup"
+#define MAX_HIERARCHIES 8
 
 struct isolation {
   const char *rendezvous_dir;   /* bound read-only into the zygote (its pipes/ read-write); covered by each child */
   const char *cgroups_dir;      /* CGROUPS_DIR when the zygote has it, else NULL; covered by each child */
+  char *hierarchies[MAX_HIERARCHIES]; /* cgroup v1: the hierarchies' directories in it; none on v2 */
+  size_t nhierarchies;
   char rendezvous_sock[128];
   const char *tmp_options;      /* tmpfs options of /tmp and /dev/shm */
   const uint8_t *bpf;           /* seccomp program (raw sock_filter array), or NULL */
@@ -53,6 +57,10 @@ struct channels {
  * `placed`: init was born in the sandbox's cgroup (clone3), and so was the
  * program: init enters the cgroup namespace with the others, and the go
  * byte comes at once.
+ * `join` (cgroup v1, a forked program): the name of the sandbox's cgroup in
+ * each of iso->hierarchies, which the program joins itself (writing its own
+ * pid into their cgroup.procs, made writable by our uid) before it covers
+ * them and waits for the go byte, which comes at once.
  * Returns the program's pid in init, 0 in a forked program (without *reaper).
  * Any failure: a line on fd 2, exit 70.
  */
@@ -64,7 +72,7 @@ struct program {
 };
 
 struct netns_lease;
-pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, struct netns_lease *net);
+pid_t become_sandbox (const struct isolation *iso, const char *nonce, const struct rlimits *lim, int *reaper, const struct program *prog, int placed, const char *join, struct netns_lease *net);
 
 /*
  * In init, once the program is forked: executes the reaper (reaper/reaper.c,

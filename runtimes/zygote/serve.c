@@ -15,6 +15,7 @@
  * failed (reported as `unavailable`), 3 in the probe child (probe.c), -1 on
  * any other error (on fd 2). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -72,6 +73,38 @@ static int valid_cgroup (struct value v) {
   return 1;
 }
 
+/* cgroup v1: whether our uid may write `name`'s cgroup.procs in every
+ * hierarchy, for the program to join them (isolate.c, join_cgroups). The
+ * first that cannot be ends joining: the daemon places children then. */
+static int joinable (struct zygote *z, const char *name) {
+  for (size_t i = 0; i < z->iso.nhierarchies; i++) {
+    char path[CGROUP_NAME_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s/cgroup.procs", z->iso.hierarchies[i], name);
+    if (faccessat(z->cgroups, path, W_OK, AT_EACCESS) != 0) {
+      fprintf(stderr, "hearth zygote: cannot write the sandbox cgroup's %s: %s; the daemon places each child instead\n", path, strerror(errno));
+      z->joins = 0;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* CGROUPS_DIR without a cgroup.procs of its own is cgroup v1's layout: a
+ * directory per hierarchy (the daemon's binds, zygote/argv.ts); their names,
+ * for children to join their cgroups in each. */
+static void find_hierarchies (struct zygote *z) {
+  if (faccessat(z->cgroups, "cgroup.procs", F_OK, 0) == 0) return;
+  DIR *dir = opendir(CGROUPS_DIR);
+  if (dir == NULL) return;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL && z->iso.nhierarchies < MAX_HIERARCHIES) {
+    if (e->d_name[0] == '.' || e->d_type != DT_DIR) continue;
+    char *copy = strdup(e->d_name);
+    if (copy != NULL) z->iso.hierarchies[z->iso.nhierarchies++] = copy;
+  }
+  closedir(dir);
+}
+
 static int valid_nonce (struct value v) {
   if (v.kind != K_STR || v.len != NONCE_LEN) return 0;
   for (size_t i = 0; i < v.len; i++) {
@@ -123,10 +156,13 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   }
   int cgroup_fd = -1, placed = 0;
   struct value cgroup = map_get(msg, len, "cgroup");
-  if (z->cloned && z->cgroups >= 0 && valid_cgroup(cgroup)) {
-    char name[CGROUP_NAME_MAX + 1];
+  char name[CGROUP_NAME_MAX + 1] = "";
+  if (z->cgroups >= 0 && valid_cgroup(cgroup)) {
     memcpy(name, cgroup.str, cgroup.len);
     name[cgroup.len] = 0;
+  }
+  const char *join = z->joins && !node && name[0] != 0 && joinable(z, name) ? name : NULL;
+  if (z->cloned && name[0] != 0) {
     cgroup_fd = openat(z->cgroups, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (cgroup_fd < 0) {
       fprintf(stderr, "hearth zygote: open the sandbox cgroup %s: %s; the daemon places each child instead\n", name, strerror(errno));
@@ -137,7 +173,7 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   struct value pc = map_get(msg, len, "precompile");
   int precompile = pc.kind == K_INT && pc.i == 1;
   z->net = (struct netns_lease){ netns_take(&z->nets), 0 };
-  pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, &placed);
+  pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, join, &placed);
   int err = errno;
   if (cgroup_fd >= 0) close(cgroup_fd);
   errno = err;
@@ -169,7 +205,7 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   z->net.fd = -1;
   /* The init of an executed program told the daemon itself; a forked one's
    * program waits for its go byte while we go on. */
-  if (!node && tell_forked(z, id, pid, 1, placed) != 0) return -1;
+  if (!node && tell_forked(z, id, pid, 1, placed || join != NULL) != 0) return -1;
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) { /* it could not be watched: it ends now */
     int status;
@@ -239,7 +275,7 @@ static int self_test (struct zygote *z, char *reason, size_t size) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return -1;
   int placed;
-  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1], 0, -1, &placed);
+  pid_t pid = spawn_sandbox(z, NULL, NULL, pipefd[1], 0, -1, NULL, &placed);
   if (pid == 0) _exit(0); /* the program: everything held */
   close(pipefd[1]);
   if (pid < 0) {
@@ -289,7 +325,9 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.iso.last_cap = last_cap();
   /* cgroup v2 with a delegated subtree: the daemon bound the sandboxes' parent here */
   z.cgroups = open(CGROUPS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  z.cloned = z.cgroups >= 0;
+  if (z.cgroups >= 0) find_hierarchies(&z);
+  z.joins = z.iso.nhierarchies > 0;
+  z.cloned = z.cgroups >= 0 && !z.joins;
   z.iso.cgroups_dir = z.cgroups >= 0 ? CGROUPS_DIR : NULL;
   z.net.fd = -1; /* the self-test's init makes its own */
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);

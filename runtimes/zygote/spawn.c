@@ -39,6 +39,7 @@ struct birth {
   int err_fd;        /* the self-test's pipe, or -1 */
   int node;          /* the program executes node */
   int placed;        /* init is born in the sandbox's cgroup */
+  const char *join;  /* cgroup v1: the cgroup the program joins itself, or NULL */
 };
 
 /* Where a program resumes in its own copy of the zygote: spawn_sandbox's
@@ -61,7 +62,7 @@ static int init_main (void *arg) {
   leave_zygote(z);
   if (b->err_fd >= 0) dup2(b->err_fd, 2);
   struct program prog = { b->node ? z->node_argv : NULL, &z->old_mask };
-  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed, &z->net);
+  pid_t program = become_sandbox(&z->iso, b->nonce, b->lim, &reaper, &prog, b->placed, b->join, &z->net);
   if (program == 0) __builtin_longjmp(resume_point, 1);
   become_reaper(reaper, program);
   return EXIT_SETUP_FAILED;
@@ -74,13 +75,14 @@ static int init_main (void *arg) {
  * we wait (CLONE_VFORK) until it has forked the program and executed the
  * reaper: a sandbox costs one copy of the zygote's page tables, not two.
  * With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and so is
- * everything after it; *placed says whether it was.
+ * everything after it; *placed says whether it was. With `join` (cgroup v1),
+ * the program joins that cgroup itself (isolate.h).
  * Returns init's pid, or -1 with errno; returns 0 in the program.
  */
-pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, int *placed) {
+pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, const char *join, int *placed) {
   *placed = 0;
   if (unshare(CLONE_NEWPID) != 0) return -1;
-  struct birth b = { z, nonce, lim, err_fd, node, cgroup_fd >= 0 };
+  struct birth b = { z, nonce, lim, err_fd, node, cgroup_fd >= 0, join };
   hz_interp->before_fork(); /* a python program calls PyOS_AfterFork_Child() */
   if (__builtin_setjmp(resume_point) != 0) return 0;
   pid_t pid = -1;

@@ -24,8 +24,9 @@ struct child { pid_t pid; int pidfd; int netns; char nonce[NONCE_LEN + 1]; };
 
 struct zygote {
   int ctl, own_pidns;
-  int cgroups;     /* CGROUPS_DIR (cgroup v2: the sandboxes' parent), or -1 */
-  int cloned;      /* 0 once a clone into a cgroup failed: the daemon places children then */
+  int cgroups;     /* CGROUPS_DIR (cgroup v2: the sandboxes' parent; v1: theirs in each hierarchy), or -1 */
+  int cloned;      /* v2: 0 once a clone into a cgroup failed: the daemon places children then */
+  int joins;       /* v1: 0 once a sandbox's cgroup could not be joined: the daemon places children then */
   int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
   char *init_stack; /* where init runs (one at a time) */
   char *const *node_argv; /* NULL: no node children */
@@ -46,19 +47,20 @@ struct zygote {
 int send_frame (struct zygote *z, struct out *o);
 
 /* The `forked` frame: `pid` is init's in the zygote's namespace; `placed`:
- * born in its cgroup (clone3), else `program` says whom the daemon places
- * there: init's only child (a forked program, which waits for that on its
- * own), or init itself. */
+ * born in its cgroup (clone3) or joining it itself (v1), else `program` says
+ * whom the daemon places there: init's only child (a forked program, which
+ * waits for that on its own), or init itself. */
 int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, int placed);
 
 /*
  * A sandbox: init is pid 1 of a new pid namespace, sharing our memory while
  * it sets the sandbox up, forks the program and executes the reaper (we
  * wait). With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and
- * so is everything after it; *placed says whether it was. `err_fd` (>= 0):
+ * so is everything after it; *placed says whether it was. With `join` (v1),
+ * the program joins that cgroup itself (isolate.h). `err_fd` (>= 0):
  * init's stderr (the self-test's pipe); `node`: the program executes node.
  * Returns init's pid, or -1 with errno; returns 0 in the program.
  */
-pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, int *placed);
+pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *lim, int err_fd, int node, int cgroup_fd, const char *join, int *placed);
 
 #endif

@@ -2,8 +2,9 @@
 // nested under the daemon's own cgroup of that hierarchy (as on the development hosts).
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { CgroupsToJoin } from './join-v1.js'
 import { Spares, type SpareCgroup } from './spares.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
 
@@ -39,9 +40,10 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     return failed(`cgroup1: cannot make ${join(roots.get('memory') ?? '', name)} and its siblings`, err)
   }
   const dirOf = (controller: Controller, id: string): string => join(parents.get(controller) as string, id)
+  const forkInto = new CgroupsToJoin(parents)
 
   /** One sandbox's cgroups, one per hierarchy, with their limits written. */
-  interface Cgroups extends SpareCgroup { readonly dirs: readonly string[], readonly procs: readonly string[] }
+  interface Cgroups extends SpareCgroup { readonly dirs: readonly string[], readonly procs: readonly string[], forkable: { cgroup?: string } }
   const spares = new Spares<Cgroups>(limits.memoryBytes)
 
   function make (id: string, own: Limits): Cgroups {
@@ -58,8 +60,9 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US))
     writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(own.cpus * CFS_PERIOD_US))))
     const procs = dirs.map((d) => join(d, 'cgroup.procs'))
+    const forkable = forkInto.sandbox(id, procs)
     const counters = new Counters([['memory', join(memory, 'memory.oom_control'), 'oom_kill'], ['pids', join(dirOf('pids', id), 'pids.events'), 'max']], procs)
-    return { dirs, procs, counters, pidsCurrent: join(dirOf('pids', id), 'pids.current'), memoryCharge: join(memory, 'memory.usage_in_bytes') }
+    return { dirs, procs, forkable, counters, pidsCurrent: join(dirOf('pids', id), 'pids.current'), memoryCharge: join(memory, 'memory.usage_in_bytes') }
   }
 
   async function remove (cgroups: Cgroups): Promise<void> {
@@ -72,9 +75,13 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
   async function create (id: string, own: Limits = limits): Promise<SandboxLimits> {
     // Spares have the backend's limits: a sandbox with limits of its own gets new cgroups.
     const shared = own === limits
-    const cgroups = (shared ? spares.take() : undefined) ?? make(id, own)
+    const spare = shared ? spares.take() : undefined
+    // One kept from before the zygotes could join cgroups is made ready for it now.
+    if (spare !== undefined && spare.forkable.cgroup === undefined) spare.forkable = forkInto.sandbox(basename(spare.dirs[0] as string), spare.procs)
+    const cgroups = spare ?? make(id, own)
     return {
       prefix: joinPrefix(cgroups.procs),
+      ...cgroups.forkable,
       async place (hostPid) {
         await placePid(cgroups.procs, hostPid, cgroups.counters.files)
       },
@@ -87,6 +94,7 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
     detail: [...parents.values()].join(' '),
     limits,
     create,
+    forkInto,
     cgroups: () => spares.counts(),
     async removeStale () {
       const counts = await Promise.all([...parents.values()].map(async (dir) => await removeStaleSandboxes(dir)))

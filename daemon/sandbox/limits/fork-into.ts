@@ -15,16 +15,18 @@ import { chownSync } from 'node:fs'
 import { chmod, chown, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { placePid, removeCgroup } from './cgroupfs.js'
-import type { ForkIntoCgroups } from './types.js'
+import type { CgroupsView, ForkIntoCgroups } from './types.js'
 
 export class CgroupsForZygotes implements ForkIntoCgroups {
   readonly parent: string
+  readonly view: CgroupsView
   private readonly zygotes: string
   /** the zygotes' host uid (null: the daemon's own); undefined until enable() */
   private owner: number | null | undefined
 
   constructor (parent: string) {
     this.parent = parent
+    this.view = { version: 2, parent }
     this.zygotes = join(parent, 'zygotes')
   }
 

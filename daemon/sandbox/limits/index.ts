@@ -5,7 +5,7 @@ import { cgroupV2 } from './cgroup-v2.js'
 import { noLimits, rlimitBackend } from './rlimit.js'
 import { Unavailable, type Limits, type LimitsBackend } from './types.js'
 
-export type { Breach, ForkIntoCgroups, Limits, LimitsBackend, SandboxLimits } from './types.js'
+export type { Breach, CgroupsView, ForkIntoCgroups, Limits, LimitsBackend, SandboxLimits } from './types.js'
 
 /** What a configuration asks of each sandbox; `sandboxes`: every language pool full, plus every warm set. */
 export function limitsOf (c: Config): Limits {

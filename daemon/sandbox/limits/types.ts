@@ -30,7 +30,7 @@ export interface SandboxLimits {
   place?: (hostPid: number) => Promise<void>
   /** For a forked sandbox under the rlimit backend: the limits it sets on itself. */
   readonly rlimits?: Rlimits
-  /** cgroup v2 with ForkIntoCgroups enabled: its cgroup's directory under the parent, for a zygote to fork it into */
+  /** ForkIntoCgroups enabled: its cgroup's directory under the parent (in each hierarchy, v1), for a zygote to fork it into */
   readonly cgroup?: string
   /** The limit the sandbox ran into, if any (read from the kernel's own counters); 'unreadable' when they cannot be read. */
   breach: () => Breach | 'unreadable' | null
@@ -62,23 +62,31 @@ export interface LimitsBackend {
   removeStale: () => Promise<number>
   /** Removes the backend's parent cgroup at shutdown (best effort). */
   close: () => Promise<void>
-  /** cgroup v2: how zygotes fork each sandbox's init straight into its cgroup (clone3 CLONE_INTO_CGROUP) */
+  /** cgroup backends: how zygotes start each sandbox in its cgroup, which the daemon then need not place it in */
   readonly forkInto?: ForkIntoCgroups
   /** cgroup backends: sandbox cgroups made, handed on from an ended sandbox, and kept now (spares.ts) */
   cgroups?: () => SpareCounts
 }
 
+/** What zygotes are given of the sandboxes' cgroups, at /run/hearth-cgroup (zygote/argv.ts). */
+export type CgroupsView =
+  /** cgroup v2: the sandboxes' parent, read-only; each sandbox's init is cloned into its cgroup (fork-into.ts) */
+  | { readonly version: 2, readonly parent: string }
+  /** cgroup v1: the sandboxes' parent in each hierarchy, by the hierarchy's name, writable; each program joins its cgroups itself (join-v1.ts) */
+  | { readonly version: 1, readonly parents: Readonly<Record<string, string>> }
+
 /**
- * A clone into a cgroup is checked as a write of the new pid into its
- * cgroup.procs by the zygote (its uid, its cgroup namespace): the zygote must
- * be allowed to write the sandbox cgroup's cgroup.procs and that of the common
- * ancestor of its own cgroup and the sandbox's.
+ * How zygotes start each sandbox in its cgroups. v2: a clone into a cgroup is
+ * checked as a write of the new pid into its cgroup.procs by the zygote (its
+ * uid, its cgroup namespace): the zygote must be allowed to write the sandbox
+ * cgroup's cgroup.procs and that of the common ancestor of its own cgroup and
+ * the sandbox's. v1: each forked program writes itself into the cgroup.procs
+ * of its cgroup in each hierarchy, which must be its uid's to write.
  */
 export interface ForkIntoCgroups {
-  /** the sandboxes' parent cgroup */
-  readonly parent: string
+  readonly view: CgroupsView
   /** Makes the cgroups writable for zygotes of host uid `uid` (null: the daemon's own); from then on each sandbox's limits name its cgroup. */
   enable: (uid: number | null) => Promise<void>
-  /** Moves a zygote (host pid) into a cgroup under the parent, so that the parent is the common ancestor. */
+  /** Moves a zygote (host pid) into a cgroup under the parent, so that the parent is the common ancestor (v2; nothing on v1). */
   adopt: (hostPid: number) => Promise<void>
 }
