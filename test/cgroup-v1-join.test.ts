@@ -54,6 +54,17 @@ t.test('a forked sandbox joins its cgroups itself: the daemon places none, and t
   }
 })
 
+t.test('the children of a zygote that replaces a worn one join their cgroups too', { skip }, async (t) => {
+  const count = counting()
+  const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '2', POOL_MIN: '0' }, { wrapLimits: count.wrap })
+  for (let i = 0; i < 5; i++) t.equal((await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })).result?.data, String(i))
+  const stats = runner.stats().runtimes.python as { started: number, forks: number, bornInCgroup?: number }
+  t.ok(stats.started >= 3, `${stats.started} python zygotes started`)
+  t.equal(stats.bornInCgroup, stats.forks, `${stats.bornInCgroup} of ${stats.forks} joined their cgroups`)
+  t.equal(count.placed(), 0)
+  t.same(warnings, [])
+})
+
 t.test('a zygote that cannot write a sandbox\'s cgroup.procs says so; the daemon places its children', { skip: skip || (process.getuid?.() === 0 ? false : 'needs root to take the files back') }, async (t) => {
   // Taken back by root after the backend gave them to the sandbox uid.
   const count = counting((l) => { for (const file of procsOf(l)) chownSync(file, 0, 0) })
