@@ -323,7 +323,9 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.iso.bpf = bpf;
   z.iso.bpf_len = bpf_len;
   z.iso.last_cap = last_cap();
-  /* cgroup v2 with a delegated subtree: the daemon bound the sandboxes' parent here */
+  /* The sandboxes' cgroups, when the daemon bound them here: v2's parent (a
+   * delegated subtree), each forked into its cgroup (clone3); or v1's parent
+   * in each hierarchy, each program joining its own. */
   z.cgroups = open(CGROUPS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (z.cgroups >= 0) find_hierarchies(&z);
   z.joins = z.iso.nhierarchies > 0;
