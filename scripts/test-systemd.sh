@@ -86,6 +86,11 @@ state=$(in_container systemctl is-active hearth.service || true)
 echo "$ready" | grep -q '"python":{"mode":"zygote"' && ok "python sandboxes are forked from a zygote under the unit's hardening" || bad "no python zygote under systemd"
 echo "$ready" | grep -Eq '"prefaultPages":[1-9][0-9]*' && ok "and its probe learned the pages a child writes" || bad "no pages learned by the zygote's probe under systemd"
 echo "$ready" | grep -q '"backend":"cgroup1"' && ok "sandboxes get per-sandbox cgroups under the delegated service cgroup" || bad "no cgroup backend under systemd"
+# cgroup v1: each forked program joins its cgroups itself (limits/join-v1.ts),
+# through directories the unit's UMask=0077 would make 0700
+forks=$(echo "$ready" | sed -n 's/.*"python":{[^}]*"forks":\([0-9]*\).*/\1/p')
+born=$(echo "$ready" | sed -n 's/.*"python":{[^}]*"bornInCgroup":\([0-9]*\).*/\1/p')
+[ -n "$forks" ] && [ "$forks" -gt 0 ] && [ "$born" = "$forks" ] && ok "python programs joined their cgroups themselves ($born of $forks)" || { bad "python programs placed by the daemon: bornInCgroup $born of $forks forks"; in_container journalctl -u hearth.service --no-pager | grep -i zygote | tail -5 || true; }
 cg=$(in_container sh -c 'cat /proc/$(systemctl show -p MainPID --value hearth.service)/cgroup' || true)
 echo "$cg" | grep -q 'hearth.slice/hearth.service' && ok "the daemon runs in hearth.slice/hearth.service" || bad "daemon cgroup: $cg"
 

@@ -35,6 +35,9 @@ function counting (made: (l: SandboxLimits) => void = () => {}): { wrap: (real: 
 const bornIn = (runner: Runner, runtime: 'python' | 'node'): number => (runner.stats().runtimes[runtime] as { bornInCgroup?: number }).bornInCgroup ?? 0
 
 t.test('a forked sandbox joins its cgroups itself: the daemon places none, and the cgroups are covered before user code', { skip }, async (t) => {
+  // As under systemd (UMask=0077): directories the daemon makes are 0700 unless it says otherwise.
+  const umask = process.umask(0o077)
+  t.teardown(() => { process.umask(umask) })
   const count = counting()
   const { runner, warnings } = await startRunner(t, { POOL_MIN: '1' }, { wrapLimits: count.wrap })
   const seen = await call(runner, { language: 'python', code: 'import os\nreturn os.listdir("/run/hearth-cgroup")', input: '{}' })

@@ -10,24 +10,32 @@
 // no common-ancestor rule, unlike v2). So each sandbox cgroup's cgroup.procs
 // is given to the zygotes' uid, and the sandboxes' parent in each hierarchy
 // is bound into the zygotes, writable (zygote/argv.ts); each child covers
-// them before it runs anything else. What that gives another process of
+// them before it runs anything else. The parents and the sandboxes'
+// directories are searchable (0711, not listable): under systemd's UMask=0077
+// they are made 0700, and the zygotes could not reach a cgroup.procs (EACCES,
+// seen in the nspawn test). What that gives another process of
 // SANDBOX_UID on the host, if there is one: moving processes of that uid
 // (its own, or sandboxes') into a sandbox's cgroup, to be killed with it;
 // it could signal them anyway. A SANDBOX_UID of hearth's own leaves none.
-import { chownSync } from 'node:fs'
+import { chmodSync, chownSync } from 'node:fs'
+import { chmod } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { CgroupsView, ForkIntoCgroups } from './types.js'
 
 export class CgroupsToJoin implements ForkIntoCgroups {
   readonly view: CgroupsView
+  private readonly parents: readonly string[]
   /** the zygotes' host uid (null: the daemon's own); undefined until enable() */
   private owner: number | null | undefined
 
   /** `parents`: the sandboxes' parent cgroup in each hierarchy, by the hierarchy's name */
   constructor (parents: ReadonlyMap<string, string>) {
     this.view = { version: 1, parents: Object.fromEntries(parents) }
+    this.parents = [...parents.values()]
   }
 
   async enable (uid: number | null): Promise<void> {
+    await Promise.all(this.parents.map(async (dir) => await chmod(dir, 0o711)))
     this.owner = uid
   }
 
@@ -37,7 +45,10 @@ export class CgroupsToJoin implements ForkIntoCgroups {
   /** A sandbox's cgroups (`name` in each hierarchy; `procs`, their cgroup.procs files) made joinable, synchronously (cgroupfs.ts says why): what its limits add. */
   sandbox (name: string, procs: readonly string[]): { cgroup?: string } {
     if (this.owner === undefined) return {}
-    if (this.owner !== null) for (const file of procs) chownSync(file, this.owner, -1)
+    for (const file of procs) {
+      chmodSync(dirname(file), 0o711)
+      if (this.owner !== null) chownSync(file, this.owner, -1)
+    }
     return { cgroup: name }
   }
 }
