@@ -28,11 +28,15 @@ function cmdlines (procsFile: string): string[] {
 
 const skip = v2 === undefined ? 'no cgroup2 file system here' : false
 
-/** A runner whose zygotes fork into cgroups under a new directory of this host's cgroup v2 hierarchy, beside the real limits backend's. */
-async function bornInCgroups (t: Test, env: Env): Promise<{ runner: Runner, warnings: unknown[], parent: string }> {
+/**
+ * A runner whose zygotes fork into cgroups under a new directory of this
+ * host's cgroup v2 hierarchy, beside the real limits backend's; `clone`
+ * false: their children join them instead, as where clone3 is refused.
+ */
+async function bornInCgroups (t: Test, env: Env, clone = true): Promise<{ runner: Runner, warnings: unknown[], parent: string }> {
   const parent = join((v2 as { path: string }).path, `hearth-test-clone-${process.pid}-${++made}`)
   mkdirSync(parent)
-  const forkInto = new CgroupsForZygotes(parent)
+  const forkInto = new CgroupsForZygotes(parent, clone)
   const dirs = new Set<string>()
   const wrapLimits = (real: LimitsBackend): LimitsBackend => ({
     ...real,
@@ -94,6 +98,26 @@ t.test('ZYGOTE_NODE=exec: the init of an executed node is born in its cgroup too
   t.match(node, { start: 'exec' })
   t.ok((node.forks as number) > 0 && node.bornInCgroup === node.forks, `${node.bornInCgroup} of ${node.forks} node sandboxes born in their cgroup`)
   t.match(await heldBy(parent, 'javascript', 2), [/\/hearth\/bootstrap\.mjs/, /^hearth-reaper /], 'the executed node and the reaper')
+  t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
+})
+
+t.test('where a zygote cannot clone into cgroups (v2), each program joins its own: the daemon moves none', { skip }, async (t) => {
+  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' }, false)
+  const py = await call(runner, { language: 'python', code: 'import os\nreturn [[l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")], os.listdir("/run/hearth-cgroup")]', input: '{}' })
+  t.equal(py.result?.data, '[["0::/"],[]]', 'its cgroup is the root of what it sees; the parent is covered')
+  const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
+  t.equal(js.result?.data, '42')
+  for (const runtime of ['python', 'node'] as const) {
+    const stats = runner.stats().runtimes[runtime] as unknown as Record<string, number>
+    t.ok((stats.forks ?? 0) > 0 && stats.bornInCgroup === stats.forks, `${runtime}: ${stats.bornInCgroup} of ${stats.forks} sandboxes joined their cgroup`)
+  }
+  // A ready sandbox of the pool: its program alone in its cgroup (pid 1, the reaper, stays in the zygote's).
+  let held: string[] = []
+  await waitFor(() => {
+    held = readdirSync(parent).filter((d) => d.startsWith('python-')).map((d) => cmdlines(join(parent, d, 'cgroup.procs'))).find((h) => h.length > 0) ?? []
+    return held.length > 0
+  }, 10_000, 'a ready python sandbox in its cgroup')
+  t.match(held, [/\/hearth\/zygote\.py /], 'the program, which joined it')
   t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
 })
 

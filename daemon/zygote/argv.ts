@@ -25,10 +25,15 @@ export interface ZygoteArgvOptions {
 /** where a zygote finds the sandboxes' cgroups (runtimes/zygote/isolate.h, CGROUPS_DIR) */
 export const CGROUPS_IN_ZYGOTE = '/run/hearth-cgroup'
 
-/** v2: the sandboxes' parent, read-only (clone3 needs no write); v1: each hierarchy's, writable (a child writes its own pid into its cgroup.procs), at a directory named after it. */
+/**
+ * Writable, for a child that joins its cgroup to write its own pid into its
+ * cgroup.procs: v2's parent itself (clone3 needs no write, but where it is
+ * refused children join), v1's parent of each hierarchy at a directory named
+ * after it.
+ */
 function cgroupBinds (view: CgroupsView | undefined): string[] {
   if (view === undefined) return []
-  if (view.version === 2) return ['--ro-bind', view.parent, CGROUPS_IN_ZYGOTE]
+  if (view.version === 2) return ['--bind', view.parent, CGROUPS_IN_ZYGOTE, ...(view.clone === false ? ['--setenv', 'HEARTH_CGROUP_CLONE', '0'] : [])]
   return Object.entries(view.parents).flatMap(([name, dir]) => ['--bind', dir, `${CGROUPS_IN_ZYGOTE}/${name}`])
 }
 

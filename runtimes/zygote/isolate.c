@@ -112,11 +112,12 @@ static void setup_filesystem (const struct isolation *iso, int cover_cgroups) {
   check(chdir("/tmp"), "chdir /tmp");
 }
 
-/* cgroup v1: the program moves itself into the sandbox's cgroup `name` in
- * each hierarchy ("0" is the writer), then covers them all. The kernel lets
- * a process whose uid is the task's move it there once it may write the
+/* The program moves itself into the sandbox's cgroup `name` in each
+ * hierarchy ("0" is the writer), then covers them all. cgroup v1 lets a
+ * process whose uid is the task's move it there once it may write the
  * cgroup.procs file; the daemon gave those of each sandbox to our uid
- * (limits/join-v1.ts). */
+ * (limits/join-v1.ts). v2 (where clone3 cannot be used) checks the write as
+ * it checks a clone into the cgroup (limits/fork-into.ts). */
 static void join_cgroups (const struct isolation *iso, const char *name) {
   for (size_t i = 0; i < iso->nhierarchies; i++) {
     char path[256];

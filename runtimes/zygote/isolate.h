@@ -16,7 +16,7 @@
 struct isolation {
   const char *rendezvous_dir;   /* bound read-only into the zygote (its pipes/ read-write); covered by each child */
   const char *cgroups_dir;      /* CGROUPS_DIR when the zygote has it, else NULL; covered by each child */
-  char *hierarchies[MAX_HIERARCHIES]; /* cgroup v1: the hierarchies' directories in it; none on v2 */
+  const char *hierarchies[MAX_HIERARCHIES]; /* the hierarchies' directories in it for a child to join: v1's, or v2's "." */
   size_t nhierarchies;
   char rendezvous_sock[128];
   const char *tmp_options;      /* tmpfs options of /tmp and /dev/shm */
@@ -57,10 +57,11 @@ struct channels {
  * `placed`: init was born in the sandbox's cgroup (clone3), and so was the
  * program: init enters the cgroup namespace with the others, and the go
  * byte comes at once.
- * `join` (cgroup v1, a forked program): the name of the sandbox's cgroup in
- * each of iso->hierarchies, which the program joins itself (writing its own
- * pid into their cgroup.procs, made writable by our uid) before it covers
- * them and waits for the go byte, which comes at once.
+ * `join` (a forked program, on cgroup v1, or v2 where clone3 cannot be
+ * used): the name of the sandbox's cgroup in each of iso->hierarchies, which
+ * the program joins itself (writing its own pid into their cgroup.procs,
+ * made writable by our uid) before it covers them and waits for the go
+ * byte, which comes at once.
  * Returns the program's pid in init, 0 in a forked program (without *reaper).
  * Any failure: a line on fd 2, exit 70.
  */

@@ -89,13 +89,17 @@ static int joinable (struct zygote *z, const char *name) {
   return 1;
 }
 
-/* CGROUPS_DIR without a cgroup.procs of its own is cgroup v1's layout: a
- * directory per hierarchy (the daemon's binds, zygote/argv.ts); their names,
- * for children to join their cgroups in each. */
-static void find_hierarchies (struct zygote *z) {
-  if (faccessat(z->cgroups, "cgroup.procs", F_OK, 0) == 0) return;
+/* The hierarchies in CGROUPS_DIR, for children to join their cgroups in
+ * each: with a cgroup.procs of its own, v2's sandboxes' parent, one ("."),
+ * else v1's layout, a directory per hierarchy (the daemon's binds,
+ * zygote/argv.ts). Returns whether it is v2's. */
+static int find_hierarchies (struct zygote *z) {
+  if (faccessat(z->cgroups, "cgroup.procs", F_OK, 0) == 0) {
+    z->iso.hierarchies[z->iso.nhierarchies++] = ".";
+    return 1;
+  }
   DIR *dir = opendir(CGROUPS_DIR);
-  if (dir == NULL) return;
+  if (dir == NULL) return 0;
   struct dirent *e;
   while ((e = readdir(dir)) != NULL && z->iso.nhierarchies < MAX_HIERARCHIES) {
     if (e->d_name[0] == '.' || e->d_type != DT_DIR) continue;
@@ -103,6 +107,7 @@ static void find_hierarchies (struct zygote *z) {
     if (copy != NULL) z->iso.hierarchies[z->iso.nhierarchies++] = copy;
   }
   closedir(dir);
+  return 0;
 }
 
 static int valid_nonce (struct value v) {
@@ -327,9 +332,14 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
    * delegated subtree), each forked into its cgroup (clone3); or v1's parent
    * in each hierarchy, each program joining its own. */
   z.cgroups = open(CGROUPS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (z.cgroups >= 0) find_hierarchies(&z);
-  z.joins = z.iso.nhierarchies > 0;
-  z.cloned = z.cgroups >= 0 && !z.joins;
+  /* v2: children are cloned into their cgroup (clone3), unless the daemon
+   * said not to (HEARTH_CGROUP_CLONE=0: its tests, standing for hosts where
+   * clone3 is refused) or it fails: then they join it, as on v1. */
+  const char *clone = getenv("HEARTH_CGROUP_CLONE");
+  int v2 = 0;
+  if (z.cgroups >= 0) v2 = find_hierarchies(&z);
+  z.cloned = v2 && (clone == NULL || strcmp(clone, "0") != 0);
+  z.joins = z.iso.nhierarchies > 0 && !z.cloned;
   z.iso.cgroups_dir = z.cgroups >= 0 ? CGROUPS_DIR : NULL;
   z.net.fd = -1; /* the self-test's init makes its own */
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);

@@ -88,9 +88,10 @@ pid_t spawn_sandbox (struct zygote *z, const char *nonce, const struct rlimits *
   pid_t pid = -1;
   if (b.placed) {
     pid = clone_into_cgroup(init_main, &b, z->init_stack, INIT_STACK, cgroup_fd);
-    if (pid < 0) { /* the daemon places this child and the next ones */
-      fprintf(stderr, "hearth zygote: clone3 into a sandbox cgroup: %s; the daemon places each child instead\n", strerror(errno));
+    if (pid < 0) { /* the daemon places this child; the next ones join their cgroup */
+      fprintf(stderr, "hearth zygote: clone3 into a sandbox cgroup: %s; the next children join their cgroups instead\n", strerror(errno));
       z->cloned = 0;
+      z->joins = z->iso.nhierarchies > 0;
       b.placed = 0;
     }
   }

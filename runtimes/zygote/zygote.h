@@ -25,8 +25,8 @@ struct child { pid_t pid; int pidfd; int netns; char nonce[NONCE_LEN + 1]; };
 struct zygote {
   int ctl, own_pidns;
   int cgroups;     /* CGROUPS_DIR (cgroup v2: the sandboxes' parent; v1: theirs in each hierarchy), or -1 */
-  int cloned;      /* v2: 0 once a clone into a cgroup failed: the daemon places children then */
-  int joins;       /* v1: 0 once a sandbox's cgroup could not be joined: the daemon places children then */
+  int cloned;      /* v2: children are cloned into their cgroup; 0 once that failed: they join it then */
+  int joins;       /* children join their cgroups (v1; v2 without clone3); 0 once one could not be joined: the daemon places them then */
   int reaper;      /* memfd of the reaper (reaper/reaper.c) that each init executes */
   char *init_stack; /* where init runs (one at a time) */
   char *const *node_argv; /* NULL: no node children */

@@ -24,9 +24,10 @@ export class CgroupsForZygotes implements ForkIntoCgroups {
   /** the zygotes' host uid (null: the daemon's own); undefined until enable() */
   private owner: number | null | undefined
 
-  constructor (parent: string) {
+  /** `clone` false: the zygotes do not clone into cgroups, their children join them (tests: as where clone3 is refused) */
+  constructor (parent: string, clone = true) {
     this.parent = parent
-    this.view = { version: 2, parent }
+    this.view = { version: 2, parent, ...(clone ? {} : { clone }) }
     this.zygotes = join(parent, 'zygotes')
   }
 

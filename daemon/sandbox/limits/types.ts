@@ -70,8 +70,13 @@ export interface LimitsBackend {
 
 /** What zygotes are given of the sandboxes' cgroups, at /run/hearth-cgroup (zygote/argv.ts). */
 export type CgroupsView =
-  /** cgroup v2: the sandboxes' parent, read-only; each sandbox's init is cloned into its cgroup (fork-into.ts) */
-  | { readonly version: 2, readonly parent: string }
+  /**
+   * cgroup v2: the sandboxes' parent; each sandbox's init is cloned into its
+   * cgroup (fork-into.ts), or, where that fails (no clone3: an arm64 zygote,
+   * a container's seccomp profile) or `clone` is false (tests), each program
+   * joins it, as on v1
+   */
+  | { readonly version: 2, readonly parent: string, readonly clone?: boolean }
   /** cgroup v1: the sandboxes' parent in each hierarchy, by the hierarchy's name, writable; each program joins its cgroups itself (join-v1.ts) */
   | { readonly version: 1, readonly parents: Readonly<Record<string, string>> }
 
