@@ -31,12 +31,13 @@ const skip = v2 === undefined ? 'no cgroup2 file system here' : false
 /**
  * A runner whose zygotes fork into cgroups under a new directory of this
  * host's cgroup v2 hierarchy, beside the real limits backend's; `clone`
- * false: their children join them instead, as where clone3 is refused.
+ * false: their children join them instead, as where clone3 is refused;
+ * `wrapZygoteArgv`: the zygotes' command line, changed.
  */
-async function bornInCgroups (t: Test, env: Env, clone = true): Promise<{ runner: Runner, warnings: unknown[], parent: string }> {
+async function bornInCgroups (t: Test, env: Env, o: { clone?: boolean, wrapZygoteArgv?: (argv: string[]) => string[] } = {}): Promise<{ runner: Runner, warnings: Array<Record<string, unknown>>, parent: string }> {
   const parent = join((v2 as { path: string }).path, `hearth-test-clone-${process.pid}-${++made}`)
   mkdirSync(parent)
-  const forkInto = new CgroupsForZygotes(parent, clone)
+  const forkInto = new CgroupsForZygotes(parent, o.clone)
   const dirs = new Set<string>()
   const wrapLimits = (real: LimitsBackend): LimitsBackend => ({
     ...real,
@@ -49,7 +50,7 @@ async function bornInCgroups (t: Test, env: Env, clone = true): Promise<{ runner
       return { ...limits, ...forkInto.sandbox(id), destroy: async () => { await limits.destroy(); await removeCgroup(dir); dirs.delete(dir) } }
     }
   })
-  const { runner, warnings } = await startRunner(t, env, { wrapLimits })
+  const { runner, warnings } = await startRunner(t, env, { wrapLimits, wrapZygoteArgv: o.wrapZygoteArgv })
   t.teardown(async () => {
     for (const dir of dirs) await removeCgroup(dir)
     await forkInto.close()
@@ -102,7 +103,7 @@ t.test('ZYGOTE_NODE=exec: the init of an executed node is born in its cgroup too
 })
 
 t.test('where a zygote cannot clone into cgroups (v2), each program joins its own: the daemon moves none', { skip }, async (t) => {
-  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' }, false)
+  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' }, { clone: false })
   const py = await call(runner, { language: 'python', code: 'import os\nreturn [[l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")], os.listdir("/run/hearth-cgroup")]', input: '{}' })
   t.equal(py.result?.data, '[["0::/"],[]]', 'its cgroup is the root of what it sees; the parent is covered')
   const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
@@ -119,6 +120,32 @@ t.test('where a zygote cannot clone into cgroups (v2), each program joins its ow
   }, 10_000, 'a ready python sandbox in its cgroup')
   t.match(held, [/\/hearth\/zygote\.py /], 'the program, which joined it')
   t.same(warnings, [], 'no zygote fell back to the daemon placing its sandboxes')
+})
+
+/**
+ * Runs a command under a seccomp filter that answers clone3 with ENOSYS, as
+ * a container's default profile does (and as where a zygote has no clone3
+ * trampoline: clone3.c), then executes the rest of its arguments.
+ */
+const NO_CLONE3 = `
+import ctypes, os, struct, sys
+prog = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xc000003e), (0x20, 0, 0, 0), (0x15, 0, 1, 435), (0x06, 0, 0, 0x00050026), (0x06, 0, 0, 0x7fff0000)]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(Prog(len(prog), ctypes.addressof(code))), 0, 0) != 0:
+    sys.exit("seccomp: %s" % os.strerror(ctypes.get_errno()))
+os.execvp(sys.argv[1], sys.argv[1:])
+`
+
+t.test('a zygote whose clone into a cgroup fails (ENOSYS) says so once; its later children join their cgroup', { skip: skip || (process.arch === 'x64' ? false : 'the filter is x86-64\'s') }, async (t) => {
+  const { runner, warnings } = await bornInCgroups(t, { POOL_MIN: '0' }, { wrapZygoteArgv: (argv) => ['/usr/bin/python3', '-c', NO_CLONE3, ...argv] })
+  for (let i = 0; i < 3; i++) t.equal((await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })).result?.data, String(i))
+  const python = runner.stats().runtimes.python as unknown as Record<string, number>
+  t.equal(python.forks, 3)
+  t.equal(python.bornInCgroup, 2, 'the first placed by the daemon, the next two joined their cgroup')
+  t.ok(warnings.some((w) => /clone3 into a sandbox cgroup: Function not implemented; the next children join their cgroups instead/.test(String(w.line))), 'the zygote said so')
 })
 
 t.test('a zygote that replaces a worn one forks into the cgroups too', { skip }, async (t) => {

@@ -32,6 +32,8 @@ export interface ForkersOptions {
   readonly zygoteProblem: string | null
   /** tests force the spawn fallback with false */
   readonly capabilities?: boolean
+  /** tests: the zygotes' command line, changed (run under a seccomp filter of the test's) */
+  readonly wrapArgv?: (argv: string[]) => string[]
   /** cgroup v2: the limits backend's way to let zygotes fork into the sandboxes' cgroups */
   readonly forkInto?: ForkIntoCgroups
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
@@ -84,17 +86,18 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   })
   const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes }
   const spec = zygoteSpec(o.files)
+  const wrap = o.wrapArgv ?? ((a: string[]) => a)
   const python = new Forker({
     ...common('zygote'),
     runtime: 'python',
-    argv: zygoteArgv({ ...argv, runtime: spec, nodeCommand: spec.nodeCommand }),
+    argv: wrap(zygoteArgv({ ...argv, runtime: spec, nodeCommand: spec.nodeCommand })),
     libraryFile: library
   })
   const node = c.zygoteNode === 'fork'
     ? new Forker({
       ...common('node zygote'),
       runtime: 'node',
-      argv: zygoteArgv({ ...argv, runtime: nodeZygoteSpec(o.files), nodeCommand: [] }),
+      argv: wrap(zygoteArgv({ ...argv, runtime: nodeZygoteSpec(o.files), nodeCommand: [] })),
       libraryFile: addonBeside(library)
     })
     : null

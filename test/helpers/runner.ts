@@ -25,6 +25,8 @@ export interface RunnerExtras extends Partial<RunnerOptions> {
   readonly zygoteCapabilities?: boolean
   /** the real limits backend, with a fault of the test's put in */
   readonly wrapLimits?: (real: LimitsBackend) => LimitsBackend
+  /** the zygotes' command line, with a change of the test's */
+  readonly wrapZygoteArgv?: (argv: string[]) => string[]
   /** what sandboxes run, with a change of the test's (a part missing) */
   readonly editFiles?: (files: RuntimeFiles) => RuntimeFiles
 }
@@ -48,6 +50,7 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
     files,
     zygoteProblem,
     capabilities: extra.zygoteCapabilities,
+    wrapArgv: extra.wrapZygoteArgv,
     forkInto: limits.forkInto,
     warn: (msg, fields) => warnings.push({ msg, ...fields })
   })
