@@ -75,16 +75,21 @@ async function heldBy (parent: string, language: string, count: number): Promise
   return held.sort()
 }
 
-t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, pid 1 included', { skip }, async (t) => {
-  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' })
-  const py = await call(runner, { language: 'python', code: 'return [l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")]', input: '{}' })
-  t.equal(py.result?.data, '["0::/"]', 'its cgroup v2 directory is the root of what it sees')
+/** After a javascript call: every python and node sandbox so far entered its cgroup without the daemon (`how`: born in it, or joined it). */
+async function everyOneIn (t: Test, runner: Runner, how: string): Promise<void> {
   const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
   t.equal(js.result?.data, '42')
   for (const runtime of ['python', 'node'] as const) {
     const stats = runner.stats().runtimes[runtime] as unknown as Record<string, number>
-    t.ok((stats.forks ?? 0) > 0 && stats.bornInCgroup === stats.forks, `${runtime}: ${stats.bornInCgroup} of ${stats.forks} sandboxes born in their cgroup`)
+    t.ok((stats.forks ?? 0) > 0 && stats.bornInCgroup === stats.forks, `${runtime}: ${stats.bornInCgroup} of ${stats.forks} sandboxes ${how} their cgroup`)
   }
+}
+
+t.test('a zygote forks each sandbox\'s init into its cgroup: nothing is moved, pid 1 included', { skip }, async (t) => {
+  const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' })
+  const py = await call(runner, { language: 'python', code: 'return [l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")]', input: '{}' })
+  t.equal(py.result?.data, '["0::/"]', 'its cgroup v2 directory is the root of what it sees')
+  await everyOneIn(t, runner, 'born in')
   t.same(cmdlines(join(parent, 'zygotes', 'cgroup.procs')).map((c) => /\/hearth\/zygote\.(py|mjs)/.exec(c)?.[1]).sort(), ['mjs', 'py'], 'the zygotes live in <parent>/zygotes')
   // A ready sandbox of the pool: its pid 1, which the daemon never moves, sits in its cgroup with its program.
   t.match(await heldBy(parent, 'python', 2), [/\/hearth\/zygote\.py /, /^hearth-reaper /], 'the program and the reaper, both born there')
@@ -106,12 +111,7 @@ t.test('where a zygote cannot clone into cgroups (v2), each program joins its ow
   const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' }, { clone: false })
   const py = await call(runner, { language: 'python', code: 'import os\nreturn [[l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")], os.listdir("/run/hearth-cgroup")]', input: '{}' })
   t.equal(py.result?.data, '[["0::/"],[]]', 'its cgroup is the root of what it sees; the parent is covered')
-  const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
-  t.equal(js.result?.data, '42')
-  for (const runtime of ['python', 'node'] as const) {
-    const stats = runner.stats().runtimes[runtime] as unknown as Record<string, number>
-    t.ok((stats.forks ?? 0) > 0 && stats.bornInCgroup === stats.forks, `${runtime}: ${stats.bornInCgroup} of ${stats.forks} sandboxes joined their cgroup`)
-  }
+  await everyOneIn(t, runner, 'joined')
   // A ready sandbox of the pool: its program alone in its cgroup (pid 1, the reaper, stays in the zygote's).
   let held: string[] = []
   await waitFor(() => {
