@@ -108,6 +108,9 @@ t.test('ZYGOTE_NODE=exec: the init of an executed node is born in its cgroup too
 })
 
 t.test('where a zygote cannot clone into cgroups (v2), each program joins its own: the daemon moves none', { skip }, async (t) => {
+  // As under systemd (UMask=0077): the sandboxes' directories are made 0700 unless the daemon says otherwise.
+  const umask = process.umask(0o077)
+  t.teardown(() => { process.umask(umask) })
   const { runner, warnings, parent } = await bornInCgroups(t, { POOL_MIN: '1' }, { clone: false })
   const py = await call(runner, { language: 'python', code: 'import os\nreturn [[l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")], os.listdir("/run/hearth-cgroup")]', input: '{}' })
   t.equal(py.result?.data, '[["0::/"],[]]', 'its cgroup is the root of what it sees; the parent is covered')

@@ -1,7 +1,7 @@
 // Small helpers shared by the cgroup v1 and v2 backends.
-import { closeSync, openSync, readFileSync, rmdirSync, write } from 'node:fs'
+import { chmodSync, chownSync, closeSync, openSync, readFileSync, rmdirSync, write } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KeptFiles } from '../../kept-files.js'
 import { pidAlive } from '../../pid-alive.js'
@@ -144,6 +144,21 @@ export function killProcs (procsFile: string, files?: KeptFiles): boolean {
     try { process.kill(Number(pid), 'SIGKILL') } catch {}
   }
   return pids.length === 0
+}
+
+/**
+ * A sandbox cgroup's cgroup.procs files (one per hierarchy) given to the
+ * zygotes' host uid `owner` (null: the daemon's own, whose they are), their
+ * directories made searchable (0711, not listable: under systemd's
+ * UMask=0077 they are made 0700), for a zygote to fork a child into it (v2,
+ * fork-into.ts) or a child to join it (join-v1.ts; v2 without clone3).
+ * Synchronously, as the cgroup was made.
+ */
+export function giveToZygotes (procsFiles: readonly string[], owner: number | null): void {
+  for (const file of procsFiles) {
+    chmodSync(dirname(file), 0o711)
+    if (owner !== null) chownSync(file, owner, -1)
+  }
 }
 
 /**

@@ -10,11 +10,12 @@
 // process elsewhere on the host has no common ancestor with them that it may
 // write). <parent> is searchable (0711, not listable), for a zygote to open a
 // sandbox's directory by name (under systemd's UMask=0077 it is made 0700:
-// EACCES, measured in the VM test).
-import { chownSync } from 'node:fs'
+// EACCES, measured in the VM test), and so is each sandbox's, for a child to
+// open its cgroup.procs where a zygote cannot clone (no clone3: its children
+// join their cgroup, as on v1).
 import { chmod, chown, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { placePid, removeCgroup } from './cgroupfs.js'
+import { giveToZygotes, placePid, removeCgroup } from './cgroupfs.js'
 import type { CgroupsView, ForkIntoCgroups } from './types.js'
 
 export class CgroupsForZygotes implements ForkIntoCgroups {
@@ -45,7 +46,7 @@ export class CgroupsForZygotes implements ForkIntoCgroups {
   /** A new sandbox cgroup `<parent>/<id>`, made ready for a zygote to fork into (synchronously: cgroupfs.ts says why); what its limits add. */
   sandbox (id: string): { cgroup?: string } {
     if (this.owner === undefined) return {}
-    if (this.owner !== null) chownSync(join(this.parent, id, 'cgroup.procs'), this.owner, -1)
+    giveToZygotes([join(this.parent, id, 'cgroup.procs')], this.owner)
     return { cgroup: id }
   }
 

@@ -11,15 +11,14 @@
 // is given to the zygotes' uid, and the sandboxes' parent in each hierarchy
 // is bound into the zygotes, writable (zygote/argv.ts); each child covers
 // them before it runs anything else. The parents and the sandboxes'
-// directories are searchable (0711, not listable): under systemd's UMask=0077
-// they are made 0700, and the zygotes could not reach a cgroup.procs (EACCES,
-// seen in the nspawn test). What that gives another process of
+// directories are searchable (0711, not listable; cgroupfs.ts, giveToZygotes):
+// under systemd's UMask=0077 they are made 0700, and the zygotes could not
+// reach a cgroup.procs (EACCES, seen in the nspawn test). What that gives another process of
 // SANDBOX_UID on the host, if there is one: moving processes of that uid
 // (its own, or sandboxes') into a sandbox's cgroup, to be killed with it;
 // it could signal them anyway. A SANDBOX_UID of hearth's own leaves none.
-import { chmodSync, chownSync } from 'node:fs'
 import { chmod } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { giveToZygotes } from './cgroupfs.js'
 import type { CgroupsView, ForkIntoCgroups } from './types.js'
 
 export class CgroupsToJoin implements ForkIntoCgroups {
@@ -42,13 +41,10 @@ export class CgroupsToJoin implements ForkIntoCgroups {
   /** v1 has no common-ancestor rule: a zygote stays where it is. */
   async adopt (): Promise<void> {}
 
-  /** A sandbox's cgroups (`name` in each hierarchy; `procs`, their cgroup.procs files) made joinable, synchronously (cgroupfs.ts says why): what its limits add. */
+  /** A sandbox's cgroups (`name` in each hierarchy; `procs`, their cgroup.procs files) made joinable (giveToZygotes): what its limits add. */
   sandbox (name: string, procs: readonly string[]): { cgroup?: string } {
     if (this.owner === undefined) return {}
-    for (const file of procs) {
-      chmodSync(dirname(file), 0o711)
-      if (this.owner !== null) chownSync(file, this.owner, -1)
-    }
+    giveToZygotes(procs, this.owner)
     return { cgroup: name }
   }
 }
