@@ -32,6 +32,8 @@ function counting (made: (l: SandboxLimits) => void = () => {}): { wrap: (real: 
   return { wrap, placed: () => placed, files }
 }
 
+const MEMORY_BOMB = 'x = []\nwhile True:\n    x.append(bytearray(1 << 20))'
+
 const bornIn = (runner: Runner, runtime: 'python' | 'node'): number => (runner.stats().runtimes[runtime] as { bornInCgroup?: number }).bornInCgroup ?? 0
 
 t.test('a forked sandbox joins its cgroups itself: the daemon places none, and the cgroups are covered before user code', { skip }, async (t) => {
@@ -42,7 +44,7 @@ t.test('a forked sandbox joins its cgroups itself: the daemon places none, and t
   const { runner, warnings } = await startRunner(t, { POOL_MIN: '1' }, { wrapLimits: count.wrap })
   const seen = await call(runner, { language: 'python', code: 'import os\nreturn os.listdir("/run/hearth-cgroup")', input: '{}' })
   t.equal(seen.result?.data, '[]', 'an empty directory where the zygote has the hierarchies')
-  const bomb = await call(runner, { language: 'python', code: 'x = []\nwhile True:\n    x.append(bytearray(1 << 20))', input: '{}', timeoutMs: 15_000 })
+  const bomb = await call(runner, { language: 'python', code: MEMORY_BOMB, input: '{}', timeoutMs: 15_000 })
   t.equal(bomb.error?.code, 'memory_limit', 'held by its memory cgroup')
   const js = await call(runner, { language: 'javascript', code: 'return 6 * 7', input: '{}' })
   t.equal(js.result?.data, '42')
@@ -72,7 +74,7 @@ t.test('a zygote that cannot write a sandbox\'s cgroup.procs says so; the daemon
   // Taken back by root after the backend gave them to the sandbox uid.
   const count = counting((l) => { for (const file of procsOf(l)) chownSync(file, 0, 0) })
   const { runner, warnings } = await startRunner(t, { POOL_MIN: '1' }, { wrapLimits: count.wrap })
-  const bomb = await call(runner, { language: 'python', code: 'x = []\nwhile True:\n    x.append(bytearray(1 << 20))', input: '{}', timeoutMs: 15_000 })
+  const bomb = await call(runner, { language: 'python', code: MEMORY_BOMB, input: '{}', timeoutMs: 15_000 })
   t.equal(bomb.error?.code, 'memory_limit', 'still held by its memory cgroup')
   const ok = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
   t.equal(ok.result?.data, '1')

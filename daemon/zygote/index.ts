@@ -34,7 +34,7 @@ export interface ForkersOptions {
   readonly capabilities?: boolean
   /** tests: the zygotes' command line, changed (run under a seccomp filter of the test's) */
   readonly wrapArgv?: (argv: string[]) => string[]
-  /** cgroup v2: the limits backend's way to let zygotes fork into the sandboxes' cgroups */
+  /** cgroup backends: their way to let zygotes start children in the sandboxes' cgroups */
   readonly forkInto?: ForkIntoCgroups
   readonly warn: (msg: string, fields?: Record<string, unknown>) => void
 }

@@ -32,7 +32,7 @@ export class ZygoteUnavailable extends Error {
 }
 
 export interface Fork {
-  /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one; null: born there (clone3) */
+  /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one; null: born there (clone3) or joining it itself */
   readonly hostPid: number | null
   readonly exited: Promise<ExitStatus>
 }

@@ -338,7 +338,7 @@ pid_t become_sandbox (const struct isolation *iso, const char *nonce, const stru
     return program;
   }
   /* The program: unless born in its cgroup with init, it joins its cgroups
-   * itself (v1), or the daemon places it (not init) there, while the zygote
+   * itself (v1; v2 without clone3), or the daemon places it (not init) there, while the zygote
    * forks the next sandbox; then the daemon lets it go. Nothing of it runs
    * before: its prefault and everything after is charged to the sandbox. */
   close(*reaper);

@@ -73,7 +73,7 @@ static int valid_cgroup (struct value v) {
   return 1;
 }
 
-/* cgroup v1: whether our uid may write `name`'s cgroup.procs in every
+/* Whether our uid may write `name`'s cgroup.procs in every
  * hierarchy, for the program to join them (isolate.c, join_cgroups). The
  * first that cannot be ends joining: the daemon places children then. */
 static int joinable (struct zygote *z, const char *name) {

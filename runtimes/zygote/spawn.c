@@ -39,7 +39,7 @@ struct birth {
   int err_fd;        /* the self-test's pipe, or -1 */
   int node;          /* the program executes node */
   int placed;        /* init is born in the sandbox's cgroup */
-  const char *join;  /* cgroup v1: the cgroup the program joins itself, or NULL */
+  const char *join;  /* the cgroup the program joins itself (v1; v2 without clone3), or NULL */
 };
 
 /* Where a program resumes in its own copy of the zygote: spawn_sandbox's
@@ -75,7 +75,7 @@ static int init_main (void *arg) {
  * we wait (CLONE_VFORK) until it has forked the program and executed the
  * reaper: a sandbox costs one copy of the zygote's page tables, not two.
  * With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and so is
- * everything after it; *placed says whether it was. With `join` (cgroup v1),
+ * everything after it; *placed says whether it was. With `join` (v1; v2 without clone3),
  * the program joins that cgroup itself (isolate.h).
  * Returns init's pid, or -1 with errno; returns 0 in the program.
  */

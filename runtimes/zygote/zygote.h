@@ -47,7 +47,7 @@ struct zygote {
 int send_frame (struct zygote *z, struct out *o);
 
 /* The `forked` frame: `pid` is init's in the zygote's namespace; `placed`:
- * born in its cgroup (clone3) or joining it itself (v1), else `program` says
+ * born in its cgroup (clone3) or joining it itself (v1; v2 without clone3), else `program` says
  * whom the daemon places there: init's only child (a forked program, which
  * waits for that on its own), or init itself. */
 int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, int placed);
@@ -56,7 +56,7 @@ int tell_forked (struct zygote *z, const char *nonce, pid_t pid, int program, in
  * A sandbox: init is pid 1 of a new pid namespace, sharing our memory while
  * it sets the sandbox up, forks the program and executes the reaper (we
  * wait). With `cgroup_fd` (>= 0), init is born in that cgroup (clone3), and
- * so is everything after it; *placed says whether it was. With `join` (v1),
+ * so is everything after it; *placed says whether it was. With `join` (v1; v2 without clone3),
  * the program joins that cgroup itself (isolate.h). `err_fd` (>= 0):
  * init's stderr (the self-test's pipe); `node`: the program executes node.
  * Returns init's pid, or -1 with errno; returns 0 in the program.
