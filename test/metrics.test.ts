@@ -2,6 +2,7 @@
 // with the calls made, and no label carrying users' data (issue 12).
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { get, post, startDaemon } from './helpers/daemon.js'
 import { checkAnswer } from './helpers/openapi.js'
 import { TestRedis } from './helpers/redis.js'
@@ -12,9 +13,10 @@ import { waitFor } from './helpers/wait.js'
 const PARSER = `
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
-print(json.dumps([[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))
+import math
+print(json.dumps([[s.name, s.labels, s.value if math.isfinite(s.value) else str(s.value)] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))
 `
-function parse (text: string): Array<[string, Record<string, string>, number]> {
+function parse (text: string): Array<[string, Record<string, string>, number | string]> {
   const r = spawnSync('/usr/bin/python3', ['-c', PARSER], { input: text, encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`the Prometheus parser refused the scrape (python3-prometheus-client installed? make test installs it): ${r.stderr}`)
   return JSON.parse(r.stdout)
@@ -43,10 +45,13 @@ async function scrape (t: Test, url = u('/metrics')): Promise<Map<string, number
   t.notMatch(text, /team-zebra|quokka/, 'no function path in any label')
   for (const line of text.split('\n')) {
     if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line)) continue
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.test(line)) t.fail(`not the text format: ${line}`)
+    // a value as Go's ParseFloat reads it, NaN and Inf in any case: prom-client
+    // writes "Nan" (the event-loop delay's mean when no sample was taken
+    // since the last scrape, as in two scrapes within EVENT_LOOP_SAMPLE_MS)
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+-]+|[Nn][Aa][Nn]|[+-][Ii][Nn][Ff])$/.test(line)) t.fail(`not the text format: ${line}`)
   }
   const series = new Map<string, number>()
-  for (const [name, labels, value] of parse(text)) series.set(`${name}${labelText(labels)}`, value)
+  for (const [name, labels, value] of parse(text)) series.set(`${name}${labelText(labels)}`, Number(value))
   return series
 }
 
@@ -107,4 +112,25 @@ t.test('with METRICS_PORT, /metrics is served there and not on the API port', as
   t.equal((await get(`${other.url}/metrics`)).status, 404)
   const m = await scrape(t, `http://127.0.0.1:${String(line.port)}/metrics`)
   t.equal(m.get('hearth_redis_up'), 1)
+})
+
+/** Context switches of `pid`'s main thread so far: each sleep it wakes from, and each preemption. */
+function switches (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'latin1')
+  return [...status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s*(\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+}
+
+t.test('an idle daemon sleeps: its event loop wakes ~10 times a second, not 100 (the event-loop delay monitor)', async (t) => {
+  const idle = await startDaemon(t, { REDIS_URL: redis.url, POOL_MIN: '0' })
+  const pid = idle.proc.pid as number
+  // One second at a time, until one is quiet (start-up work settles first):
+  // prom-client's default monitor alone made 100 wake-ups in every second.
+  let perSecond = Infinity
+  for (let i = 0; i < 8 && perSecond >= 30; i++) {
+    const before = switches(pid)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    perSecond = switches(pid) - before
+  }
+  t.ok(perSecond < 30, `${perSecond} wake-ups in the quietest second measured`)
+  t.ok((await scrape(t)).has('nodejs_eventloop_lag_p99_seconds'), 'the event-loop delay still measured')
 })

@@ -25,6 +25,14 @@ export interface MetricsSources {
 // Calls take from a millisecond (warm) to TIMEOUT_SCRIPT.
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const START_BUCKETS = [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5, 10]
+/**
+ * How often prom-client's nodejs_eventloop_lag_* histogram samples the event
+ * loop (monitorEventLoopDelay: a timer in the loop). Its default, 10 ms, woke
+ * an idle daemon 100 times a second, ~1.3 % of a core on the development VM
+ * (each wake-up of a halted virtual CPU costs). 100 ms: 10 a second, as
+ * Redis's own `hz`.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 100
 
 export class Metrics implements RunObserver {
   readonly registry = new client.Registry()
@@ -43,7 +51,7 @@ export class Metrics implements RunObserver {
 
   constructor (sources: MetricsSources) {
     const registers = [this.registry]
-    client.collectDefaultMetrics({ register: this.registry })
+    client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS })
     this.requests = new client.Counter({ name: 'hearth_http_requests_total', help: 'HTTP requests by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers })
     this.requestSeconds = new client.Histogram({ name: 'hearth_http_request_duration_seconds', help: 'HTTP request duration by route pattern', labelNames: ['route'], buckets: CALL_BUCKETS, registers })
     this.calls = new client.Counter({ name: 'hearth_calls_total', help: 'Calls by language, outcome (ok or the error code) and start (warm: a sandbox that served the function before)', labelNames: ['language', 'outcome', 'start'], registers })
