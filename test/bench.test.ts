@@ -5,12 +5,15 @@
 // recorded, not how fast: figures are `make bench`'s.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { ROOT } from '../daemon/config.js'
 import { loadOptions } from '../bench/options.js'
+import { parseAnswer, runPacedPart } from '../bench/paced.js'
 
 const run = promisify(execFile)
 
@@ -57,4 +60,34 @@ t.test('a short run measures every server and writes the JSON and the chart', as
   t.equal(r.sandboxLayer.spawnToReady.node.count, 2)
   t.equal(r.sandboxLayer.spawnToReady['python-forked'].count, 2, 'fork-to-ready measured')
   t.match(readFileSync(join(dir, 'latest.svg'), 'utf8'), /^<svg[^>]*>[\s\S]*warm-python[\s\S]*<\/svg>\s*$/)
+})
+
+t.test('the paced caller reads answers as they are framed, whole or in pieces', async (t) => {
+  const answer = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 26\r\n\r\n{"data":8,"type":"number"}')
+  t.equal(parseAnswer(answer.subarray(0, 20)), null, 'headers incomplete')
+  t.equal(parseAnswer(answer.subarray(0, answer.length - 1)), null, 'body incomplete')
+  t.same(parseAnswer(Buffer.concat([answer, Buffer.from('HTTP/1.1')])), { answer: { status: 200, body: '{"data":8,"type":"number"}' }, length: answer.length }, 'what follows is left')
+  t.throws(() => parseAnswer(Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n')), /Content-Length framed/)
+})
+
+t.test('the paced caller counts wrong answers and reconnects after a server closes', async (t) => {
+  let served = 0
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      served++
+      // every second answer closes the connection; the third is another body
+      const body = served === 3 ? '{"data":9}' : '{"data":8}'
+      res.writeHead(200, { 'content-length': body.length, ...(served % 2 === 0 ? { connection: 'close' } : {}) }).end(body)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const port = (server.address() as AddressInfo).port
+  const part = await runPacedPart({ title: 't', url: `http://127.0.0.1:${port}/run-now`, body: '{}', connections: 1, duration: 0.25, timeout: 2, rate: 20, expectBody: '{"data":8}' })
+  const r = part.result as unknown as { errors: number, mismatches: number }
+  t.ok(served >= 5, `a request every 50 ms for 250 ms (${served})`)
+  t.equal(r.mismatches, 1)
+  t.equal(r.errors, 0, 'a closed connection is opened again')
+  t.equal(part.ok, served - 1)
 })
