@@ -29,6 +29,8 @@ export interface ForkerOptions {
   readonly hostPipes?: string
   /** a zygote died without being asked to, or a successor failed to start */
   readonly onTrouble?: (err: Error) => void
+  /** a zygote started after none could (setAside): sandboxes are forked again */
+  readonly onBack?: () => void
 }
 
 export interface ForkerStats {
@@ -58,6 +60,9 @@ export type ZygoteRuntime = 'python' | 'node'
 
 /** Start earlier than the budget runs out, so the swap costs no call a wait. */
 const SUCCESSOR_AT = 0.9
+/** A zygote that failed to start is tried again after this long, then twice as long each time, up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 1000
+const RETRY_MAX_MS = 60_000
 
 export class Forker {
   /** set when zygotes cannot work here; sandboxes of this runtime are spawned */
@@ -71,6 +76,8 @@ export class Forker {
   private started = 0
   private readonly forks: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
   private readonly born: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
+  /** set while no zygote could start (setAside): the next try */
+  private retry: NodeJS.Timeout | null = null
   /** zygotes moved where they may fork into the sandboxes' cgroups */
   private readonly adopted = new WeakSet<Zygote>()
   private closed = false
@@ -148,9 +155,39 @@ export class Forker {
     }
   }
 
+  /**
+   * No zygote to fork from (`err`: why the last one did not start): this
+   * runtime's sandboxes are spawned (usable is false) while a zygote is tried
+   * again in the background, 1 s later, then twice as long each time up to a
+   * minute; once one starts, they are forked again. A failure that may pass
+   * (a start that timed out under load, a crashed zygote whose successor
+   * failed) then costs no call, and one that does not costs a zygote start
+   * a minute. `warn`: say so (onTrouble).
+   */
+  setAside (err: Error, warn = true): void {
+    if (this.closed || this.retry !== null) return
+    this.unavailable = `no zygote could start (${err.message}): fresh sandboxes are spawned while one is tried again`
+    if (warn) this.opts.onTrouble?.(new Error(this.unavailable))
+    this.tryAgain(RETRY_FIRST_MS)
+  }
+
+  private tryAgain (delayMs: number): void {
+    this.retry = setTimeout(() => {
+      this.successor().then(() => {
+        this.retry = null
+        this.unavailable = null
+        this.opts.onBack?.()
+      }, () => {
+        if (!this.closed) this.tryAgain(Math.min(2 * delayMs, RETRY_MAX_MS))
+      })
+    }, delayMs)
+    this.retry.unref()
+  }
+
   /** Kills every zygote, and with them every sandbox forked from them. */
   async close (): Promise<void> {
     this.closed = true
+    if (this.retry !== null) clearTimeout(this.retry)
     const all = [this.current, ...this.retiring].filter((z): z is Zygote => z !== null)
     const next = await this.next?.catch(() => null)
     if (next !== null && next !== undefined) all.push(next)
@@ -169,7 +206,12 @@ export class Forker {
         return z
       }
     }
-    return await this.successor()
+    try {
+      return await this.successor()
+    } catch (err) {
+      this.setAside(err as Error)
+      throw err
+    }
   }
 
   private async successor (): Promise<Zygote> {

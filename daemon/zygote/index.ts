@@ -10,6 +10,7 @@ import { nodeZygoteSpec, zygoteSpec, type RuntimeFiles, type RuntimeName } from 
 import { zygoteArgv } from './argv.js'
 import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
 import { Forker, type ForkerOptions } from './forker.js'
+import { ZygoteUnavailable } from './zygote.js'
 import { addonBeside } from './library.js'
 import { reachesZygoteRoots, Rendezvous } from './rendezvous.js'
 
@@ -51,14 +52,20 @@ async function readyCgroups (o: ForkersOptions): Promise<ForkIntoCgroups | undef
   }
 }
 
-/** Starts a forker's first zygote; false (and why, on the forker) when it cannot. */
-async function started (forker: Forker, problem: string | null): Promise<boolean> {
+/**
+ * Starts a forker's first zygote; false (and why, on the forker) when it
+ * cannot. `retry`: unless the zygote said this host cannot isolate its
+ * children, or its C core is missing, one is tried again in the background
+ * (Forker.setAside).
+ */
+async function started (forker: Forker, problem: string | null, retry: boolean): Promise<boolean> {
   try {
     if (problem !== null) throw new Error(problem)
     await forker.start()
     return true
   } catch (err) {
-    forker.unavailable = (err as Error).message
+    if (retry && problem === null && !(err instanceof ZygoteUnavailable)) forker.setAside(err as Error, false)
+    else forker.unavailable = (err as Error).message
     return false
   }
 }
@@ -82,7 +89,8 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     startTimeoutMs: c.spawnTimeoutMs,
     ...(cgroups === undefined ? {} : { cgroups }),
     onStderr: (line) => o.warn(`${name}: stderr`, { line }),
-    onTrouble: (err) => o.warn(`${name}: ${err.message}`)
+    onTrouble: (err) => o.warn(`${name}: ${err.message}`),
+    onBack: () => o.warn(`${name}: a zygote started again: fresh sandboxes are forked from it`)
   })
   const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes }
   const spec = zygoteSpec(o.files)
@@ -106,7 +114,9 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     await Promise.all(forkers.map(async (f) => await f.close()))
     await rendezvous.close()
   }
-  const [pythonUp, nodeUp] = await Promise.all([started(python, o.zygoteProblem), node === null ? false : started(node, o.zygoteProblem)])
+  // A node zygote that does not start is not tried again: node sandboxes are
+  // then executed by the python zygote's children, for this daemon's life.
+  const [pythonUp, nodeUp] = await Promise.all([started(python, o.zygoteProblem, c.zygote === 'auto'), node === null ? false : started(node, o.zygoteProblem, false)])
   if (!pythonUp) {
     if (c.zygote === 'on') {
       await close()

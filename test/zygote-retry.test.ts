@@ -1,0 +1,59 @@
+// A zygote that cannot start for now (its start failed, or a crashed or worn
+// one's successor failed): fresh sandboxes are spawned meanwhile, no call
+// fails for it, and once a zygote starts again they are forked from it. The
+// failure is real: the zygotes' command line goes through a shell that exits
+// while a file of the test's is missing, before bwrap.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import type { Runner } from '../daemon/pool/runner.js'
+import { py, startRunner, waitFor } from './helpers/runner.js'
+
+/** A switch for the zygotes' start: off, every zygote start exits 3 before bwrap. */
+function startSwitch (t: Test): { on: () => void, off: () => void, wrap: (argv: string[]) => string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-zygote-retry-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const flag = join(dir, 'may-start')
+  return {
+    on: () => writeFileSync(flag, ''),
+    off: () => rmSync(flag, { force: true }),
+    wrap: (argv) => ['/bin/sh', '-c', 'test -e "$0" || exit 3; exec "$@"', flag, ...argv]
+  }
+}
+
+const python = (runner: Runner): Record<string, any> => runner.stats().runtimes.python as Record<string, any>
+
+t.test('a zygote that fails to start: sandboxes are spawned, then forked once one starts', async (t) => {
+  const zygotes = startSwitch(t)
+  const { runner, warnings } = await startRunner(t, {}, { wrapZygoteArgv: zygotes.wrap })
+  t.match(python(runner), { mode: 'spawn', reason: /no zygote could start \(the zygote exited before ready \(exit code 3\)\).*tried again/ })
+  t.same(await py(runner, 'return 6 * 7'), 42, 'served by a spawned sandbox')
+  t.equal(python(runner).forks, 0)
+  t.ok(warnings.some((w) => /NO ZYGOTE/.test(String(w.msg))), 'the fallback said once at start')
+  zygotes.on()
+  await waitFor(() => python(runner).mode === 'zygote', 10_000, 'a zygote started on a later try')
+  t.same(await py(runner, 'return 6 * 7'), 42)
+  t.equal(python(runner).forks, 1, 'the call ran in a forked sandbox')
+  t.ok(warnings.some((w) => /a zygote started again/.test(String(w.msg))), 'the return said')
+})
+
+t.test('a worn zygote whose successor fails: no call fails, sandboxes are spawned until a zygote starts', async (t) => {
+  const zygotes = startSwitch(t)
+  zygotes.on()
+  const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '2' }, { wrapZygoteArgv: zygotes.wrap })
+  t.match(python(runner), { mode: 'zygote', started: 1 })
+  zygotes.off()
+  for (let i = 0; i < 5; i++) t.same(await py(runner, `return ${i}`), i, `call ${i} answered`)
+  t.match(python(runner), { mode: 'spawn', reason: /no zygote could start/, forks: 2 })
+  t.ok(warnings.some((w) => /no zygote could start/.test(String(w.msg))), 'said as a warning')
+  zygotes.on()
+  await waitFor(() => python(runner).mode === 'zygote', 10_000, 'a successor started on a later try')
+  t.same(await py(runner, 'return 7'), 7)
+  t.match(python(runner), { forks: 3, started: 2 }, 'forked from the successor')
+})
+
+t.test('ZYGOTE=on refuses to start when the zygote does not, whatever the failure', async (t) => {
+  const zygotes = startSwitch(t)
+  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { wrapZygoteArgv: zygotes.wrap }), /ZYGOTE=on, but the zygote cannot start: the zygote exited before ready \(exit code 3\)/)
+})
