@@ -84,6 +84,8 @@ t.test('series move with the calls made, labelled by language, outcome, route pa
   t.ok([...m.keys()].some((k) => /^hearth_sandbox_start_seconds_count\{language="python",mode="(fork|spawn)"\}$/.test(k)), 'spawn-to-ready by mode')
   t.ok(m.has('hearth_wait_seconds_bucket{le="+Inf",language="python"}'))
   t.equal(m.get('hearth_redis_up'), 1)
+  t.equal(m.get('hearth_zygote_up{runtime="python"}'), 1, 'fresh python sandboxes forked from the zygote')
+  t.equal(m.get('hearth_zygote_up{runtime="node"}'), 1)
   t.ok((m.get('hearth_pool_sandboxes{language="python",state="ready"}') ?? -1) >= 0)
   t.ok(m.has('hearth_wait_queue_length'))
   t.ok([...m.keys()].some((k) => k.startsWith('hearth_build_info{version="0.1.0",node="v')), 'build info')

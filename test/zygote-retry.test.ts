@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { Metrics } from '../daemon/metrics/index.js'
 import type { Runner } from '../daemon/pool/runner.js'
 import { py, startRunner, waitFor } from './helpers/runner.js'
 
@@ -24,6 +25,12 @@ function startSwitch (t: Test): { on: () => void, off: () => void, wrap: (argv: 
 
 const python = (runner: Runner): Record<string, any> => runner.stats().runtimes.python as Record<string, any>
 
+/** hearth_zygote_up for python, as /metrics says it (metrics.test.ts scrapes a daemon's) */
+async function zygoteUp (runner: Runner): Promise<string | undefined> {
+  const metrics = new Metrics({ pools: () => runner.stats(), redisUp: () => true, build: {} })
+  return /^hearth_zygote_up\{runtime="python"\} (\S+)$/m.exec(await metrics.text())?.[1]
+}
+
 t.test('a zygote that fails to start: sandboxes are spawned, then forked once one starts', async (t) => {
   const zygotes = startSwitch(t)
   const { runner, warnings } = await startRunner(t, {}, { wrapZygoteArgv: zygotes.wrap })
@@ -31,10 +38,12 @@ t.test('a zygote that fails to start: sandboxes are spawned, then forked once on
   t.same(await py(runner, 'return 6 * 7'), 42, 'served by a spawned sandbox')
   t.equal(python(runner).forks, 0)
   t.ok(warnings.some((w) => /NO ZYGOTE/.test(String(w.msg))), 'the fallback said once at start')
+  t.equal(await zygoteUp(runner), '0', 'hearth_zygote_up 0')
   zygotes.on()
   await waitFor(() => python(runner).mode === 'zygote', 10_000, 'a zygote started on a later try')
   t.same(await py(runner, 'return 6 * 7'), 42)
   t.equal(python(runner).forks, 1, 'the call ran in a forked sandbox')
+  t.equal(await zygoteUp(runner), '1', 'hearth_zygote_up 1 again')
   t.ok(warnings.some((w) => /a zygote started again/.test(String(w.msg))), 'the return said')
 })
 

@@ -10,6 +10,8 @@ export interface PoolGauges {
   readonly pools: ReadonlyArray<{ readonly language: string, readonly ready: number, readonly starting: number, readonly borrowed: number, readonly waiting: number }>
   readonly warm: { readonly sandboxes: number, readonly idle: number, readonly waiting: number }
   readonly sandboxes: number
+  /** how each runtime's fresh sandboxes start now (Runner.stats: `zygote`, or `spawn`) */
+  readonly runtimes?: Readonly<Record<string, { readonly mode: string }>>
 }
 
 export interface MetricsSources {
@@ -78,12 +80,14 @@ export class Metrics implements RunObserver {
         live.set(s.sandboxes)
         waiting.set(s.pools.reduce((n, p) => n + p.waiting, s.warm.waiting))
         redis.set(sources.redisUp() ? 1 : 0)
+        for (const [runtime, r] of Object.entries(s.runtimes ?? {})) zygote.set({ runtime }, r.mode === 'zygote' ? 1 : 0)
       }
     })
     const warm = new client.Gauge({ name: 'hearth_warm_sandboxes', help: 'Sandboxes bound to stored functions, by state', labelNames: ['state'], registers })
     const live = new client.Gauge({ name: 'hearth_sandboxes', help: 'Live sandboxes', registers })
     const waiting = new client.Gauge({ name: 'hearth_wait_queue_length', help: 'Calls waiting for a sandbox (QUEUE_MAX bounds them)', registers })
     const redis = new client.Gauge({ name: 'hearth_redis_up', help: '1 while the Redis connection is ready', registers })
+    const zygote = new client.Gauge({ name: 'hearth_zygote_up', help: '1 while the runtime\'s fresh sandboxes start from a zygote, 0 while they are spawned (ZYGOTE=off, a host where zygotes cannot work, or none could start and one is tried again)', labelNames: ['runtime'], registers })
     const build = new client.Gauge({ name: 'hearth_build_info', help: 'hearth\'s version and what it runs on', labelNames: Object.keys(sources.build), registers })
     build.set(sources.build, 1)
     this.asyncTaken = new client.Counter({ name: 'hearth_async_started_total', help: 'Async calls this daemon started; claimed="true": taken over from a daemon that stopped confirming them (died)', labelNames: ['claimed'], registers })
