@@ -3,7 +3,7 @@
 // fails for it, and once a zygote starts again they are forked from it. The
 // failure is real: the zygotes' command line goes through a shell that exits
 // while a file of the test's is missing, before bwrap.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -11,15 +11,17 @@ import { Metrics } from '../daemon/metrics/index.js'
 import type { Runner } from '../daemon/pool/runner.js'
 import { py, startRunner, waitFor } from './helpers/runner.js'
 
-/** A switch for the zygotes' start: off, every zygote start exits 3 before bwrap. */
-function startSwitch (t: Test): { on: () => void, off: () => void, wrap: (argv: string[]) => string[] } {
+/** A switch for the zygotes' start: off, every zygote start exits 3 before bwrap. `tries`: zygote starts so far. */
+function startSwitch (t: Test): { on: () => void, off: () => void, tries: () => number, wrap: (argv: string[]) => string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-zygote-retry-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const flag = join(dir, 'may-start')
+  const log = `${flag}.tries`
   return {
     on: () => writeFileSync(flag, ''),
     off: () => rmSync(flag, { force: true }),
-    wrap: (argv) => ['/bin/sh', '-c', 'test -e "$0" || exit 3; exec "$@"', flag, ...argv]
+    tries: () => existsSync(log) ? readFileSync(log, 'latin1').length : 0,
+    wrap: (argv) => ['/bin/sh', '-c', 'printf x >> "$0.tries"; test -e "$0" || exit 3; exec "$@"', flag, ...argv]
   }
 }
 
@@ -60,6 +62,20 @@ t.test('a worn zygote whose successor fails: no call fails, sandboxes are spawne
   await waitFor(() => python(runner).mode === 'zygote', 10_000, 'a successor started on a later try')
   t.same(await py(runner, 'return 7'), 7)
   t.match(python(runner), { forks: 3, started: 2 }, 'forked from the successor')
+})
+
+t.test('a successor started early that fails is not tried again at every start until the budget runs out', async (t) => {
+  const zygotes = startSwitch(t)
+  zygotes.on()
+  // successors start early from the 90th fork: ten starts before the budget
+  const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '100' }, { wrapZygoteArgv: zygotes.wrap })
+  for (let i = 0; i < 89; i++) await py(runner, 'return 1')
+  zygotes.off()
+  const before = zygotes.tries()
+  for (let i = 89; i < 99; i++) t.same(await py(runner, 'return 1'), 1, `call ${i} answered`)
+  t.match(python(runner), { mode: 'zygote', forks: 99 }, 'the worn-out zygote still forks')
+  t.equal(zygotes.tries() - before, 1, 'one early try in the ten starts (then 1 s, 2 s... apart)')
+  t.equal(warnings.filter((w) => /the zygote exited before ready/.test(String(w.msg))).length, 1, 'said once')
 })
 
 t.test('ZYGOTE=on refuses to start when the zygote does not, whatever the failure', async (t) => {

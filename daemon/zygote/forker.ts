@@ -78,6 +78,8 @@ export class Forker {
   private readonly born: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
   /** set while no zygote could start (setAside): the next try */
   private retry: NodeJS.Timeout | null = null
+  /** after an early successor failed to start, none is tried early again before `at` (then `ms` doubles, up to RETRY_MAX_MS) */
+  private early = { at: 0, ms: RETRY_FIRST_MS }
   /** zygotes moved where they may fork into the sandboxes' cgroups */
   private readonly adopted = new WeakSet<Zygote>()
   private closed = false
@@ -202,7 +204,7 @@ export class Forker {
     if (z !== null && z.alive) {
       const used = Math.max(z.forks / this.opts.maxForks, (Date.now() - z.started) / this.opts.maxAgeMs)
       if (used < 1) {
-        if (used >= SUCCESSOR_AT) this.successor().catch((err: Error) => this.opts.onTrouble?.(err))
+        if (used >= SUCCESSOR_AT && this.next === null && Date.now() >= this.early.at) this.earlySuccessor()
         return z
       }
     }
@@ -212,6 +214,19 @@ export class Forker {
       this.setAside(err as Error)
       throw err
     }
+  }
+
+  /**
+   * A successor started before the current zygote is worn out. One that fails
+   * (warned) is not tried early again for a while, 1 s then twice as long
+   * each time: without that, every start between SUCCESSOR_AT and the budget
+   * tried one (up to a tenth of ZYGOTE_MAX_FORKS failed starts and warnings).
+   */
+  private earlySuccessor (): void {
+    this.successor().then(() => { this.early = { at: 0, ms: RETRY_FIRST_MS } }, (err: Error) => {
+      this.early = { at: Date.now() + this.early.ms, ms: Math.min(2 * this.early.ms, RETRY_MAX_MS) }
+      this.opts.onTrouble?.(err)
+    })
   }
 
   private async successor (): Promise<Zygote> {
