@@ -215,6 +215,20 @@ t.test('the starts a dying zygote takes with it count as one failure: the pool b
   await waitFor(() => python().ready === 4 && python().consecutiveFailures === 0, 10_000, 'the pool full again')
 })
 
+t.test('a zygote that stops answering is killed after the start timeout, and a successor serves', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ACQUIRE_TIMEOUT: '8' })
+  t.same(await py(runner, 'return 1'), 1)
+  const [zygote] = pythonZygotes()
+  process.kill(zygote as number, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(zygote as number, 'SIGKILL') } catch {} })
+  const asked = Date.now()
+  t.same(await py(runner, 'return "served"'), 'served', 'the call waits out one start, not its own deadline')
+  t.ok(Date.now() - asked < 5000, `served ${Date.now() - asked} ms after asking`)
+  t.match(pythonRuntime(runner), { mode: 'zygote', started: 2 })
+  t.ok(warnings.some((w) => /did not answer a fork in 1000 ms: killed/.test(String(w.msg))), 'said')
+  await waitFor(() => { try { process.kill(zygote as number, 0); return false } catch { return true } }, 5000, 'the stopped zygote gone')
+})
+
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
   const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
   t.match(warnings, [{ msg: /NO ZYGOTE/, reason: /EPERM|Operation not permitted/ }])

@@ -121,7 +121,14 @@ export class Forker {
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        const fork = await zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined, precompile)
+        const asked = zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined, precompile)
+        const watchdog = setTimeout(() => this.unresponsive(zygote), this.opts.startTimeoutMs)
+        let fork: Fork
+        try {
+          fork = await asked
+        } finally {
+          clearTimeout(watchdog)
+        }
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
@@ -184,6 +191,20 @@ export class Forker {
       })
     }, delayMs)
     this.retry.unref()
+  }
+
+  /**
+   * `z` did not answer a fork in the start timeout (stopped, or stuck: it
+   * forks and answers in well under a millisecond): killed, its sandboxes with
+   * it (their exits could not be told either), so the next start makes a
+   * successor. Left alone, it took every start after it, each waiting out
+   * the timeout.
+   */
+  private unresponsive (z: Zygote): void {
+    if (this.closed || this.current !== z) return
+    this.current = null
+    this.opts.onTrouble?.(new Error(`a zygote did not answer a fork in ${this.opts.startTimeoutMs} ms: killed with its sandboxes, a successor starts`))
+    z.kill()
   }
 
   /** Kills every zygote, and with them every sandbox forked from them. */
