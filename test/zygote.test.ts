@@ -229,6 +229,22 @@ t.test('a zygote that stops answering is killed after the start timeout, and a s
   await waitFor(() => { try { process.kill(zygote as number, 0); return false } catch { return true } }, 5000, 'the stopped zygote gone')
 })
 
+t.test('a retiring zygote that stops answering is killed when a sandbox of its is to end, and the sandbox ends', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ZYGOTE_MAX_FORKS: '2' })
+  const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'
+  t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the first zygote')
+  const [first] = pythonZygotes()
+  t.same(await py(runner, 'return 2'), 2)
+  t.same(await py(runner, 'return 3'), 3, 'forked by a successor: the first zygote retires, its warm sandbox alive')
+  t.match(pythonRuntime(runner), { started: 2, retiring: 1 })
+  process.kill(first as number, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(first as number, 'SIGKILL') } catch {} })
+  const r = await call(runner, { language: 'python', code: HANGS, input: '{"hang": true}', functionKey: 'fn@1', timeoutMs: 300 })
+  t.equal(r.error?.code, 'timeout', 'the warm sandbox is to be killed')
+  await waitFor(() => pythonRuntime(runner).retiring === 0 && runner.stats().sandboxes === 0, 5000, 'the stopped zygote killed and the sandbox ended')
+  t.ok(warnings.some((w) => /a retiring zygote did not end a sandbox in 1000 ms: killed/.test(String(w.msg))), 'said')
+})
+
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
   const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
   t.match(warnings, [{ msg: /NO ZYGOTE/, reason: /EPERM|Operation not permitted/ }])

@@ -138,7 +138,7 @@ export class Forker {
         if (fork.hostPid !== null) await limits.place?.(fork.hostPid)
         if (signal.aborted) throw new Error('aborted')
         conns.proto.write(GO)
-        return forkedProcess(conns, fork, () => zygote.killChild(nonce))
+        return forkedProcess(conns, fork, () => this.killIn(zygote, nonce, fork.exited))
       } catch (err) {
         giveUp(err as Error)
         throw err
@@ -205,6 +205,24 @@ export class Forker {
     this.current = null
     this.opts.onTrouble?.(new Error(`a zygote did not answer a fork in ${this.opts.startTimeoutMs} ms: killed with its sandboxes, a successor starts`))
     z.kill()
+  }
+
+  /**
+   * Asks `z` to kill a child of its. A retiring zygote that has not told the
+   * child's end within the start timeout (stopped, stuck) is killed with its
+   * children: nothing else would end them, nor it (it closes once its last
+   * child is gone). The current zygote is watched at its forks (unresponsive).
+   */
+  private killIn (z: Zygote, nonce: string, exited: Promise<unknown>): void {
+    z.killChild(nonce)
+    const timer = setTimeout(() => {
+      if (!this.retiring.has(z) || !z.alive) return
+      this.retiring.delete(z)
+      this.opts.onTrouble?.(new Error(`a retiring zygote did not end a sandbox in ${this.opts.startTimeoutMs} ms: killed with its sandboxes`))
+      z.kill()
+    }, this.opts.startTimeoutMs)
+    timer.unref()
+    void exited.then(() => clearTimeout(timer))
   }
 
   /** Kills every zygote, and with them every sandbox forked from them. */
