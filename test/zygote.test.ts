@@ -1,48 +1,16 @@
 // Fresh sandboxes started by the zygotes (python ones forked into the python
 // zygote's interpreter; node ones: test/node-zygote.test.ts): what each child
-// can and cannot do, siblings alive at once, the zygote's fork budget, its
-// death, and the fallback to spawning where a zygote cannot work.
+// can and cannot do, siblings alive at once, the pages it copies or maps at
+// once, and its start's steps. A zygote's own life and failures:
+// test/zygote-lifecycle.test.ts.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import type { Runner } from '../daemon/pool/runner.js'
 import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
 import { call, py, startRunner, waitFor } from './helpers/runner.js'
-
-function pythonRuntime (runner: Runner): Record<string, any> {
-  return runner.stats().runtimes.python as Record<string, any>
-}
-
-function childrenOf (pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number))
-  } catch {
-    return []
-  }
-}
-
-/** Host pids of this test process's zygotes (python3 running /hearth/zygote.py under bwrap). */
-function zygotePids (): number[] {
-  const all: number[] = []
-  for (let level = childrenOf(process.pid); level.length > 0; level = level.flatMap(childrenOf)) all.push(...level)
-  return all.filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('/hearth/zygote.py')
-    } catch {
-      return false
-    }
-  })
-}
-
-const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'latin1').trim()
-const parentOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1])
-
-/** Host pids of this test process's python zygotes: the python3 right under bwrap (its sandboxes' programs run zygote.py too, under their reaper). */
-function pythonZygotes (): number[] {
-  return zygotePids().filter((pid) => comm(pid) !== 'bwrap' && comm(parentOf(pid)) === 'bwrap')
-}
+import { pythonPrograms, pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
 
 t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says so', async (t) => {
   const { runner } = await startRunner(t)
@@ -169,98 +137,6 @@ return {
   t.equal(again.result?.warm, true)
 })
 
-t.test('a zygote is replaced after its fork budget, with no failed call and no warm sandbox lost', async (t) => {
-  const { runner } = await startRunner(t, { ZYGOTE_MAX_FORKS: '3', POOL_MIN: '1' })
-  const counter = 'import builtins\nbuiltins.n = getattr(builtins, "n", 0) + 1\nreturn builtins.n'
-  t.equal(await py(runner, counter, 'budget/warm@1'), 1)
-  const results = await Promise.all(Array.from({ length: 12 }, async (_, i) => await py(runner, `return ${i}`)))
-  t.same(results, Array.from({ length: 12 }, (_, i) => i), 'every call answered')
-  t.ok(pythonRuntime(runner).started >= 4, `${pythonRuntime(runner).started as number} zygotes started for ${pythonRuntime(runner).forks as number} forks`)
-  t.equal(await py(runner, counter, 'budget/warm@1'), 2, 'the warm sandbox of a retired zygote still serves its function')
-  await waitFor(() => pythonRuntime(runner).zygotes <= 2, 10_000, 'retired zygotes without children exit')
-})
-
-t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung', async (t) => {
-  const { runner } = await startRunner(t, { POOL_MIN: '1' })
-  const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
-  const mine = pythonZygotes()
-  t.equal(mine.length, 1, 'one zygote')
-  const started = Date.now()
-  for (const pid of mine) process.kill(pid, 'SIGKILL')
-  const r = await slow
-  t.equal(r.error?.code, 'sandbox_crashed', 'the call in flight ends at once')
-  t.ok(Date.now() - started < 5000)
-  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
-})
-
-t.test('the starts a dying zygote takes with it count as one failure: the pool backs off 100 ms, not seconds', async (t) => {
-  const failures: number[] = []
-  const { runner } = await startRunner(t, { POOL_MIN: '4' }, {
-    onSpawnError: (language, _err, n) => { if (language === 'python') failures.push(n) }
-  })
-  const python = (): Record<string, any> => runner.stats().pools.find((p) => p.language === 'python') ?? {}
-  await waitFor(() => python().ready === 4, 15_000, 'prewarm')
-  const [zygote] = pythonZygotes()
-  process.kill(zygote as number, 'SIGSTOP')
-  // Four one-shot calls take the four ready sandboxes; their refills wait on the stopped zygote.
-  for (let i = 0; i < 4; i++) t.same(await py(runner, 'return 1'), 1)
-  await waitFor(() => python().starting === 4, 10_000, 'four starts waiting on the stopped zygote')
-  process.kill(zygote as number, 'SIGKILL')
-  const killed = Date.now()
-  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
-  t.ok(Date.now() - killed < 5000, `served ${Date.now() - killed} ms after the zygote died`)
-  t.equal(failures.length, 4, 'the four starts failed')
-  t.same(failures, [1, 1, 1, 1], 'as one failure: starts in flight together fail together')
-  await waitFor(() => python().ready === 4 && python().consecutiveFailures === 0, 10_000, 'the pool full again')
-})
-
-t.test('a zygote that stops answering is killed after the start timeout, and a successor serves', async (t) => {
-  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ACQUIRE_TIMEOUT: '8' })
-  t.same(await py(runner, 'return 1'), 1)
-  const [zygote] = pythonZygotes()
-  process.kill(zygote as number, 'SIGSTOP')
-  t.teardown(() => { try { process.kill(zygote as number, 'SIGKILL') } catch {} })
-  const asked = Date.now()
-  t.same(await py(runner, 'return "served"'), 'served', 'the call waits out one start, not its own deadline')
-  t.ok(Date.now() - asked < 5000, `served ${Date.now() - asked} ms after asking`)
-  t.match(pythonRuntime(runner), { mode: 'zygote', started: 2 })
-  t.ok(warnings.some((w) => /did not answer a fork in 1000 ms: killed/.test(String(w.msg))), 'said')
-  await waitFor(() => { try { process.kill(zygote as number, 0); return false } catch { return true } }, 5000, 'the stopped zygote gone')
-})
-
-t.test('a retiring zygote that stops answering is killed when a sandbox of its is to end, and the sandbox ends', async (t) => {
-  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ZYGOTE_MAX_FORKS: '2' })
-  const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'
-  t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the first zygote')
-  const [first] = pythonZygotes()
-  t.same(await py(runner, 'return 2'), 2)
-  t.same(await py(runner, 'return 3'), 3, 'forked by a successor: the first zygote retires, its warm sandbox alive')
-  t.match(pythonRuntime(runner), { started: 2, retiring: 1 })
-  process.kill(first as number, 'SIGSTOP')
-  t.teardown(() => { try { process.kill(first as number, 'SIGKILL') } catch {} })
-  const r = await call(runner, { language: 'python', code: HANGS, input: '{"hang": true}', functionKey: 'fn@1', timeoutMs: 300 })
-  t.equal(r.error?.code, 'timeout', 'the warm sandbox is to be killed')
-  await waitFor(() => pythonRuntime(runner).retiring === 0 && runner.stats().sandboxes === 0, 5000, 'the stopped zygote killed and the sandbox ended')
-  t.ok(warnings.some((w) => /a retiring zygote did not end a sandbox in 1000 ms: killed/.test(String(w.msg))), 'said')
-})
-
-t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
-  const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
-  t.match(warnings, [{ msg: /NO ZYGOTE/, reason: /EPERM|Operation not permitted/ }])
-  t.match(pythonRuntime(runner), { mode: 'spawn', reason: /Operation not permitted/ })
-  t.notMatch(pythonRuntime(runner).reason, /tried again/, 'a host that cannot: no zygote tried again (zygote-retry.test.ts: one that failed otherwise)')
-  t.same(await py(runner, 'import os\nreturn os.getpid()'), 2, 'spawned by bwrap, served all the same')
-  t.equal(pythonRuntime(runner).forks, 0)
-  const js = await call(runner, { language: 'javascript', code: 'return 2', input: '{}' })
-  t.equal(js.result?.data, '2')
-  t.match(runner.stats().runtimes.node, { mode: 'spawn' })
-})
-
-t.test('ZYGOTE=on refuses to start without a working zygote', async (t) => {
-  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the zygote cannot start/)
-})
-
 t.test('the zygote works with RUNTIME_DIR on a noexec mount (systemd mounts /run so)', async (t) => {
   if (process.getuid?.() !== 0) return t.comment('needs root to mount a tmpfs; skipped')
   const dir = mkdtempSync(join(tmpdir(), 'hearth-noexec-'))
@@ -288,9 +164,7 @@ t.test('a forked python child copies at once the zygote pages a sandbox writes, 
     return
   }
   const { runner } = await startRunner(t, { ZYGOTE: 'on', POOL_MIN: '1' })
-  // The zygote: the python3 whose parent is not a python3 (its children run zygote.py too).
-  const pythons = zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3'))
-  const zygote = pythons.filter((pid) => !pythons.includes(parentOf(pid)))
+  const zygote = pythonZygotes()
   t.equal(zygote.length, 1, 'one zygote')
   const total = writableKb(zygote[0] as number)
   const learned = pythonRuntime(runner).prefaultPages as number
@@ -313,8 +187,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   // What a first compile adds (the first call below compiles): copied and mapped just before it (zygote/probe.h, hz_probe_answered).
   const precompiled = pythonRuntime(runner).precompilePages as number
   t.ok(precompiled > 0, `the probe learned ${precompiled} pages a first compile copies or maps`)
-  // Its program: a python3 running zygote.py whose parent is its sandbox's init (the zygote's is bwrap).
-  const programs = (): number[] => zygotePids().filter((pid) => readlinkSync(`/proc/${pid}/exe`).includes('python3') && comm(parentOf(pid)) !== 'bwrap')
+  const programs = pythonPrograms
   const faults = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
   // The first fresh sandbox compiles the code and sends its bytecode back (sandbox/bytecode-cache.ts); the next one is sent it.
   const served = new Set<number>()

@@ -1,0 +1,177 @@
+// A zygote's life and its failures: replaced after its fork budget, when it
+// dies, when it stops answering (current or retiring), and what happens when
+// none can work (the fallback to spawning) or none could start for now
+// (spawned meanwhile, no call failing for it, forked again once one starts).
+// The start failures are real: the zygotes' command line goes through a shell
+// that exits while a file of the test's is missing, before bwrap.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { Metrics } from '../daemon/metrics/index.js'
+import { pidAlive } from '../daemon/pid-alive.js'
+import type { Runner } from '../daemon/pool/runner.js'
+import { call, py, startRunner, waitFor } from './helpers/runner.js'
+import { pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
+
+t.test('a zygote is replaced after its fork budget, with no failed call and no warm sandbox lost', async (t) => {
+  const { runner } = await startRunner(t, { ZYGOTE_MAX_FORKS: '3', POOL_MIN: '1' })
+  const counter = 'import builtins\nbuiltins.n = getattr(builtins, "n", 0) + 1\nreturn builtins.n'
+  t.equal(await py(runner, counter, 'budget/warm@1'), 1)
+  const results = await Promise.all(Array.from({ length: 12 }, async (_, i) => await py(runner, `return ${i}`)))
+  t.same(results, Array.from({ length: 12 }, (_, i) => i), 'every call answered')
+  t.ok(pythonRuntime(runner).started >= 4, `${pythonRuntime(runner).started as number} zygotes started for ${pythonRuntime(runner).forks as number} forks`)
+  t.equal(await py(runner, counter, 'budget/warm@1'), 2, 'the warm sandbox of a retired zygote still serves its function')
+  await waitFor(() => pythonRuntime(runner).zygotes <= 2, 10_000, 'retired zygotes without children exit')
+})
+
+t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1' })
+  const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
+  const mine = pythonZygotes()
+  t.equal(mine.length, 1, 'one zygote')
+  const started = Date.now()
+  for (const pid of mine) process.kill(pid, 'SIGKILL')
+  const r = await slow
+  t.equal(r.error?.code, 'sandbox_crashed', 'the call in flight ends at once')
+  t.ok(Date.now() - started < 5000)
+  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
+})
+
+t.test('the starts a dying zygote takes with it count as one failure: the pool backs off 100 ms, not seconds', async (t) => {
+  const failures: number[] = []
+  const { runner } = await startRunner(t, { POOL_MIN: '4' }, {
+    onSpawnError: (language, _err, n) => { if (language === 'python') failures.push(n) }
+  })
+  const python = (): Record<string, any> => runner.stats().pools.find((p) => p.language === 'python') ?? {}
+  await waitFor(() => python().ready === 4, 15_000, 'prewarm')
+  const [zygote] = pythonZygotes()
+  process.kill(zygote as number, 'SIGSTOP')
+  // Four one-shot calls take the four ready sandboxes; their refills wait on the stopped zygote.
+  for (let i = 0; i < 4; i++) t.same(await py(runner, 'return 1'), 1)
+  await waitFor(() => python().starting === 4, 10_000, 'four starts waiting on the stopped zygote')
+  process.kill(zygote as number, 'SIGKILL')
+  const killed = Date.now()
+  t.same(await py(runner, 'return "again"'), 'again', 'a new zygote serves the next call')
+  t.ok(Date.now() - killed < 5000, `served ${Date.now() - killed} ms after the zygote died`)
+  t.equal(failures.length, 4, 'the four starts failed')
+  t.same(failures, [1, 1, 1, 1], 'as one failure: starts in flight together fail together')
+  await waitFor(() => python().ready === 4 && python().consecutiveFailures === 0, 10_000, 'the pool full again')
+})
+
+t.test('a zygote that stops answering is killed after the start timeout, and a successor serves', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ACQUIRE_TIMEOUT: '8' })
+  t.same(await py(runner, 'return 1'), 1)
+  const [zygote] = pythonZygotes()
+  process.kill(zygote as number, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(zygote as number, 'SIGKILL') } catch {} })
+  const asked = Date.now()
+  t.same(await py(runner, 'return "served"'), 'served', 'the call waits out one start, not its own deadline')
+  t.ok(Date.now() - asked < 5000, `served ${Date.now() - asked} ms after asking`)
+  t.match(pythonRuntime(runner), { mode: 'zygote', started: 2 })
+  t.ok(warnings.some((w) => /did not answer a fork in 1000 ms: killed/.test(String(w.msg))), 'said')
+  await waitFor(() => !pidAlive(zygote as number), 5000, 'the stopped zygote gone')
+})
+
+t.test('a retiring zygote that stops answering is killed when a sandbox of its is to end, and the sandbox ends', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ZYGOTE_MAX_FORKS: '2' })
+  const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'
+  t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the first zygote')
+  const [first] = pythonZygotes()
+  t.same(await py(runner, 'return 2'), 2)
+  t.same(await py(runner, 'return 3'), 3, 'forked by a successor: the first zygote retires, its warm sandbox alive')
+  t.match(pythonRuntime(runner), { started: 2, retiring: 1 })
+  process.kill(first as number, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(first as number, 'SIGKILL') } catch {} })
+  const r = await call(runner, { language: 'python', code: HANGS, input: '{"hang": true}', functionKey: 'fn@1', timeoutMs: 300 })
+  t.equal(r.error?.code, 'timeout', 'the warm sandbox is to be killed')
+  await waitFor(() => pythonRuntime(runner).retiring === 0 && runner.stats().sandboxes === 0, 5000, 'the stopped zygote killed and the sandbox ended')
+  t.ok(warnings.some((w) => /a retiring zygote did not end a sandbox in 1000 ms: killed/.test(String(w.msg))), 'said')
+})
+
+t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {
+  const { runner, warnings } = await startRunner(t, {}, { zygoteCapabilities: false })
+  t.match(warnings, [{ msg: /NO ZYGOTE/, reason: /EPERM|Operation not permitted/ }])
+  t.match(pythonRuntime(runner), { mode: 'spawn', reason: /Operation not permitted/ })
+  t.notMatch(pythonRuntime(runner).reason, /tried again/, 'a host that cannot: no zygote tried again (below: one that failed otherwise)')
+  t.same(await py(runner, 'import os\nreturn os.getpid()'), 2, 'spawned by bwrap, served all the same')
+  t.equal(pythonRuntime(runner).forks, 0)
+  const js = await call(runner, { language: 'javascript', code: 'return 2', input: '{}' })
+  t.equal(js.result?.data, '2')
+  t.match(runner.stats().runtimes.node, { mode: 'spawn' })
+})
+
+t.test('ZYGOTE=on refuses to start without a working zygote', async (t) => {
+  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { zygoteCapabilities: false }), /ZYGOTE=on, but the zygote cannot start/)
+})
+
+/** A switch for the zygotes' start: off, every zygote start exits 3 before bwrap. `tries`: zygote starts so far. */
+function startSwitch (t: Test): { on: () => void, off: () => void, tries: () => number, wrap: (argv: string[]) => string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-zygote-retry-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const flag = join(dir, 'may-start')
+  const log = `${flag}.tries`
+  return {
+    on: () => writeFileSync(flag, ''),
+    off: () => rmSync(flag, { force: true }),
+    tries: () => existsSync(log) ? readFileSync(log, 'latin1').length : 0,
+    wrap: (argv) => ['/bin/sh', '-c', 'printf x >> "$0.tries"; test -e "$0" || exit 3; exec "$@"', flag, ...argv]
+  }
+}
+
+/** hearth_zygote_up for python, as /metrics says it (metrics.test.ts scrapes a daemon's) */
+async function zygoteUp (runner: Runner): Promise<string | undefined> {
+  const metrics = new Metrics({ pools: () => runner.stats(), redisUp: () => true, build: {} })
+  return /^hearth_zygote_up\{runtime="python"\} (\S+)$/m.exec(await metrics.text())?.[1]
+}
+
+t.test('a zygote that fails to start: sandboxes are spawned, then forked once one starts', async (t) => {
+  const zygotes = startSwitch(t)
+  const { runner, warnings } = await startRunner(t, {}, { wrapZygoteArgv: zygotes.wrap })
+  t.match(pythonRuntime(runner), { mode: 'spawn', reason: /no zygote could start \(the zygote exited before ready \(exit code 3\)\).*tried again/ })
+  t.same(await py(runner, 'return 6 * 7'), 42, 'served by a spawned sandbox')
+  t.equal(pythonRuntime(runner).forks, 0)
+  t.ok(warnings.some((w) => /NO ZYGOTE/.test(String(w.msg))), 'the fallback said once at start')
+  t.equal(await zygoteUp(runner), '0', 'hearth_zygote_up 0')
+  zygotes.on()
+  await waitFor(() => pythonRuntime(runner).mode === 'zygote', 10_000, 'a zygote started on a later try')
+  t.same(await py(runner, 'return 6 * 7'), 42)
+  t.equal(pythonRuntime(runner).forks, 1, 'the call ran in a forked sandbox')
+  t.equal(await zygoteUp(runner), '1', 'hearth_zygote_up 1 again')
+  t.ok(warnings.some((w) => /a zygote started again/.test(String(w.msg))), 'the return said')
+})
+
+t.test('a worn zygote whose successor fails: no call fails, sandboxes are spawned until a zygote starts', async (t) => {
+  const zygotes = startSwitch(t)
+  zygotes.on()
+  const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '2' }, { wrapZygoteArgv: zygotes.wrap })
+  t.match(pythonRuntime(runner), { mode: 'zygote', started: 1 })
+  zygotes.off()
+  for (let i = 0; i < 5; i++) t.same(await py(runner, `return ${i}`), i, `call ${i} answered`)
+  t.match(pythonRuntime(runner), { mode: 'spawn', reason: /no zygote could start/, forks: 2 })
+  t.ok(warnings.some((w) => /no zygote could start/.test(String(w.msg))), 'said as a warning')
+  zygotes.on()
+  await waitFor(() => pythonRuntime(runner).mode === 'zygote', 10_000, 'a successor started on a later try')
+  t.same(await py(runner, 'return 7'), 7)
+  t.match(pythonRuntime(runner), { forks: 3, started: 2 }, 'forked from the successor')
+})
+
+t.test('a successor started early that fails is not tried again at every start until the budget runs out', async (t) => {
+  const zygotes = startSwitch(t)
+  zygotes.on()
+  // successors start early from the 90th fork: ten starts before the budget
+  const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '100' }, { wrapZygoteArgv: zygotes.wrap })
+  for (let i = 0; i < 89; i++) await py(runner, 'return 1')
+  zygotes.off()
+  const before = zygotes.tries()
+  for (let i = 89; i < 99; i++) t.same(await py(runner, 'return 1'), 1, `call ${i} answered`)
+  t.match(pythonRuntime(runner), { mode: 'zygote', forks: 99 }, 'the worn-out zygote still forks')
+  t.equal(zygotes.tries() - before, 1, 'one early try in the ten starts (then 1 s, 2 s... apart)')
+  t.equal(warnings.filter((w) => /the zygote exited before ready/.test(String(w.msg))).length, 1, 'said once')
+})
+
+t.test('ZYGOTE=on refuses to start when the zygote does not, whatever the failure', async (t) => {
+  const zygotes = startSwitch(t)
+  await t.rejects(startRunner(t, { ZYGOTE: 'on' }, { wrapZygoteArgv: zygotes.wrap }), /ZYGOTE=on, but the zygote cannot start: the zygote exited before ready \(exit code 3\)/)
+})
