@@ -63,6 +63,7 @@ const SUCCESSOR_AT = 0.9
 /** A zygote that failed to start is tried again after this long, then twice as long each time, up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 1000
 const RETRY_MAX_MS = 60_000
+const nextRetryMs = (ms: number): number => Math.min(2 * ms, RETRY_MAX_MS)
 
 export class Forker {
   /** set when zygotes cannot work here; sandboxes of this runtime are spawned */
@@ -187,7 +188,7 @@ export class Forker {
         this.unavailable = null
         this.opts.onBack?.()
       }, () => {
-        if (!this.closed) this.tryAgain(Math.min(2 * delayMs, RETRY_MAX_MS))
+        if (!this.closed) this.tryAgain(nextRetryMs(delayMs))
       })
     }, delayMs)
     this.retry.unref()
@@ -202,8 +203,14 @@ export class Forker {
    */
   private unresponsive (z: Zygote): void {
     if (this.closed || this.current !== z) return
-    this.current = null
-    this.opts.onTrouble?.(new Error(`a zygote did not answer a fork in ${this.opts.startTimeoutMs} ms: killed with its sandboxes, a successor starts`))
+    this.killStuck(z, `a zygote did not answer a fork in ${this.opts.startTimeoutMs} ms: killed with its sandboxes, a successor starts`)
+  }
+
+  /** Kills `z`, no longer current nor retiring (its exit then is no surprise: onExit), saying `why`. */
+  private killStuck (z: Zygote, why: string): void {
+    if (this.current === z) this.current = null
+    this.retiring.delete(z)
+    this.opts.onTrouble?.(new Error(why))
     z.kill()
   }
 
@@ -216,10 +223,7 @@ export class Forker {
   private killIn (z: Zygote, nonce: string, exited: Promise<unknown>): void {
     z.killChild(nonce)
     const timer = setTimeout(() => {
-      if (!this.retiring.has(z) || !z.alive) return
-      this.retiring.delete(z)
-      this.opts.onTrouble?.(new Error(`a retiring zygote did not end a sandbox in ${this.opts.startTimeoutMs} ms: killed with its sandboxes`))
-      z.kill()
+      if (this.retiring.has(z) && z.alive) this.killStuck(z, `a retiring zygote did not end a sandbox in ${this.opts.startTimeoutMs} ms: killed with its sandboxes`)
     }, this.opts.startTimeoutMs)
     timer.unref()
     void exited.then(() => clearTimeout(timer))
@@ -263,7 +267,7 @@ export class Forker {
    */
   private earlySuccessor (): void {
     this.successor().then(() => { this.early = { at: 0, ms: RETRY_FIRST_MS } }, (err: Error) => {
-      this.early = { at: Date.now() + this.early.ms, ms: Math.min(2 * this.early.ms, RETRY_MAX_MS) }
+      this.early = { at: Date.now() + this.early.ms, ms: nextRetryMs(this.early.ms) }
       this.opts.onTrouble?.(err)
     })
   }
