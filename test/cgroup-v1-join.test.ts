@@ -8,6 +8,7 @@ import t from 'tap'
 import type { LimitsBackend, SandboxLimits } from '../daemon/sandbox/limits/types.js'
 import type { Runner } from '../daemon/pool/runner.js'
 import { call, startRunner } from './helpers/runner.js'
+import { pythonRuntime } from './helpers/zygotes.js'
 
 const probe = await startRunner(t, { ZYGOTE: 'off' })
 const skip = probe.limits.name === 'cgroup1' ? false : `the limits backend here is ${probe.limits.name}`
@@ -63,7 +64,7 @@ t.test('the children of a zygote that replaces a worn one join their cgroups too
   const count = counting()
   const { runner, warnings } = await startRunner(t, { ZYGOTE_MAX_FORKS: '2', POOL_MIN: '0' }, { wrapLimits: count.wrap })
   for (let i = 0; i < 5; i++) t.equal((await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })).result?.data, String(i))
-  const stats = runner.stats().runtimes.python as { started: number, forks: number, bornInCgroup?: number }
+  const stats = pythonRuntime(runner)
   t.ok(stats.started >= 3, `${stats.started} python zygotes started`)
   t.equal(stats.bornInCgroup, stats.forks, `${stats.bornInCgroup} of ${stats.forks} joined their cgroups`)
   t.equal(count.placed(), 0)

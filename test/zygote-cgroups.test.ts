@@ -13,6 +13,7 @@ import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
 import type { Env } from '../daemon/config.js'
 import type { Runner } from '../daemon/pool/runner.js'
 import { call, startRunner, waitFor } from './helpers/runner.js'
+import { pythonRuntime } from './helpers/zygotes.js'
 
 const v2 = mounts().find((m) => m.fstype === 'cgroup2')
 
@@ -145,7 +146,7 @@ os.execvp(sys.argv[1], sys.argv[1:])
 t.test('a zygote whose clone into a cgroup fails (ENOSYS) says so once; its later children join their cgroup', { skip: skip || (process.arch === 'x64' ? false : 'the filter is x86-64\'s') }, async (t) => {
   const { runner, warnings } = await bornInCgroups(t, { POOL_MIN: '0' }, { wrapZygoteArgv: (argv) => ['/usr/bin/python3', '-c', NO_CLONE3, ...argv] })
   for (let i = 0; i < 3; i++) t.equal((await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })).result?.data, String(i))
-  const python = runner.stats().runtimes.python as unknown as Record<string, number>
+  const python = pythonRuntime(runner)
   t.equal(python.forks, 3)
   t.equal(python.bornInCgroup, 2, 'the first placed by the daemon, the next two joined their cgroup')
   t.ok(warnings.some((w) => /clone3 into a sandbox cgroup: Function not implemented; the next children join their cgroups instead/.test(String(w.line))), 'the zygote said so')
@@ -157,7 +158,7 @@ t.test('a zygote that replaces a worn one forks into the cgroups too', { skip },
     const r = await call(runner, { language: 'python', code: `return ${i}`, input: '{}' })
     t.equal(r.result?.data, String(i))
   }
-  const python = runner.stats().runtimes.python as unknown as Record<string, number>
+  const python = pythonRuntime(runner)
   t.ok((python.started ?? 0) >= 3, `${python.started} python zygotes started`)
   t.equal(python.bornInCgroup, python.forks, `${python.bornInCgroup} of ${python.forks} born in their cgroup`)
   await waitFor(() => cmdlines(join(parent, 'zygotes', 'cgroup.procs')).filter((c) => c.includes('/hearth/zygote.py')).length >= 1, 10_000, 'the current zygote in <parent>/zygotes')
