@@ -40,7 +40,9 @@ export interface Rlimits { data?: number, nproc?: number, core?: number }
 /** cgroup: the sandbox cgroup (a directory of the zygote's /run/hearth-cgroup, cgroup v2) its init is born in (clone3) */
 export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits, cgroup?: string }
 export interface KillCommand { t: 'kill', nonce: string }
-export type ZygoteCommand = ForkCommand | KillCommand
+/** Answered with a `pong` of the same id: the zygote still reads its channel (a sandbox's end that is not told may be the child's, not the zygote's) */
+export interface PingCommand { t: 'ping', id: number }
+export type ZygoteCommand = ForkCommand | KillCommand | PingCommand
 /** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `premap`: read-only pages (code) it maps at once, as learned; `precompile`: pages it copies or maps at once before its first compile of user code, as learned; `cgroups`: it holds /run/hearth-cgroup */
 export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, premap?: number, precompile?: number, cgroups?: boolean }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
@@ -48,7 +50,8 @@ export interface ZygoteUnavailable { t: 'unavailable', message: string }
 export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean, placed?: boolean }
 export interface ForkFailed { t: 'failed', nonce: string, message: string }
 export interface ChildExited { t: 'exited', nonce: string, code: number | null, signal: number | null }
-export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited
+export interface Pong { t: 'pong', id: number }
+export type ZygoteMessage = ZygoteReady | ZygoteUnavailable | Forked | ForkFailed | ChildExited | Pong
 
 /** The first line a forked child writes on its connection to the rendezvous socket (its stdout and stderr are named pipes beside it). */
 export const HELLO = /^HEARTH ([0-9a-f]{32}) proto$/
@@ -129,6 +132,9 @@ export function validateZygote (msg: unknown): ZygoteMessage {
       break
     case 'exited':
       if (isString(m.nonce) && isIntOrNull(m.code) && isIntOrNull(m.signal)) return m as unknown as ChildExited
+      break
+    case 'pong':
+      if (isId(m.id)) return m as unknown as Pong
       break
   }
   throw new ProtocolError(`malformed zygote frame of type ${JSON.stringify(m.t)}`)

@@ -4,7 +4,7 @@
 // (spawned meanwhile, no call failing for it, forked again once one starts).
 // The start failures are real: the zygotes' command line goes through a shell
 // that exits while a file of the test's is missing, before bwrap.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -12,7 +12,7 @@ import { Metrics } from '../daemon/metrics/index.js'
 import { pidAlive } from '../daemon/pid-alive.js'
 import type { Runner } from '../daemon/pool/runner.js'
 import { call, py, startRunner, waitFor } from './helpers/runner.js'
-import { pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
+import { pythonPrograms, pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
 
 t.test('a zygote is replaced after its fork budget, with no failed call and no warm sandbox lost', async (t) => {
   const { runner } = await startRunner(t, { ZYGOTE_MAX_FORKS: '3', POOL_MIN: '1' })
@@ -74,9 +74,15 @@ t.test('a zygote that stops answering is killed after the start timeout, and a s
   await waitFor(() => !pidAlive(zygote as number), 5000, 'the stopped zygote gone')
 })
 
+const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'
+/** A call that times out in `fn@1`'s warm sandbox, so that its zygote is asked to kill it. */
+async function timeOutIn (t: Test, runner: Runner): Promise<void> {
+  const r = await call(runner, { language: 'python', code: HANGS, input: '{"hang": true}', functionKey: 'fn@1', timeoutMs: 300 })
+  t.equal(r.error?.code, 'timeout', 'the warm sandbox is to be killed')
+}
+
 t.test('a retiring zygote that stops answering is killed when a sandbox of its is to end, and the sandbox ends', async (t) => {
   const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ZYGOTE_MAX_FORKS: '2' })
-  const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'
   t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the first zygote')
   const [first] = pythonZygotes()
   t.same(await py(runner, 'return 2'), 2)
@@ -84,10 +90,51 @@ t.test('a retiring zygote that stops answering is killed when a sandbox of its i
   t.match(pythonRuntime(runner), { started: 2, retiring: 1 })
   process.kill(first as number, 'SIGSTOP')
   t.teardown(() => { try { process.kill(first as number, 'SIGKILL') } catch {} })
-  const r = await call(runner, { language: 'python', code: HANGS, input: '{"hang": true}', functionKey: 'fn@1', timeoutMs: 300 })
-  t.equal(r.error?.code, 'timeout', 'the warm sandbox is to be killed')
-  await waitFor(() => pythonRuntime(runner).retiring === 0 && runner.stats().sandboxes === 0, 5000, 'the stopped zygote killed and the sandbox ended')
-  t.ok(warnings.some((w) => /a retiring zygote did not end a sandbox in 1000 ms: killed/.test(String(w.msg))), 'said')
+  await timeOutIn(t, runner)
+  await waitFor(() => pythonRuntime(runner).retiring === 0 && runner.stats().sandboxes === 0, 6000, 'the stopped zygote killed and the sandbox ended')
+  t.ok(warnings.some((w) => /a retiring zygote did not end a sandbox in 1000 ms nor answer a ping in 1000 ms: killed/.test(String(w.msg))), 'said')
+})
+
+t.test('the current zygote that stops answering is killed when a sandbox of its is to end, with no fork asked of it', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1' })
+  t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the zygote')
+  const [zygote] = pythonZygotes()
+  process.kill(zygote as number, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(zygote as number, 'SIGKILL') } catch {} })
+  await timeOutIn(t, runner)
+  await waitFor(() => !pidAlive(zygote as number) && runner.stats().sandboxes === 0, 6000, 'the stopped zygote killed and the sandbox ended')
+  t.ok(warnings.some((w) => /the current zygote did not end a sandbox in 1000 ms nor answer a ping in 1000 ms: killed/.test(String(w.msg))), 'said')
+  t.same(await py(runner, 'return "served"'), 'served', 'a successor serves the next call')
+  t.match(pythonRuntime(runner), { mode: 'zygote', started: 2 })
+})
+
+// cgroup v1's freezer holds a SIGKILLed process until it is thawed: a child that
+// is slow to end (as one in uninterruptible sleep), its zygote still answering.
+const FREEZER = '/sys/fs/cgroup/freezer'
+const noFreezer = existsSync(join(FREEZER, 'cgroup.procs')) && process.getuid?.() === 0 ? false : 'needs a writable cgroup v1 freezer'
+
+t.test('a zygote that answers its ping is not killed while a sandbox of its is slow to end; the sandbox ends when it can', { skip: noFreezer }, async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1' })
+  t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the zygote')
+  const [zygote] = pythonZygotes()
+  const [program] = pythonPrograms()
+  const frozen = join(FREEZER, `hearth-test-${process.pid}`)
+  mkdirSync(frozen)
+  const state = (s: string): void => writeFileSync(join(frozen, 'freezer.state'), s)
+  t.teardown(() => { state('THAWED'); rmdirSync(frozen) })
+  writeFileSync(join(frozen, 'cgroup.procs'), String(program))
+  state('FROZEN')
+  await waitFor(() => readFileSync(join(frozen, 'freezer.state'), 'latin1').trim() === 'FROZEN', 5000, 'the program frozen')
+  await timeOutIn(t, runner)
+  // frozen for three start timeouts: a ping unanswered would have killed the zygote after two
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  t.equal(runner.stats().sandboxes, 1, 'the sandbox has not ended')
+  t.ok(pidAlive(zygote as number), 'the zygote lives on')
+  state('THAWED')
+  await waitFor(() => runner.stats().sandboxes === 0, 5000, 'the sandbox ended once its program could')
+  t.notOk(warnings.some((w) => /did not end a sandbox/.test(String(w.msg))), 'nothing said')
+  t.same(await py(runner, 'return "served"'), 'served')
+  t.match(pythonRuntime(runner), { started: 1 }, 'by the same zygote')
 })
 
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {

@@ -199,7 +199,7 @@ export class Forker {
    * forks and answers in well under a millisecond): killed, its sandboxes with
    * it (their exits could not be told either), so the next start makes a
    * successor. Left alone, it took every start after it, each waiting out
-   * the timeout.
+   * the timeout. (A sandbox's end not told: killIn.)
    */
   private unresponsive (z: Zygote): void {
     if (this.closed || this.current !== z) return
@@ -215,18 +215,30 @@ export class Forker {
   }
 
   /**
-   * Asks `z` to kill a child of its. A retiring zygote that has not told the
-   * child's end within the start timeout (stopped, stuck) is killed with its
-   * children: nothing else would end them, nor it (it closes once its last
-   * child is gone). The current zygote is watched at its forks (unresponsive).
+   * Asks `z` to kill a child of its. An end not told within the start timeout
+   * is the child's (in uninterruptible sleep, the kill lands when it wakes) or
+   * the zygote's (stopped, stuck): a ping tells which. A zygote that does not
+   * answer within another start timeout is killed with its children: nothing
+   * else would end them (nor a retiring zygote, which ends after its last
+   * child). One that answers is asked again a start timeout later.
    */
   private killIn (z: Zygote, nonce: string, exited: Promise<unknown>): void {
     z.killChild(nonce)
-    const timer = setTimeout(() => {
-      if (this.retiring.has(z) && z.alive) this.killStuck(z, `a retiring zygote did not end a sandbox in ${this.opts.startTimeoutMs} ms: killed with its sandboxes`)
-    }, this.opts.startTimeoutMs)
-    timer.unref()
-    void exited.then(() => clearTimeout(timer))
+    const ms = this.opts.startTimeoutMs
+    let ended = false
+    let timer: NodeJS.Timeout
+    const watch = (): void => {
+      timer = setTimeout(() => {
+        void z.ping(ms).then((answered) => {
+          if (ended || this.closed || !z.alive) return
+          if (answered) watch()
+          else if (this.current === z || this.retiring.has(z)) this.killStuck(z, `${this.current === z ? 'the current' : 'a retiring'} zygote did not end a sandbox in ${ms} ms nor answer a ping in ${ms} ms: killed with its sandboxes`)
+        })
+      }, ms)
+      timer.unref()
+    }
+    watch()
+    void exited.then(() => { ended = true; clearTimeout(timer) })
   }
 
   /** Kills every zygote, and with them every sandbox forked from them. */

@@ -66,6 +66,9 @@ export class Zygote {
   /** its children's /proc file, read at each fork */
   private readonly files = new KeptFiles()
   private onReady: ((err: Error | null) => void) | null = null
+  /** pings sent and not yet answered, by id: each resolves with whether its pong came in time */
+  private readonly pings = new Map<number, (answered: boolean) => void>()
+  private pingId = 0
   private stderrTail = ''
   /** how the zygote ended, once it has */
   exitStatus = ''
@@ -167,6 +170,25 @@ export class Zygote {
     if (this.children.has(nonce) && this.alive) this.send({ t: 'kill', nonce })
   }
 
+  /**
+   * Whether the zygote still reads its channel: true once it answers a ping,
+   * false when it has not in `timeoutMs` (stopped, stuck) or has exited.
+   */
+  async ping (timeoutMs: number): Promise<boolean> {
+    if (!this.alive) return false
+    const id = ++this.pingId
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => answer(false), timeoutMs)
+      const answer = (answered: boolean): void => {
+        clearTimeout(timer)
+        this.pings.delete(id)
+        resolve(answered)
+      }
+      this.pings.set(id, answer)
+      this.send({ t: 'ping', id })
+    })
+  }
+
   /** No more forks: the zygote exits when its control channel closes; its children die with it. */
   close (): void {
     this.ctl.end()
@@ -245,6 +267,9 @@ export class Zygote {
         child?.resolveExit({ code: null, signal: null, error: new Error(msg.message) })
         return
       }
+      case 'pong':
+        this.pings.get(msg.id)?.(true)
+        return
       case 'exited': {
         const child = this.children.get(msg.nonce)
         if (child === undefined) return
@@ -271,6 +296,7 @@ export class Zygote {
       child.resolveExit({ code: null, signal: 'SIGKILL' })
     }
     this.children.clear()
+    for (const answer of this.pings.values()) answer(false)
   }
 }
 

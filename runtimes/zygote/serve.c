@@ -249,6 +249,16 @@ static int reap (struct zygote *z, size_t i) {
   return send_exited(z, gone.nonce, status);
 }
 
+/* The daemon asks whether we still answer (forker.ts): a pong with its id. */
+static int on_ping (struct zygote *z, const uint8_t *msg, size_t len) {
+  struct value id = map_get(msg, len, "id");
+  struct out o;
+  out_map(&o, 2);
+  out_cstr(&o, "t"); out_cstr(&o, "pong");
+  out_cstr(&o, "id"); out_int(&o, id.kind == K_INT ? id.i : 0);
+  return send_frame(z, &o);
+}
+
 /* Frames read so far: handles every complete one. */
 static int on_input (struct zygote *z) {
   ssize_t n = read(z->ctl, z->in + z->inlen, sizeof z->in - z->inlen);
@@ -265,6 +275,7 @@ static int on_input (struct zygote *z) {
     int rc = 0;
     if (value_is(t, "fork")) rc = on_fork(z, p + 4, size);
     else if (value_is(t, "kill")) on_kill(z, p + 4, size);
+    else if (value_is(t, "ping")) rc = on_ping(z, p + 4, size);
     if (rc != 0) return rc;
     at += 4 + size;
   }
