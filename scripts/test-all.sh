@@ -21,6 +21,8 @@ failed=()
 scripts/lib/need.sh python3:prometheus_client:python3-prometheus-client || failed+=(setup)
 # The cluster tests make their three-master Redis Cluster with redis-cli.
 scripts/lib/need.sh redis-cli:redis-tools || failed+=(setup)
+# clone3.test.ts runs the zygotes' arm64 trampoline in an emulated arm64 guest.
+HEARTH_ARM64_KERNEL=$(scripts/arm64-kernel.sh) && export HEARTH_ARM64_KERNEL || failed+=(setup)
 npm run --silent lint || failed+=(lint)
 npm test || failed+=(tap)
 if wait $browser; then npm run --silent test:browser || failed+=(browser)

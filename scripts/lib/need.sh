@@ -2,7 +2,7 @@
 # Installs with apt the packages whose command is missing, one install at a
 # time on this host (flock): make test prepares the VM images and the nspawn
 # rootfs at once, and two apt-get runs cannot share apt's locks.
-#   scripts/lib/need.sh COMMAND:PACKAGE... python3:MODULE:PACKAGE...
+#   scripts/lib/need.sh COMMAND:PACKAGE... python3:MODULE:PACKAGE... /FILE:PACKAGE...
 set -euo pipefail
 missing=()
 for pair in "$@"; do
@@ -10,6 +10,7 @@ for pair in "$@"; do
     python3:*:*) # a module of Debian's /usr/bin/python3
       module=${pair#python3:}
       /usr/bin/python3 -c "import ${module%%:*}" 2>/dev/null || missing+=("${module#*:}") ;;
+    /*) [ -e "${pair%%:*}" ] || missing+=("${pair#*:}") ;;
     *) command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}") ;;
   esac
 done

@@ -72,8 +72,8 @@ export interface LimitsBackend {
 export type CgroupsView =
   /**
    * cgroup v2: the sandboxes' parent; each sandbox's init is cloned into its
-   * cgroup (fork-into.ts), or, where that fails (no clone3: an arm64 zygote,
-   * a container's seccomp profile) or `clone` is false (tests), each program
+   * cgroup (fork-into.ts), or, where that fails (no clone3: a zygote on an
+   * architecture other than x86-64 and arm64, a container's seccomp profile) or `clone` is false (tests), each program
    * joins it, as on v1
    */
   | { readonly version: 2, readonly parent: string, readonly clone?: boolean }
