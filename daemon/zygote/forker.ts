@@ -220,19 +220,24 @@ export class Forker {
    * the zygote's (stopped, stuck): a ping tells which. A zygote that does not
    * answer within another start timeout is killed with its children: nothing
    * else would end them (nor a retiring zygote, which ends after its last
-   * child). One that answers is asked again a start timeout later.
+   * child). One that answers is asked again a start timeout later, and the
+   * held sandbox said once.
    */
   private killIn (z: Zygote, nonce: string, exited: Promise<unknown>): void {
     z.killChild(nonce)
     const ms = this.opts.startTimeoutMs
     let ended = false
+    let said = false
     let timer: NodeJS.Timeout
     const watch = (): void => {
       timer = setTimeout(() => {
         void z.ping(ms).then((answered) => {
           if (ended || this.closed || !z.alive) return
-          if (answered) watch()
-          else if (this.current === z || this.retiring.has(z)) this.killStuck(z, `${this.current === z ? 'the current' : 'a retiring'} zygote did not end a sandbox in ${ms} ms nor answer a ping in ${ms} ms: killed with its sandboxes`)
+          if (answered) {
+            if (!said) this.opts.onTrouble?.(new Error(`a sandbox has not ended ${ms} ms after it was killed, and its zygote answers: the kernel holds the child (uninterruptible sleep, a frozen cgroup); it ends when it can`))
+            said = true
+            watch()
+          } else if (this.current === z || this.retiring.has(z)) this.killStuck(z, `${this.current === z ? 'the current' : 'a retiring'} zygote did not end a sandbox in ${ms} ms nor answer a ping in ${ms} ms: killed with its sandboxes`)
         })
       }, ms)
       timer.unref()
