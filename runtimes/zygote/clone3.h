@@ -12,8 +12,8 @@
  * cgroup.procs afterwards, so no migration, which on cgroup v2 takes a lock
  * that every fork on the host waits for. The child's exit signal is SIGCHLD.
  * Returns the child's pid, or -1 with errno (ENOSYS where this is not built:
- * x86-64 and arm64 have the trampoline; the caller falls back to clone(2),
- * and the program joins its cgroup itself).
+ * x86-64 and arm64 have the trampoline; the caller falls back to clone(2):
+ * the daemon places that child, and the later ones join their cgroup).
  */
 pid_t clone_into_cgroup (int (*fn) (void *), void *arg, char *stack, size_t size, int cgroup_fd);
 

@@ -73,8 +73,8 @@ export type CgroupsView =
   /**
    * cgroup v2: the sandboxes' parent; each sandbox's init is cloned into its
    * cgroup (fork-into.ts), or, where that fails (no clone3: a zygote on an
-   * architecture other than x86-64 and arm64, a container's seccomp profile) or `clone` is false (tests), each program
-   * joins it, as on v1
+   * architecture other than x86-64 and arm64, a container's seccomp profile)
+   * or `clone` is false (tests), each program joins it, as on v1
    */
   | { readonly version: 2, readonly parent: string, readonly clone?: boolean }
   /** cgroup v1: the sandboxes' parent in each hierarchy, by the hierarchy's name, writable; each program joins its cgroups itself (join-v1.ts) */
