@@ -84,6 +84,18 @@ t.test('a runtime that never says ready is killed after the spawn timeout', asyn
   t.match(r.error?.message, /not ready after 500 ms/)
 })
 
+t.test('closing while sandboxes start counts and reports no failed start', async (t) => {
+  const failures: Error[] = []
+  const { runner } = await startRunner(t, { POOL_MIN: '2' }, {
+    runtimes: { python: { name: 'python', command: ['/bin/sleep', '600'], binds: [] } },
+    onSpawnError: (language, err) => { if (language === 'python') failures.push(err) }
+  })
+  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.starting === 2, 10_000, 'two starts in flight')
+  await runner.close()
+  t.same(failures.map((e) => e.message), [], 'a stop is not a start failure (logged as an error before)')
+  t.equal(runner.stats().pools.find((p) => p.language === 'python')?.consecutiveFailures, 0)
+})
+
 t.test('closing kills every sandbox, busy ones included', async (t) => {
   const { runner } = await startRunner(t, { POOL_MIN: '1' })
   const busy = call(runner, { language: 'javascript', code: 'await new Promise(() => {})', input: '{}', timeoutMs: 30_000 })

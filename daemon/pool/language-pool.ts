@@ -95,6 +95,8 @@ export class LanguagePool {
       this.lastError = null
       return sandbox
     } catch (err) {
+      // A start the daemon's stop cut short is no failure: not counted, not reported.
+      if (this.closed) throw err
       // Starts in flight together fail together (a zygote that dies takes
       // every start it was forking): one more failure in a row, not one each,
       // or one incident backs the pool off for seconds (2^n x 100 ms). A start
