@@ -1,6 +1,8 @@
 // Pools of ready sandboxes: prewarm, refill, bounded queue, and runtimes that cannot start.
+import { existsSync } from 'node:fs'
 import t from 'tap'
 import { call, startRunner, waitFor } from './helpers/runner.js'
+import { pythonPrograms } from './helpers/zygotes.js'
 
 t.test('prewarms every language and refills after one-shot sandboxes are destroyed', async (t) => {
   const { runner } = await startRunner(t, { POOL_MIN: '2' })
@@ -94,6 +96,20 @@ t.test('closing while sandboxes start counts and reports no failed start', async
   await runner.close()
   t.same(failures.map((e) => e.message), [], 'a stop is not a start failure (logged as an error before)')
   t.equal(runner.stats().pools.find((p) => p.language === 'python')?.consecutiveFailures, 0)
+})
+
+t.test('closing tears down sandboxes that ended on their own and were not torn down yet, so no cgroup is left behind', async (t) => {
+  const { runner, limits } = await startRunner(t)
+  if (!limits.name.startsWith('cgroup')) { t.pass(`limits backend ${limits.name}: no cgroups to leave`); return }
+  const parents = limits.detail.split(' ')
+  t.ok(parents.length > 0 && parents.every((dir) => existsSync(dir)), 'the backend\'s cgroups')
+  // A warm sandbox of a stored function whose program was killed from outside while idle: ended, not yet torn down.
+  t.same((await call(runner, { language: 'python', code: 'return 1', input: '{}', functionKey: 'a@1' })).result?.data, '1')
+  for (const pid of pythonPrograms()) process.kill(pid, 'SIGKILL')
+  await waitFor(() => runner.stats().sandboxes === 0, 5000, 'the sandbox ended')
+  await runner.close()
+  await limits.close()
+  t.same(parents.filter((dir) => existsSync(dir)), [], 'every cgroup removed (left before: the ended sandbox\'s cgroup, and so its parent)')
 })
 
 t.test('closing kills every sandbox, busy ones included', async (t) => {

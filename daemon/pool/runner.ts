@@ -87,6 +87,8 @@ export class Runner {
   private readonly pools = new Map<Language, LanguagePool>()
   private readonly warm: WarmSet
   private readonly live = new Set<Sandbox>()
+  /** every sandbox until its limits are released (after its exit: close() awaits its cgroup's removal too) */
+  private readonly unreleased = new Set<Sandbox>()
   /** sandboxes between spawn and ready: close() waits for them to be killed */
   private readonly starting = new Set<Promise<Sandbox>>()
   /** Aborted by close(): ends the starts still under way, and refuses new calls. */
@@ -170,6 +172,8 @@ export class Runner {
           throw new HearthError('shutting_down')
         }
         this.live.add(sandbox)
+        this.unreleased.add(sandbox)
+        void sandbox.released.then(() => this.unreleased.delete(sandbox))
         if (layer !== undefined) this.layerDirs.set(sandbox, layer)
         void sandbox.exited.then(() => {
           this.live.delete(sandbox)
@@ -381,13 +385,13 @@ export class Runner {
     return this.closing.signal.aborted
   }
 
-  /** Kills every sandbox, in use, idle or still starting, and stops the pools: calls still running answer shutting_down. */
+  /** Kills every sandbox, in use, idle or still starting, and stops the pools (calls still running answer shutting_down); resolves once every sandbox's limits are released. */
   async close (): Promise<void> {
     this.closing.abort()
     for (const pool of this.pools.values()) pool.close()
     this.warm.drainIdle()
     const stopped = new HearthError('shutting_down', 'the daemon stopped before the call finished')
-    await Promise.all([...this.live].map(async (s) => await s.destroy(stopped)))
+    await Promise.all([...this.unreleased].map(async (s) => await s.destroy(stopped)))
     await Promise.allSettled([...this.starting])
   }
 }

@@ -77,6 +77,9 @@ export class Sandbox {
   /** calls served so far */
   uses = 0
   readonly exited: Promise<void>
+  /** settles once destroy() has ended it and released its limits (its cgroup removed, or kept for another) */
+  readonly released: Promise<void>
+  private release: () => void = () => {}
 
   private readonly proc: SandboxProcess
   private readonly chan: Socket
@@ -106,6 +109,7 @@ export class Sandbox {
     this.proc = proc
     this.chan = proc.chan
     this.exited = proc.exited.then((status) => this.onExit(status))
+    this.released = new Promise((resolve) => { this.release = resolve })
     this.chan.on('data', (chunk: Buffer) => this.onFrames(chunk))
     this.chan.on('error', () => {}) // EPIPE after a kill; the exit status reports the death
     proc.stdout.on('data', (chunk: Buffer) => this.onRaw('stdout', chunk))
@@ -212,7 +216,7 @@ export class Sandbox {
       this.end(reason ?? destroyedDuringCall)
       await this.exited
       await this.limits.destroy()
-    })()
+    })().finally(() => this.release())
     await this.destroying
   }
 

@@ -42,7 +42,7 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
   const files = extra.editFiles?.(prepared.files) ?? prepared.files
   const zygoteProblem = prepared.zygoteProblem
   const warnings: Array<Record<string, unknown>> = []
-  const forkers = await startForkers({
+  const startingForkers = startForkers({
     config,
     hostUid: sandboxHostUid(config),
     seccompFile,
@@ -53,6 +53,11 @@ export async function startRunner (t: Test, env: Env = {}, extra: RunnerExtras =
     wrapArgv: extra.wrapZygoteArgv,
     forkInto: limits.forkInto,
     warn: (msg, fields) => warnings.push({ msg, ...fields })
+  })
+  const forkers = await startingForkers.catch(async (err: Error) => {
+    await limits.close() // its cgroups, made above: a daemon that refuses to start leaves none either
+    rmSync(instanceDir, { recursive: true, force: true })
+    throw err
   })
   const runner = new Runner({ config, limits, seccompFile, forkers: forkers.byRuntime, runtimeFiles: files, ...extra })
   t.teardown(async () => {
