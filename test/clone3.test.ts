@@ -66,10 +66,13 @@ t.test('on arm64, in an emulated guest: the same checks pass', { skip: armSkip }
   t.match(out, OK, 'the check passed in the guest')
 })
 
-t.test('the zygotes\' C core and reaper build for arm64', { skip: armSkip }, async (t) => {
+t.test('the zygotes\' C core, its node addon and the reaper build for arm64, as build.sh builds them', { skip: armSkip }, async (t) => {
   const dir = scratch(t)
   const zygote = join(root, 'runtimes/zygote')
-  execFileSync('aarch64-linux-gnu-gcc', [...FLAGS, '-fPIC', '-shared', '-o', join(dir, 'libhearth-zygote.so'), ...readdirC(zygote)])
-  execFileSync('aarch64-linux-gnu-gcc', [...FLAGS, '-static', '-o', join(dir, 'hearth-reaper'), ...readdirC(join(zygote, 'reaper'))])
-  t.ok(existsSync(join(dir, 'libhearth-zygote.so')) && existsSync(join(dir, 'hearth-reaper')))
+  const cc = (out: string, ...args: string[]): void => { execFileSync('aarch64-linux-gnu-gcc', [...FLAGS, ...args, '-o', join(dir, out)]) }
+  cc('libhearth-zygote.so', '-fPIC', '-shared', ...readdirC(zygote))
+  cc('hearth-zygote.node', '-fPIC', '-shared', ...readdirC(zygote), ...readdirC(join(zygote, 'node')))
+  cc('hearth-reaper', '-static', ...readdirC(join(zygote, 'reaper')))
+  // ELF's e_machine, at byte 18: 183 is EM_AARCH64
+  for (const out of ['libhearth-zygote.so', 'hearth-zygote.node', 'hearth-reaper']) t.equal(readFileSync(join(dir, out)).readUInt16LE(18), 183, `${out}: arm64 ELF`)
 })
