@@ -43,6 +43,16 @@ struct zygote {
   size_t inlen;
 };
 
+#define CGROUP_NAME_MAX 64
+
+/* cgroups.c: whether `v` is a sandbox cgroup's name (one path component);
+ * whether a child may join `name` itself in every hierarchy (0 also ends
+ * joining: the daemon places children then); the hierarchies in
+ * CGROUPS_DIR, returning whether it is cgroup v2's. */
+int valid_cgroup (struct value v);
+int joinable_cgroup (struct zygote *z, const char *name);
+int find_hierarchies (struct zygote *z);
+
 /* One frame on the control channel; 0, or -1 when it cannot be written. */
 int send_frame (struct zygote *z, struct out *o);
 
