@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../daemon/config.js'
+import { mounts } from '../daemon/sandbox/limits/cgroupfs.js'
 
 const root = loadConfig({}).root
 const SOURCES = [join(root, 'test/c/clone3-check.c'), join(root, 'runtimes/zygote/clone3.c')]
@@ -25,7 +26,7 @@ function scratch (t: Test): string {
 /** the .c files of `dir`, as build.sh compiles them */
 const readdirC = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.c')).map((f) => join(dir, f))
 
-const cgroup2 = readFileSync('/proc/self/mounts', 'latin1').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1]
+const cgroup2 = mounts().find((m) => m.fstype === 'cgroup2')?.path
 const hostSkip = process.arch !== 'x64' && process.arch !== 'arm64'
   ? `no trampoline for ${process.arch}`
   : cgroup2 === undefined || process.getuid?.() !== 0 ? 'needs root and a cgroup v2 mount' : false
