@@ -1,7 +1,7 @@
 // Pools of ready sandboxes: prewarm, refill, bounded queue, and runtimes that cannot start.
 import { existsSync } from 'node:fs'
 import t from 'tap'
-import { call, startRunner, waitFor } from './helpers/runner.js'
+import { call, pythonPool, startRunner, waitFor } from './helpers/runner.js'
 import { pythonPrograms } from './helpers/zygotes.js'
 
 t.test('prewarms every language and refills after one-shot sandboxes are destroyed', async (t) => {
@@ -9,20 +9,20 @@ t.test('prewarms every language and refills after one-shot sandboxes are destroy
   const ready = (): boolean => runner.stats().pools.every((p) => p.ready >= 2)
   await waitFor(ready, 15_000, 'prewarm')
   t.ok(runner.ready())
-  const spawnedBefore = runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  const spawnedBefore = pythonPool(runner)?.spawned ?? 0
   for (let i = 0; i < 4; i++) {
     const r = await call(runner, { language: 'python', code: 'return 1', input: '{}' })
     t.equal(r.result?.data, '1')
   }
   await waitFor(ready, 15_000, 'refill')
-  const spawnedAfter = runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  const spawnedAfter = pythonPool(runner)?.spawned ?? 0
   t.ok(spawnedAfter >= spawnedBefore + 4, `spawned ${spawnedAfter - spawnedBefore} more`)
 })
 
 t.test('a full wait queue answers overloaded at once', async (t) => {
   const { runner } = await startRunner(t, { POOL_MIN: '1', POOL_MAX: '1', QUEUE_MAX: '1' })
   await waitFor(() => runner.ready(), 15_000, 'prewarm')
-  const python = (): { borrowed: number, waiting: number } => runner.stats().pools.find((p) => p.language === 'python') ?? { borrowed: 0, waiting: 0 }
+  const python = (): { borrowed: number, waiting: number } => pythonPool(runner) ?? { borrowed: 0, waiting: 0 }
   const slow = { language: 'python' as const, code: 'import time\ntime.sleep(2)\nreturn 1', input: '{}' }
   let firstDone = false
   const first = call(runner, slow).then((r) => { firstDone = true; return r })
@@ -41,7 +41,7 @@ t.test('QUEUE_MAX counts a call once, wherever it waits: a function\'s sandboxes
   await waitFor(() => runner.ready(), 15_000, 'prewarm')
   const slow = { language: 'python' as const, code: 'import time\ntime.sleep(2)\nreturn 1', input: '{}', functionKey: 'q/slow@1' }
   const first = call(runner, slow) // binds the only python sandbox to q/slow@1
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 15_000, 'the first call to run')
+  await waitFor(() => pythonPool(runner)?.borrowed === 1, 15_000, 'the first call to run')
   const second = call(runner, slow) // waits for q/slow@1's sandbox: the one place in the queue
   await waitFor(() => runner.stats().warm.waiting === 1, 15_000, 'the second call to wait')
   const third = await call(runner, { language: 'python', code: 'return 3', input: '{}' }) // would wait for the python pool
@@ -70,7 +70,7 @@ t.test('a runtime that cannot start backs off instead of spinning, and says why'
   t.match(r.error?.message, /no runtime here/)
   // Backoff doubles from 100 ms: a tight loop would fail hundreds of times in 2 s.
   t.ok(failures.length >= 2 && failures.length <= 8, `${failures.length} attempts in ~2 s`)
-  const stats = runner.stats().pools.find((p) => p.language === 'python')
+  const stats = pythonPool(runner)
   t.match(stats?.lastError, /no runtime here/)
   t.notOk(runner.ready())
   const js = await call(runner, { language: 'javascript', code: 'return 2', input: '{}' })
@@ -92,10 +92,10 @@ t.test('closing while sandboxes start counts and reports no failed start', async
     runtimes: { python: { name: 'python', command: ['/bin/sleep', '600'], binds: [] } },
     onSpawnError: (language, err) => { if (language === 'python') failures.push(err) }
   })
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.starting === 2, 10_000, 'two starts in flight')
+  await waitFor(() => pythonPool(runner)?.starting === 2, 10_000, 'two starts in flight')
   await runner.close()
   t.same(failures.map((e) => e.message), [], 'a stop is not a start failure (logged as an error before)')
-  t.equal(runner.stats().pools.find((p) => p.language === 'python')?.consecutiveFailures, 0)
+  t.equal(pythonPool(runner)?.consecutiveFailures, 0)
 })
 
 t.test('closing tears down sandboxes that ended on their own and were not torn down yet, so no cgroup is left behind', async (t) => {
@@ -151,7 +151,7 @@ t.test('a sandbox ended after its call reads its limit counters once, for the ca
       }
     })
   })
-  const exited = (): number => runner.stats().pools.find((p) => p.language === 'python')?.spawned ?? 0
+  const exited = (): number => pythonPool(runner)?.spawned ?? 0
   for (let i = 0; i < 5; i++) t.equal((await call(runner, { language: 'python', code: 'return 1', input: '{}' })).result?.data, '1')
   await waitFor(() => runner.stats().sandboxes === 0, 10_000, 'every run-now sandbox gone')
   t.equal(reads, 5, `${reads} reads for 5 calls (${exited()} sandboxes)`)

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { Metrics } from '../daemon/metrics/index.js'
 import { pidAlive } from '../daemon/pid-alive.js'
 import type { Runner } from '../daemon/pool/runner.js'
-import { call, py, startRunner, waitFor } from './helpers/runner.js'
+import { call, py, pythonPool, startRunner, waitFor } from './helpers/runner.js'
 import { pythonPrograms, pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
 
 t.test('a zygote is replaced after its fork budget, with no failed call and no warm sandbox lost', async (t) => {
@@ -28,7 +28,7 @@ t.test('a zygote is replaced after its fork budget, with no failed call and no w
 t.test('a zygote that dies is replaced, and its sandboxes are reported, not hung', async (t) => {
   const { runner } = await startRunner(t, { POOL_MIN: '1' })
   const slow = call(runner, { language: 'python', code: 'import time\ntime.sleep(30)', input: '{}', timeoutMs: 20_000 })
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.borrowed === 1, 10_000, 'the slow call to start')
+  await waitFor(() => pythonPool(runner)?.borrowed === 1, 10_000, 'the slow call to start')
   const mine = pythonZygotes()
   t.equal(mine.length, 1, 'one zygote')
   const started = Date.now()
@@ -44,7 +44,7 @@ t.test('the starts a dying zygote takes with it count as one failure: the pool b
   const { runner } = await startRunner(t, { POOL_MIN: '4' }, {
     onSpawnError: (language, _err, n) => { if (language === 'python') failures.push(n) }
   })
-  const python = (): Record<string, any> => runner.stats().pools.find((p) => p.language === 'python') ?? {}
+  const python = (): Record<string, any> => pythonPool(runner) ?? {}
   await waitFor(() => python().ready === 4, 15_000, 'prewarm')
   const [zygote] = pythonZygotes()
   process.kill(zygote as number, 'SIGSTOP')

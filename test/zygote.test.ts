@@ -9,7 +9,7 @@ import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { LimitsBackend } from '../daemon/sandbox/limits/types.js'
-import { call, py, startRunner, waitFor } from './helpers/runner.js'
+import { call, py, pythonPool, startRunner, waitFor } from './helpers/runner.js'
 import { pythonPrograms, pythonRuntime, pythonZygotes } from './helpers/zygotes.js'
 
 t.test('fresh sandboxes of every runtime come from the zygote, and /readyz says so', async (t) => {
@@ -192,7 +192,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   // The first fresh sandbox compiles the code and sends its bytecode back (sandbox/bytecode-cache.ts); the next one is sent it.
   const served = new Set<number>()
   for (const [i, what] of [[1, 'its compile and the bytecode sent back'], [2, 'the bytecode loaded']] as const) {
-    await waitFor(() => programs().length === i && runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'a python sandbox ready')
+    await waitFor(() => programs().length === i && pythonPool(runner)?.ready === 1, 15_000, 'a python sandbox ready')
     const program = programs().find((pid) => !served.has(pid)) as number
     served.add(program)
     const before = faults(program)
@@ -210,7 +210,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   t.notOk(runner.bytecode.compiles, 'eight first calls loaded bytecode: children are forked without the compile\'s pages')
   await py(runner, 'return 1') // the child forked before that
   const fresh = (): number[] => programs().filter((pid) => !served.has(pid))
-  await waitFor(() => fresh().length === 1 && runner.stats().pools.find((p) => p.language === 'python')?.ready === 1, 15_000, 'a python sandbox ready')
+  await waitFor(() => fresh().length === 1 && pythonPool(runner)?.ready === 1, 15_000, 'a python sandbox ready')
   const program = fresh()[0] as number
   const before = faults(program)
   const r = await call(runner, { language: 'python', code: 'return 2 * 21', input: '{}', functionKey: 'premap/f3@1' })
@@ -286,5 +286,5 @@ t.test('while a forked child waits for its placement, the zygote forks the next 
   t.ok(hook.placements() >= 2, 'by the second child')
   t.ok(Date.now() - started < 4000, `in ${Date.now() - started} ms`)
   release()
-  await waitFor(() => runner.stats().pools.find((p) => p.language === 'python')?.ready === 2, 10_000, 'the held child ready once placed, beside the replacement of the one that served')
+  await waitFor(() => pythonPool(runner)?.ready === 2, 10_000, 'the held child ready once placed, beside the replacement of the one that served')
 })

@@ -5,6 +5,7 @@ import { loadConfig, sandboxHostUid, type Config, type Env } from '../../daemon/
 import { makeInstanceDir } from '../../daemon/runtime-dir.js'
 import { prepareRuntimeFiles, type RuntimeFiles } from '../../daemon/runtime-files.js'
 import { startForkers } from '../../daemon/zygote/index.js'
+import type { LanguagePoolStats } from '../../daemon/pool/language-pool.js'
 import { Runner, type RunnerOptions, type RunRequest, type RunResult } from '../../daemon/pool/runner.js'
 import { chooseLimitsBackend, limitsOf, type LimitsBackend } from '../../daemon/sandbox/limits/index.js'
 import { seccompProgram } from '../../daemon/sandbox/seccomp.js'
@@ -81,6 +82,11 @@ export async function call (runner: Runner, req: Omit<RunRequest, 'onLog' | 'tim
     if (!(err instanceof HearthError)) throw err
     return { error: err, logs }
   }
+}
+
+/** /readyz's `pools` entry of python in `runner`. */
+export function pythonPool (runner: Runner): LanguagePoolStats | undefined {
+  return runner.stats().pools.find((p) => p.language === 'python')
 }
 
 /** A python call's value (its JSON result, parsed); throws when the call fails. */
