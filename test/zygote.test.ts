@@ -189,6 +189,9 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   t.ok(precompiled > 0, `the probe learned ${precompiled} pages a first compile copies or maps`)
   const programs = pythonPrograms
   const faults = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[7])
+  // A first call's own faults with its code mapped at once: 3-4, once 10 in ~25 runs
+  // (a full test run beside it); 19-20 when each page of code is faulted in.
+  const FEW = 12
   // The first fresh sandbox compiles the code and sends its bytecode back (sandbox/bytecode-cache.ts); the next one is sent it.
   const served = new Set<number>()
   for (const [i, what] of [[1, 'its compile and the bytecode sent back'], [2, 'the bytecode loaded']] as const) {
@@ -200,7 +203,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
     const r = await call(runner, { language: 'python', code: 'total = sum(event["a"])\nprint("total", total)\nreturn {"total": total}', input: '{"a": [1, 2]}', functionKey: `premap/f${i}@1` })
     t.same(JSON.parse(r.result?.data ?? 'null'), { total: 3 })
     const taken = faults(program) - before
-    t.ok(taken <= 8, `${taken} page faults in the first call, ${what} and its answer included (19-20 when each page of code is faulted in)`)
+    t.ok(taken <= FEW, `${taken} page faults in the first call, ${what} and its answer included (19-20 when each page of code is faulted in)`)
   }
   // Once most first calls load bytecode, children are forked without the
   // compile's pages: a child that does compile copies them in its call, at
@@ -216,7 +219,7 @@ t.test('a forked python child maps at once the code its first call runs: that ca
   const r = await call(runner, { language: 'python', code: 'return 2 * 21', input: '{}', functionKey: 'premap/f3@1' })
   t.equal(r.result?.data, '42')
   const taken = faults(program) - before
-  t.ok(taken > 8 && taken <= precompiled + 8, `${taken} page faults in a first call that compiles, ${precompiled} pages copied or mapped at once before its compile included`)
+  t.ok(taken > FEW && taken <= precompiled + FEW, `${taken} page faults in a first call that compiles, ${precompiled} pages copied or mapped at once before its compile included`)
 })
 
 /** What of hearth's own a python sandbox's code could see (python-module.test.ts has the whole check). */
