@@ -2,6 +2,9 @@
 // daemon with the reason, `auto` says why it passed a backend over, and
 // `none` runs sandboxes with no limits at all, saying so.
 import { spawnSync } from 'node:child_process'
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ROOT } from '../daemon/config.js'
@@ -34,6 +37,28 @@ t.test('a named backend that cannot work here stops the daemon, saying why', asy
   })
   t.equal(r.status, 1)
   t.match(r.stderr, `LIMITS_BACKEND=${missing.backend}, but ${missing.why}`)
+})
+
+t.test('cgroup v1 parents of another user (root\'s): a daemon of another uid is refused its sandboxes\' cgroups at start-up, saying so', async (t) => {
+  const other = `${name}-other`
+  const v1 = await cgroupV1(limits, other) // made by root, as a daemon run as root leaves them
+  if (v1 instanceof Unavailable) return t.comment(`no cgroup v1 here: ${v1.reason}`)
+  t.teardown(async () => await v1.close())
+  const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath]
+  const reads = spawnSync(nobody[0] as string, [...nobody.slice(1), '-e', `require('fs').accessSync(${JSON.stringify(main)}, 4)`])
+  if (reads.status !== 0) return t.comment('uid 65534 cannot read this checkout')
+  const state = mkdtempSync(join(tmpdir(), 'hearth-test-'))
+  chownSync(state, 65534, 65534)
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const r = spawnSync(nobody[0] as string, [...nobody.slice(1), main], {
+    env: { PATH: process.env.PATH, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LIMITS_BACKEND: 'cgroup1', CGROUP_NAME: other, STATE_DIR: state },
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 20_000
+  })
+  // Before: the parents were taken as they were, the daemon listened, and every sandbox start failed (EACCES).
+  t.equal(r.status, 1, 'the daemon stops')
+  t.match(r.stderr, /LIMITS_BACKEND=cgroup1, but cgroup1: cannot make a sandbox's cgroups under \S+ .*EACCES/, 'and says why')
 })
 
 t.test('auto keeps the reasons of the backends it passed over', async (t) => {

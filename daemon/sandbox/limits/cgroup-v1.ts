@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, probeSandboxCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import { CgroupsToJoin } from './join-v1.js'
 import { Spares, type SpareCgroup } from './spares.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
@@ -88,6 +88,10 @@ export async function cgroupV1 (limits: Limits, name: string): Promise<LimitsBac
       ...spares.lend(cgroups, shared, () => cgroups.procs.map((procs) => killProcs(procs, cgroups.counters.files)).every(Boolean), async () => await remove(cgroups))
     }
   }
+
+  const probe = `probe-${process.pid}-0`
+  const refused = await probeSandboxCgroups(() => make(probe, limits), remove, CONTROLLERS.map((c) => dirOf(c, probe)))
+  if (refused !== null) return failed(`cgroup1: cannot make a sandbox's cgroups under ${[...parents.values()].join(' ')}`, refused)
 
   return {
     name: 'cgroup1',

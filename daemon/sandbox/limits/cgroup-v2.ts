@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
+import { Counters, joinPrefix, killProcs, mounts, ownCgroups, placePid, probeSandboxCgroups, removeCgroup, removeStaleSandboxes } from './cgroupfs.js'
 import { CgroupsForZygotes } from './fork-into.js'
 import { Spares, type SpareCgroup } from './spares.js'
 import { failed, Unavailable, type Limits, type LimitsBackend, type SandboxLimits } from './types.js'
@@ -96,6 +96,10 @@ export async function cgroupV2 (limits: Limits, name: string): Promise<LimitsBac
       ...spares.lend(cgroup, shared, end, async () => await remove(cgroup))
     }
   }
+
+  const probe = `probe-${process.pid}-0`
+  const refused = await probeSandboxCgroups(() => make(probe, limits), remove, [join(parent, probe)])
+  if (refused !== null) return failed(`cgroup2: cannot make a sandbox's cgroup under ${parent}`, refused)
 
   return {
     name: 'cgroup2',

@@ -230,3 +230,24 @@ export async function removeStaleSandboxes (parent: string): Promise<number> {
   const removed = await Promise.all(stale.map(async (name) => await removeCgroup(join(parent, name))))
   return removed.filter(Boolean).length
 }
+
+/**
+ * Makes one sandbox's cgroups, limits written, and removes them: the error
+ * that stopped it, or null. A backend whose parents exist may still be
+ * refused its sandboxes' cgroups: a parent left by a daemon of another user
+ * (root's, under the same CGROUP_NAME) is the next one's to enter, not to
+ * write (seen: every sandbox start then failed with EACCES). `dirs`: what
+ * `make` makes, removed whatever it got to. The name given should be a
+ * sandbox's (SANDBOX_NAME), so that one a crash leaves is removed as stale.
+ */
+export async function probeSandboxCgroups<T> (make: () => T, remove: (made: T) => Promise<void>, dirs: readonly string[]): Promise<Error | null> {
+  try {
+    await remove(make())
+    return null
+  } catch (err) {
+    for (const dir of dirs) {
+      try { rmdirSync(dir) } catch {}
+    }
+    return err as Error
+  }
+}
