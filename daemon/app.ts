@@ -6,6 +6,7 @@ import { AsyncCalls } from './async/index.js'
 import { Authenticator } from './auth/index.js'
 import { isLoopback, sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
+import { checkPortFree } from './http/listen.js'
 import { listenMetrics } from './http/metrics.js'
 import type { Logger } from './log.js'
 import { Metrics, type PoolGauges } from './metrics/index.js'
@@ -21,6 +22,7 @@ import { FunctionStore } from './store/function-store.js'
 import { makeInstanceDir, removeStale } from './runtime-dir.js'
 import { checkReadable, prepareRuntimeFiles } from './runtime-files.js'
 import { foreignBinds } from './sandbox/runtimes.js'
+import { lockStateDir } from './state-lock.js'
 import { startForkers } from './zygote/index.js'
 
 export interface App {
@@ -42,6 +44,9 @@ async function redisReady (redis: RedisClient, timeoutMs: number): Promise<boole
 }
 
 export async function startApp (config: Config, log: Logger): Promise<App> {
+  const stateLock = await lockStateDir(config.stateDir)
+  await checkPortFree(config.httpHost, config.httpPort, 'HTTP_HOST, HTTP_PORT')
+  if (config.metricsPort !== null) await checkPortFree(config.httpHost, config.metricsPort, 'METRICS_PORT')
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   if (limits.name === 'rlimit') {
     log.warn({ detail: limits.detail, passedOver: limits.passedOver }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')
@@ -189,6 +194,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
       redis.disconnect()
       await embedded?.stop()
       await limits.close()
+      stateLock.release()
     }
   }
 }

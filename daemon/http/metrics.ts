@@ -4,6 +4,7 @@ import uWS from 'uWebSockets.js'
 import type { Metrics } from '../metrics/index.js'
 import type { HttpDeps } from './deps.js'
 import type { Exchange } from './exchange.js'
+import { listenExclusive } from './listen.js'
 
 export async function metrics (x: Exchange, deps: HttpDeps): Promise<void> {
   x.text(200, await deps.metrics.text(), deps.metrics.contentType)
@@ -22,10 +23,6 @@ export async function listenMetrics (host: string, port: number, m: Metrics): Pr
     })
   })
   app.any('/*', (res) => { res.writeStatus('404 Not Found').end() })
-  return await new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
-      if (socket === false) return reject(new Error(`cannot listen on ${host}:${port} (METRICS_PORT)`))
-      resolve({ port: uWS.us_socket_local_port(socket as unknown as uWS.us_socket), close: () => app.close() })
-    })
-  })
+  const bound = await listenExclusive(app, host, port, 'METRICS_PORT')
+  return { port: bound.port, close: () => app.close() }
 }

@@ -7,6 +7,7 @@ import type { HttpDeps } from './deps.js'
 import { Exchange } from './exchange.js'
 import { list, remove, show, upload } from './functions.js'
 import { healthz, readyz } from './health.js'
+import { listenExclusive } from './listen.js'
 import { createKey, listKeys, revokeKey } from './keys.js'
 import { consoleAsset } from './console.js'
 import { metrics } from './metrics.js'
@@ -128,13 +129,9 @@ export class HttpServer {
 
   /** Listens and resolves with the port (HTTP_PORT=0 picks a free one). */
   async listen (host: string, port: number): Promise<number> {
-    return await new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
-        if (socket === false) return reject(new Error(`cannot listen on ${host}:${port}`))
-        this.listenSocket = socket
-        resolve(uWS.us_socket_local_port(socket as unknown as uWS.us_socket))
-      })
-    })
+    const bound = await listenExclusive(this.app, host, port, 'HTTP_HOST, HTTP_PORT')
+    this.listenSocket = bound.socket
+    return bound.port
   }
 
   get requestsInFlight (): number {

@@ -136,7 +136,7 @@ export async function sse (url: string, body: unknown, signal?: AbortSignal): Pr
  * its cgroups, empty, which no later daemon removes, since each test daemon has
  * a CGROUP_NAME of its own. Removed here, so that runs do not pile them up.
  */
-async function removeLeftCgroups (name: string): Promise<void> {
+export async function removeLeftCgroups (name: string): Promise<void> {
   const roots = hierarchyRoots()
   if (!(roots instanceof Map)) return // no cgroup v1 here
   for (const root of roots.values()) {

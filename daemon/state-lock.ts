@@ -1,0 +1,35 @@
+// One daemon per STATE_DIR. Two on one directory each started an embedded
+// redis-server on the same socket and data files (seen: the second unlinked
+// the first's socket and bound its own, the first restarted its server, and
+// both wrote the same append-only file), and would share the packages' layers
+// and the C core's build. The lock is an abstract unix socket named after the
+// directory's real path: binding it is atomic, and the kernel drops it with
+// the process, so a daemon killed with SIGKILL leaves no stale lock behind.
+import { createHash } from 'node:crypto'
+import { mkdirSync, realpathSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+
+export class StateDirInUse extends Error {
+  constructor (dir: string) {
+    super(`STATE_DIR ${dir} is in use by another hearth daemon (one daemon per STATE_DIR: set another for a second daemon)`)
+    this.name = 'StateDirInUse'
+  }
+}
+
+/** The lock's name for `dir` (made if missing): the same for every spelling of the same directory. */
+export function lockName (dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  const real = realpathSync(dir)
+  return `\0hearth-state-${createHash('sha256').update(real).digest('hex').slice(0, 32)}`
+}
+
+/** Takes `dir` for this process until release() (or its exit); rejects with StateDirInUse when another process holds it. */
+export async function lockStateDir (dir: string): Promise<{ release: () => void }> {
+  const server: Server = createServer((c) => c.destroy()) // nothing is said on it
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new StateDirInUse(dir) : err))
+    server.listen(lockName(dir), () => resolve())
+  })
+  server.unref() // it holds the name, not the event loop
+  return { release: () => { server.close() } }
+}
