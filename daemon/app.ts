@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Cluster } from 'ioredis'
 import { AsyncCalls } from './async/index.js'
 import { Authenticator } from './auth/index.js'
+import { CannotStart } from './errors.js'
 import { isLoopback, sandboxHostUid, wantsEmbeddedRedis, type Config } from './config.js'
 import { HttpServer } from './http/server.js'
 import { checkPortFree } from './http/listen.js'
@@ -62,7 +63,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   const hostUid = sandboxHostUid(config)
   const bwrap = probeBwrap(hostUid)
   if (!bwrap.disableUserns) {
-    if (seccompFile === null) throw new Error(`${bwrap.detail}, but SECCOMP=off: refusing to run sandboxes that could create user namespaces`)
+    if (seccompFile === null) throw new CannotStart(`${bwrap.detail}, but SECCOMP=off: refusing to run sandboxes that could create user namespaces`)
     log.warn(bwrap.detail)
   }
   const stale = removeStale(config.runtimeDir)

@@ -86,3 +86,15 @@ export function asHearthError (err: unknown): HearthError {
   if (err instanceof HearthError) return err
   return new HearthError('internal', err instanceof Error ? err.message : String(err))
 }
+
+/**
+ * A start the host or the configuration refuses (a port or STATE_DIR in use,
+ * a named limits backend that cannot work here, ZYGOTE=on without a zygote):
+ * the operator's to mend, so main.ts says it in one line, without a stack.
+ */
+export class CannotStart extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'CannotStart'
+  }
+}

@@ -4,6 +4,7 @@
 // with code 1, whatever the stop has left undone.
 import { ConfigError, loadConfig, withDotenv } from './config.js'
 import { startApp } from './app.js'
+import { CannotStart } from './errors.js'
 import { createLogger, flushLogger, flushLoggerSync } from './log.js'
 
 async function main (): Promise<void> {
@@ -50,6 +51,7 @@ async function main (): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`hearth: cannot start: ${(err as Error).stack ?? String(err)}\n`)
+  // A refusal is said in one line; anything else with its stack, for a bug report.
+  process.stderr.write(`hearth: cannot start: ${err instanceof CannotStart ? err.message : (err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

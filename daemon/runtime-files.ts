@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { Config } from './config.js'
+import { CannotStart } from './errors.js'
 import { dropToHostUid, INSIDE_UID } from './sandbox/argv.js'
 import type { RuntimeFiles } from './sandbox/runtimes.js'
 import { zygoteLibrary } from './zygote/library.js'
@@ -114,7 +115,7 @@ export function checkReadable (paths: readonly string[], hostUid: number | null)
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 })
   if (r.status !== 0) {
     const path = r.stdout.trim() || paths.join(', ')
-    throw new Error(`${path} is not readable by SANDBOX_UID ${hostUid}, which sandboxes run as: ` +
+    throw new CannotStart(`${path} is not readable by SANDBOX_UID ${hostUid}, which sandboxes run as: ` +
       'every directory above it must let others in (chmod o+rx), or install it under /usr (Node.js: Debian\'s nodejs, or NodeSource)')
   }
 }

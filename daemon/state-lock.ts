@@ -8,11 +8,11 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, realpathSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
+import { CannotStart } from './errors.js'
 
-export class StateDirInUse extends Error {
+export class StateDirInUse extends CannotStart {
   constructor (dir: string) {
     super(`STATE_DIR ${dir} is in use by another hearth daemon (one daemon per STATE_DIR: set another for a second daemon)`)
-    this.name = 'StateDirInUse'
   }
 }
 

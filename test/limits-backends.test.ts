@@ -37,6 +37,7 @@ t.test('a named backend that cannot work here stops the daemon, saying why', asy
   })
   t.equal(r.status, 1)
   t.match(r.stderr, `LIMITS_BACKEND=${missing.backend}, but ${missing.why}`)
+  t.notMatch(r.stderr, /^\s+at /m, 'in one line, without a stack')
 })
 
 t.test('cgroup v1 parents of another user (root\'s): a daemon of another uid is refused its sandboxes\' cgroups at start-up, saying so', async (t) => {

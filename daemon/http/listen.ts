@@ -4,6 +4,7 @@
 // took a share of the connections, silently, with a store of its own (seen:
 // uploads answered by one, "function_not_found" from the other).
 import uWS, { type TemplatedApp } from 'uWebSockets.js'
+import { CannotStart } from '../errors.js'
 
 type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => TemplatedApp
 
@@ -16,7 +17,7 @@ export async function listenExclusive (app: TemplatedApp, host: string, port: nu
   const listen = app.listen as unknown as ListenWithOptions
   return await new Promise((resolve, reject) => {
     listen.call(app, host, port, EXCLUSIVE_PORT, (socket) => {
-      if (socket === false) return reject(new Error(`cannot listen on ${host}:${port} (${what}): the port is in use, or the address is not this host's`))
+      if (socket === false) return reject(new CannotStart(`cannot listen on ${host}:${port} (${what}): the port is in use, or the address is not this host's`))
       resolve({ socket, port: uWS.us_socket_local_port(socket as unknown as uWS.us_socket) })
     })
   })

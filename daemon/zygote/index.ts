@@ -6,6 +6,7 @@
 // python zygote, which executes node in each after the same isolation.
 import { join } from 'node:path'
 import type { Config } from '../config.js'
+import { CannotStart } from '../errors.js'
 import { nodeZygoteSpec, zygoteSpec, type RuntimeFiles, type RuntimeName } from '../sandbox/runtimes.js'
 import { zygoteArgv } from './argv.js'
 import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
@@ -120,7 +121,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
   if (!pythonUp) {
     if (c.zygote === 'on') {
       await close()
-      throw new Error(`ZYGOTE=on, but the zygote cannot start: ${python.unavailable ?? ''}`)
+      throw new CannotStart(`ZYGOTE=on, but the zygote cannot start: ${python.unavailable ?? ''}`)
     }
     o.warn('NO ZYGOTE: fresh sandboxes are spawned by bwrap, each Python one paying a whole interpreter start', { reason: python.unavailable })
   }

@@ -1,5 +1,6 @@
 // Picks the resource-limit backend at start-up: cgroup v2, then v1, then rlimits.
 import { LANGUAGES, type Config, type LimitsBackendName } from '../../config.js'
+import { CannotStart } from '../../errors.js'
 import { cgroupV1 } from './cgroup-v1.js'
 import { cgroupV2 } from './cgroup-v2.js'
 import { noLimits, rlimitBackend } from './rlimit.js'
@@ -25,7 +26,7 @@ export async function chooseLimitsBackend (wanted: LimitsBackendName, limits: Li
     if (wanted !== name && wanted !== 'auto') continue
     const backend = await make(limits, cgroupName)
     if (!(backend instanceof Unavailable)) return { ...backend, passedOver }
-    if (wanted === name) throw new Error(`LIMITS_BACKEND=${name}, but ${backend.reason}`)
+    if (wanted === name) throw new CannotStart(`LIMITS_BACKEND=${name}, but ${backend.reason}`)
     passedOver.push(backend.reason)
   }
   return { ...rlimitBackend(limits), passedOver }
