@@ -113,29 +113,56 @@ t.test('the current zygote that stops answering is killed when a sandbox of its 
 const FREEZER = '/sys/fs/cgroup/freezer'
 const noFreezer = existsSync(join(FREEZER, 'cgroup.procs')) && process.getuid?.() === 0 ? false : 'needs a writable cgroup v1 freezer'
 
+/** Freezes `pid` alone in a freezer cgroup of the test's; the returned thaw() lets it go (teardown too, moving it back out). */
+async function freeze (t: Test, pid: number): Promise<() => void> {
+  const frozen = join(FREEZER, `hearth-test-${process.pid}-${pid}`)
+  mkdirSync(frozen)
+  const state = (s: string): void => writeFileSync(join(frozen, 'freezer.state'), s)
+  t.teardown(() => {
+    state('THAWED')
+    try { writeFileSync(join(FREEZER, 'cgroup.procs'), String(pid)) } catch {} // gone already
+    rmdirSync(frozen)
+  })
+  writeFileSync(join(frozen, 'cgroup.procs'), String(pid))
+  state('FROZEN')
+  await waitFor(() => readFileSync(join(frozen, 'freezer.state'), 'latin1').trim() === 'FROZEN', 5000, `${pid} frozen`)
+  return () => state('THAWED')
+}
+
 t.test('a zygote that answers its ping is not killed while a sandbox of its is slow to end; the sandbox ends when it can', { skip: noFreezer }, async (t) => {
   const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1' })
   t.same(await py(runner, HANGS, 'fn@1'), 1, 'a warm sandbox of the zygote')
   const [zygote] = pythonZygotes()
   const [program] = pythonPrograms()
-  const frozen = join(FREEZER, `hearth-test-${process.pid}`)
-  mkdirSync(frozen)
-  const state = (s: string): void => writeFileSync(join(frozen, 'freezer.state'), s)
-  t.teardown(() => { state('THAWED'); rmdirSync(frozen) })
-  writeFileSync(join(frozen, 'cgroup.procs'), String(program))
-  state('FROZEN')
-  await waitFor(() => readFileSync(join(frozen, 'freezer.state'), 'latin1').trim() === 'FROZEN', 5000, 'the program frozen')
+  const thaw = await freeze(t, program as number)
   await timeOutIn(t, runner)
   // frozen for three start timeouts: a ping unanswered would have killed the zygote after two
   await new Promise((resolve) => setTimeout(resolve, 3000))
   t.equal(runner.stats().sandboxes, 1, 'the sandbox has not ended')
   t.ok(pidAlive(zygote as number), 'the zygote lives on')
-  state('THAWED')
+  thaw()
   await waitFor(() => runner.stats().sandboxes === 0, 5000, 'the sandbox ended once its program could')
   t.notOk(warnings.some((w) => /did not end a sandbox/.test(String(w.msg))), 'no zygote said stuck')
   t.equal(warnings.filter((w) => /a sandbox has not ended 1000 ms after it was killed, and its zygote answers/.test(String(w.msg))).length, 1, 'the held sandbox said, once')
   t.same(await py(runner, 'return "served"'), 'served')
   t.match(pythonRuntime(runner), { started: 1 }, 'by the same zygote')
+})
+
+t.test('a zygote whose fork the kernel holds past the start timeout is waited for, not killed: its sandboxes live on', { skip: noFreezer }, async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', POOL_MIN: '0' })
+  const counter = 'import builtins\nbuiltins.n = getattr(builtins, "n", 0) + 1\nreturn builtins.n'
+  t.equal(await py(runner, counter, 'held/warm@1'), 1, 'a warm sandbox of the zygote')
+  const [zygote] = pythonZygotes()
+  // A frozen task waits in the kernel (state D), as a fork queued on a cgroup lock does.
+  const thaw = await freeze(t, zygote as number)
+  const asked = py(runner, 'return "forked"') // no ready sandbox: a fork is asked of the frozen zygote
+  await waitFor(() => warnings.some((w) => /has not answered a fork in 1000 ms and is not stopped/.test(String(w.msg))), 5000, 'the held fork said')
+  thaw()
+  t.same(await asked, 'forked', 'the call served')
+  t.ok(pidAlive(zygote as number), 'the zygote lives on')
+  t.match(pythonRuntime(runner), { started: 1 }, 'no successor')
+  t.equal(await py(runner, counter, 'held/warm@1'), 2, 'its warm sandbox lives on')
+  t.notOk(warnings.some((w) => /did not answer a fork/.test(String(w.msg))), 'no zygote killed')
 })
 
 t.test('where a zygote cannot isolate children, python sandboxes are spawned instead', async (t) => {

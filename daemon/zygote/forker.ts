@@ -64,6 +64,8 @@ const SUCCESSOR_AT = 0.9
 const RETRY_FIRST_MS = 1000
 const RETRY_MAX_MS = 60_000
 const nextRetryMs = (ms: number): number => Math.min(2 * ms, RETRY_MAX_MS)
+/** Start timeouts a fork held in the kernel is waited for, in all, before its zygote is killed (watchFork). */
+const KERNEL_PATIENCE = 3
 
 export class Forker {
   /** set when zygotes cannot work here; sandboxes of this runtime are spawned */
@@ -123,12 +125,12 @@ export class Forker {
       signal.addEventListener('abort', onAbort, { once: true })
       try {
         const asked = zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined, precompile)
-        const watchdog = setTimeout(() => this.unresponsive(zygote), this.opts.startTimeoutMs)
+        const watching = this.watchFork(zygote)
         let fork: Fork
         try {
           fork = await asked
         } finally {
-          clearTimeout(watchdog)
+          watching.stop()
         }
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
@@ -195,15 +197,33 @@ export class Forker {
   }
 
   /**
-   * `z` did not answer a fork in the start timeout (stopped, or stuck: it
-   * forks and answers in well under a millisecond): killed, its sandboxes with
-   * it (their exits could not be told either), so the next start makes a
-   * successor. Left alone, it took every start after it, each waiting out
-   * the timeout. (A sandbox's end not told: killIn.)
+   * Watches a fork asked of `z` until stop(). Unanswered after the start
+   * timeout, a stopped zygote (SIGSTOP, a debugger: it forks and answers in
+   * well under a millisecond) is killed, its sandboxes with it (their exits
+   * could not be told either), so that the next start makes a successor; left
+   * alone, it took every start after it, each waiting out the timeout. One
+   * running or waiting in the kernel is given up to KERNEL_PATIENCE start
+   * timeouts in all, said once: its fork waits on the kernel, which under
+   * other sandboxes' fork bombs can take seconds (seen: 10 s, a fork queued
+   * on the cgroup lock that cgroup v1 joins take), and killing it then killed
+   * every sandbox it had forked, calls in flight among them. (A sandbox's end
+   * not told: killIn.)
    */
-  private unresponsive (z: Zygote): void {
-    if (this.closed || this.current !== z) return
-    this.killStuck(z, `a zygote did not answer a fork in ${this.opts.startTimeoutMs} ms: killed with its sandboxes, a successor starts`)
+  private watchFork (z: Zygote): { stop: () => void } {
+    const ms = this.opts.startTimeoutMs
+    let waited = 0
+    const check = (): void => {
+      if (this.closed || this.current !== z) return
+      waited++
+      if (!z.stopped && waited < KERNEL_PATIENCE) {
+        if (waited === 1) this.opts.onTrouble?.(new Error(`a zygote has not answered a fork in ${ms} ms and is not stopped: the kernel holds the fork (other sandboxes' fork bombs, a frozen cgroup); waiting up to ${KERNEL_PATIENCE * ms} ms in all`))
+        timer = setTimeout(check, ms)
+        return
+      }
+      this.killStuck(z, `a zygote did not answer a fork in ${waited * ms} ms: killed with its sandboxes, a successor starts`)
+    }
+    let timer = setTimeout(check, ms)
+    return { stop: () => clearTimeout(timer) }
   }
 
   /** Kills `z`, no longer current nor retiring (its exit then is no surprise: onExit), saying `why`. */

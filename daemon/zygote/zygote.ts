@@ -3,7 +3,7 @@
 // forked. A zygote that dies takes its children with it (they live in its pid
 // namespace), so each of their exits is reported as SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { constants } from 'node:os'
 import { encodeFrame, FrameDecoder, validateZygote, type Rlimits, type ZygoteCommand, type ZygoteMessage } from '../protocol.js'
@@ -136,6 +136,16 @@ export class Zygote {
   /** Where its children make their pipes (a tmpfs of its own: rendezvous.ts, PIPES), as the daemon reaches it. */
   get pipes (): string {
     return `/proc/${this.hostPid}/root${PIPES_IN_ZYGOTE}`
+  }
+
+  /** Whether it is stopped (SIGSTOP, a debugger), as opposed to running or waiting in the kernel: its /proc state T or t. */
+  get stopped (): boolean {
+    try {
+      const stat = readFileSync(`/proc/${this.hostPid}/stat`, 'latin1')
+      return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+    } catch {
+      return false // gone: its exit is told on its own
+    }
   }
 
   get alive (): boolean {
