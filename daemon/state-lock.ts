@@ -1,8 +1,7 @@
 // One daemon per STATE_DIR. Two on one directory each started an embedded
-// redis-server on the same socket and data files (seen: the second unlinked
-// the first's socket and bound its own, the first restarted its server, and
-// both wrote the same append-only file), and would share the packages' layers
-// and the C core's build. The lock is an abstract unix socket named after the
+// redis-server on the same socket path and data files (seen: the first's
+// server exited as the second's started, was restarted, and both then ran on
+// that path), and would share the packages' layers and the C core's build. The lock is an abstract unix socket named after the
 // directory's real path: binding it is atomic, and the kernel drops it with
 // the process, so a daemon killed with SIGKILL leaves no stale lock behind.
 import { createHash } from 'node:crypto'
@@ -17,7 +16,7 @@ export class StateDirInUse extends CannotStart {
 }
 
 /** The lock's name for `dir` (made if missing): the same for every spelling of the same directory. */
-export function lockName (dir: string): string {
+function lockName (dir: string): string {
   mkdirSync(dir, { recursive: true })
   const real = realpathSync(dir)
   return `\0hearth-state-${createHash('sha256').update(real).digest('hex').slice(0, 32)}`
