@@ -1,5 +1,5 @@
 // Where a call's input and a function's code come from: --input JSON,
-// --input-file FILE, or stdin when it is not a terminal.
+// --input-file FILE, or stdin when it is not a terminal (or either given `-`).
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { UsageError } from './output.js'
@@ -31,7 +31,9 @@ async function stdin (): Promise<string> {
 /** The input as JSON text, or undefined for none. */
 export async function readInput (opts: { input?: string, inputFile?: string }): Promise<unknown> {
   if (opts.input !== undefined && opts.inputFile !== undefined) throw new UsageError('give --input or --input-file, not both')
-  const text = opts.input ?? (opts.inputFile !== undefined ? readCode(opts.inputFile) : process.stdin.isTTY ? undefined : await stdin())
+  const text = opts.input === '-' || opts.inputFile === '-'
+    ? await stdin()
+    : opts.input ?? (opts.inputFile !== undefined ? readCode(opts.inputFile) : process.stdin.isTTY ? undefined : await stdin())
   if (text === undefined || text.trim() === '') return undefined
   try {
     return JSON.parse(text)

@@ -45,8 +45,8 @@ async function call (path: string, body: Record<string, unknown>, stream: boolea
 }
 
 const callOptions = (c: Command): Command => c
-  .option('--input <json>', 'the input, as JSON')
-  .option('--input-file <file>', 'the input, from a JSON file (else stdin, when it is not a terminal)')
+  .option('--input <json>', 'the input, as JSON (`-`: from stdin)')
+  .option('--input-file <file>', 'the input, from a JSON file (`-`: stdin; without either, stdin when it is not a terminal)')
   .option('--timeout <seconds>', 'at most TIMEOUT_SCRIPT', Number)
   .option('--stream', 'print logs to stderr as they are printed')
   .option('--async', 'queue the call and print its id (see `hearth calls`)')

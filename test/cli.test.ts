@@ -45,6 +45,8 @@ t.test('upload a file, run it with --input, stdin or --input-file, pinned or lat
   t.match(up.stdout, /^cli\/add version \d+ \(python, \d+ bytes\)\n$/)
   t.same(await hearth(['run', 'cli/add', '--input', '{"a": 2, "b": 3}']), { code: 0, stdout: '5\n', stderr: '' })
   t.equal((await hearth(['run', 'cli/add'], { stdin: '{"a": 10, "b": 1}' })).stdout, '11\n', 'input from stdin')
+  t.equal((await hearth(['run', 'cli/add', '--input', '-'], { stdin: '{"a": 20, "b": 1}' })).stdout, '21\n', '--input - reads stdin')
+  t.equal((await hearth(['run', 'cli/add', '--input-file', '-'], { stdin: '{"a": 30, "b": 1}' })).stdout, '31\n', '--input-file - too')
   t.equal((await hearth(['run', 'cli/add', '--input-file', file('in.json', '{"a": 1, "b": 1}')])).stdout, '2\n')
   const version = Number(/version (\d+)/.exec(up.stdout)?.[1])
   const json = await hearth(['--json', 'run', 'cli/add', '--version', String(version), '--input', '{"a": 1, "b": 2}'])
