@@ -239,11 +239,15 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
   if (shutdownTimeoutMs <= shutdownGraceMs) throw new ConfigError('SHUTDOWN_TIMEOUT_SECONDS', `must be more than SHUTDOWN_GRACE_SECONDS (${shutdownGraceMs / 1000})`)
   const redisUrl = (env.REDIS_URL ?? '').trim()
   const redisHost = (env.REDIS_HOST ?? '').trim()
+  const httpPort = integer(env, 'HTTP_PORT', 0, 65535)
+  const metricsPort = (env.METRICS_PORT ?? '').trim() === '' ? null : integer(env, 'METRICS_PORT', 0, 65535)
+  // Refused here, not by the listen after every part has started, which said the port was in use.
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === httpPort) throw new ConfigError('METRICS_PORT', `must differ from HTTP_PORT (${httpPort}); leave it empty to serve /metrics on HTTP_PORT`)
   return Object.freeze({
     root,
     httpHost: (env.HTTP_HOST ?? DEFAULTS.HTTP_HOST).trim(),
-    httpPort: integer(env, 'HTTP_PORT', 0, 65535),
-    metricsPort: (env.METRICS_PORT ?? '').trim() === '' ? null : integer(env, 'METRICS_PORT', 0, 65535),
+    httpPort,
+    metricsPort,
     maxCpus: positiveNumber(env, 'MAX_CPUS'),
     maxMemoryBytes: bytes(env, 'MAX_MEMORY'),
     maxPids: integer(env, 'MAX_PIDS', 4, 1 << 22),

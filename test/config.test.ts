@@ -48,6 +48,7 @@ t.test('every invalid value is refused with the variable named', async (t) => {
     [{ MAX_PIDS: '2' }, /^MAX_PIDS must be an integer from 4/],
     [{ TIMEOUT_SCRIPT: '-5' }, /^TIMEOUT_SCRIPT must be a positive number/],
     [{ POOL_MIN: '4', POOL_MAX: '2' }, /^POOL_MAX must be at least POOL_MIN \(4\)/],
+    [{ HTTP_PORT: '8080', METRICS_PORT: '8080' }, /^METRICS_PORT must differ from HTTP_PORT \(8080\); leave it empty/],
     [{ SECCOMP: 'maybe' }, /^SECCOMP must be on or off/],
     [{ LIMITS_BACKEND: 'docker' }, /^LIMITS_BACKEND must be one of auto, cgroup2, cgroup1, rlimit, none/],
     [{ REDIS_DB: '16' }, /^REDIS_DB must be an integer from 0 to 15/],
