@@ -1,7 +1,9 @@
 // Pools of ready sandboxes: prewarm, refill, bounded queue, and runtimes that cannot start.
 import { existsSync } from 'node:fs'
+import { queryObjects } from 'node:v8'
 import t from 'tap'
-import { call, pythonPool, startRunner, waitFor } from './helpers/runner.js'
+import { Sandbox } from '../daemon/sandbox/sandbox.js'
+import { call, py, pythonPool, startRunner, waitFor } from './helpers/runner.js'
 import { pythonPrograms } from './helpers/zygotes.js'
 
 t.test('prewarms every language and refills after one-shot sandboxes are destroyed', async (t) => {
@@ -17,6 +19,16 @@ t.test('prewarms every language and refills after one-shot sandboxes are destroy
   await waitFor(ready, 15_000, 'refill')
   const spawnedAfter = pythonPool(runner)?.spawned ?? 0
   t.ok(spawnedAfter >= spawnedBefore + 4, `spawned ${spawnedAfter - spawnedBefore} more`)
+})
+
+t.test('a sandbox a call took from a pool is not kept once it is gone: memory stays flat under run-now load', async (t) => {
+  const { runner } = await startRunner(t, { POOL_MIN: '1', POOL_MAX: '2' })
+  for (let i = 0; i < 40; i++) t.equal(await py(runner, `return ${i}`), i)
+  await waitFor(() => runner.stats().sandboxes <= 4 && pythonPool(runner)?.starting === 0, 15_000, 'the one-shot sandboxes gone')
+  // Counted after a full garbage collection. Before: every acquire() raced a
+  // promise that lived as long as the pool, which kept each call's sandbox (41).
+  const kept = queryObjects(Sandbox, { format: 'count' }) as number
+  t.ok(kept <= 8, `${kept} Sandbox objects alive after 40 one-shot calls (${runner.stats().sandboxes} sandboxes running)`)
 })
 
 t.test('a full wait queue answers overloaded at once', async (t) => {

@@ -45,10 +45,6 @@ export class LanguagePool {
   private readonly closing = new AbortController()
   /** taken sandboxes that live on with a new owner: generic-pool's destroy must not kill them */
   private readonly handedOver = new WeakSet<Sandbox>()
-  /** rejects when close() is called: queued callers are answered at once */
-  private readonly closedSignal = new Promise<never>((_resolve, reject) => {
-    this.closing.signal.addEventListener('abort', () => reject(new HearthError('shutting_down')), { once: true })
-  })
 
   constructor (opts: LanguagePoolOptions) {
     this.opts = opts
@@ -69,7 +65,6 @@ export class LanguagePool {
       autostart: true
     })
     this.pool.on('factoryCreateError', () => {}) // counted in create()
-    this.closedSignal.catch(() => {}) // only acquire() listens
   }
 
   /**
@@ -120,8 +115,17 @@ export class LanguagePool {
     const late = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new Error('deadline')), Math.max(0, deadline - Date.now()))
     })
+    // close() answers queued callers at once. A promise of this call's own, its
+    // listener removed below: racing one promise that lives as long as the pool
+    // left a reaction on it per call, each holding the sandbox that call got
+    // (seen: ~12 KB of heap per run-now call, 316 MB after 27,000).
+    let onClose = (): void => {}
+    const closed = new Promise<never>((_resolve, reject) => {
+      onClose = () => reject(new HearthError('shutting_down'))
+      this.closing.signal.addEventListener('abort', onClose, { once: true })
+    })
     try {
-      return await Promise.race([acquiring, this.closedSignal, late])
+      return await Promise.race([acquiring, closed, late])
     } catch (err) {
       // generic-pool cannot cancel a queued caller: what it hands over later goes
       // back unused (or is killed, after close()).
@@ -134,6 +138,7 @@ export class LanguagePool {
       throw new HearthError('queue_timeout', `no ${this.language} sandbox became free in time (ACQUIRE_TIMEOUT: ${this.opts.acquireTimeoutMs} ms)`)
     } finally {
       clearTimeout(timer)
+      this.closing.signal.removeEventListener('abort', onClose)
       done()
     }
   }
