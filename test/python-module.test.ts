@@ -152,6 +152,10 @@ t.test('a syntax error is syntax_error at the user\'s line and column; a later v
   t.equal(again.error?.code, 'syntax_error', 'the same code in the same sandbox is compiled again, not "no code for key"')
   const yieldAtTop = await py('yield 1')
   t.equal(yieldAtTop.error?.code, 'syntax_error', 'a module has no yield at its top level')
+  // Python 3.11.2 (Debian 12's) raises a ValueError without a position for a NUL, later ones a SyntaxError.
+  const nul = await py('x = 1\ny = 2 \0 3\nreturn x')
+  t.equal(nul.error?.code, 'syntax_error', 'a NUL in the code is a syntax error, as in JavaScript and TypeScript')
+  t.match(nul.error?.details, { line: 2, column: 7 })
 })
 
 t.test('a top-level return inside try / with ends the code as a return; except Exception does not catch it', async (t) => {

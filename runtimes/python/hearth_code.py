@@ -54,9 +54,25 @@ def _lines(code):
     return len(code), None, code.splitlines(True), FILENAME
 
 
+def _null_byte(code):
+    """A NUL in the code, as the SyntaxError later Pythons raise for it (3.11.2,
+    Debian 12's, raises a ValueError without a position), at its line and column."""
+    at = code.index('\0')
+    start = code.rfind('\n', 0, at) + 1
+    end = code.find('\n', at)
+    text = code[start:] if end < 0 else code[start:end]
+    return SyntaxError('source code cannot contain null bytes',
+                       (FILENAME, code.count('\n', 0, at) + 1, at - start + 1, text))
+
+
 def compile_module(code):
     """The code as a module's code object, with positions the user's own."""
-    tree = ast.parse(code, FILENAME, 'exec')
+    try:
+        tree = ast.parse(code, FILENAME, 'exec')
+    except ValueError:
+        if '\0' not in code:
+            raise
+        raise _null_byte(code) from None
     _raise_returns(tree.body)
     return compile(tree, FILENAME, 'exec', flags=COMPILE_FLAGS, dont_inherit=True), _lines(code)
 
