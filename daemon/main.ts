@@ -1,11 +1,18 @@
 // Entry point: the only place that exits the process. SIGTERM/SIGINT start a
 // graceful stop (app.stop: calls in flight get SHUTDOWN_GRACE_SECONDS); a
 // second signal, or SHUTDOWN_TIMEOUT_SECONDS after the first, exits at once
-// with code 1, whatever the stop has left undone.
+// with code 1, whatever the stop has left undone. SIGHUP (a terminal closed,
+// an ssh session ended; Node ends on it even under nohup) stops as SIGTERM
+// does, then exits 129 as a process the hangup ended reports: systemd's
+// Restart=on-failure brings back a service sent HUP (hearth has nothing to
+// reload), as it did when the hangup killed it, its cgroups and sandboxes left.
 import { ConfigError, loadConfig, withDotenv } from './config.js'
 import { startApp } from './app.js'
 import { CannotStart } from './errors.js'
 import { createLogger, flushLogger, flushLoggerSync } from './log.js'
+
+/** 128 + SIGHUP: what a shell reports for a process the hangup ended. */
+const HANGUP_EXIT = 129
 
 async function main (): Promise<void> {
   let config
@@ -39,7 +46,7 @@ async function main (): Promise<void> {
     app.stop().then(async () => {
       log.info('stopped')
       await flushLogger(log)
-      process.exit(0)
+      process.exit(signal === 'SIGHUP' ? HANGUP_EXIT : 0)
     }, async (err: Error) => {
       log.error({ err }, 'error while stopping')
       await flushLogger(log)
@@ -48,6 +55,7 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  process.on('SIGHUP', onSignal)
 }
 
 main().catch((err) => {

@@ -1,5 +1,6 @@
 // A daemon killed with SIGKILL leaves nothing running, and the next daemon
-// sharing its CGROUP_NAME removes what it left on disk — and only that.
+// sharing its CGROUP_NAME removes what it left on disk — and only that. A
+// hangup (SIGHUP) is a stop, not a kill: nothing is left even on disk.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -53,4 +54,18 @@ t.test('after SIGKILL nothing of the daemon runs on; the next start removes its 
   t.ok(readdirSync(runtimeDir).every((n) => !n.startsWith(`${aPid}-`)), 'and a\'s runtime directory')
   t.ok(bSandboxes.every((dir) => existsSync(dir)), 'b\'s cgroups are untouched')
   t.same((await post(`${b.url}/run-now`, { language: 'python', code: 'return 2' })).body, { data: 2, type: 'number' }, 'b serves on')
+})
+
+t.test('SIGHUP (a terminal closed) stops the daemon as SIGTERM does, nothing left behind, and exits 129', async (t) => {
+  const d = await startDaemon(t, { POOL_MIN: '1' })
+  const dirs = await parents(d)
+  const pid = d.proc.pid as number
+  const runtimeDir = loadConfig({}).runtimeDir
+  await until(() => sandboxesOf(dirs, pid).length >= 3, 'its sandboxes')
+  // 128 + SIGHUP, as a shell reports a process the hangup ended: systemd's Restart=on-failure still restarts it.
+  t.same(await d.stop('SIGHUP'), { code: 129, signal: null }, 'exits 129 after a stop, not ended by the signal')
+  t.ok(d.logs.some((l) => l.msg === 'stopping' && l.signal === 'SIGHUP'), 'the stop names the signal')
+  t.ok(dirs.every((dir) => !existsSync(dir)), 'its cgroups removed on the way out (a killed daemon leaves them)')
+  await until(() => processesMentioning(`${runtimeDir}/${pid}-`).length === 0, 'no zygote or sandbox of it')
+  t.ok(readdirSync(runtimeDir).every((n) => !n.startsWith(`${pid}-`)), 'its runtime directory removed')
 })
