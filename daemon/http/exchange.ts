@@ -12,6 +12,9 @@ const STATUS_TEXT: Record<number, string> = Object.fromEntries(
   Object.entries(STATUS_CODES).map(([code, text]) => [Number(code), `${code} ${text ?? ''}`])
 )
 
+/** The largest refused body read to its end (Exchange.drainable) rather than cut off by a close. */
+export const DRAIN_MAX_BYTES = 64 << 20
+
 export class Exchange implements CallerGone {
   readonly method: string
   readonly url: string
@@ -102,10 +105,21 @@ export class Exchange implements CallerGone {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
       this.res.writeHeader('Content-Type', 'application/json')
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
-      // A 413 leaves an unread body on the connection: close it.
-      this.res.end(body, status === 413)
+      this.res.end(body, status === 413 && !this.drainable())
     })
     this.finish(status)
+  }
+
+  /**
+   * Whether an unread body may stay on the connection after the answer: one of
+   * a declared length up to DRAIN_MAX_BYTES, which uWS reads to its end and
+   * drops before the connection's next request. A client that writes its whole
+   * body before it reads (fetch, Python's requests) then reads the 413; a
+   * closed connection had given it EPIPE or a reset instead. A larger or
+   * undeclared (chunked) body closes the connection.
+   */
+  private drainable (): boolean {
+    return this.contentLength >= 0 && this.contentLength <= DRAIN_MAX_BYTES
   }
 
   /** An audit line: a change to what is stored, with the key that made it (never its secret). */

@@ -1,0 +1,74 @@
+// A body over the limit (README, "Limits of the HTTP front"): refused with 413
+// from its Content-Length, before it is read. A declared body up to
+// DRAIN_MAX_BYTES is then read to its end and dropped, so that a client that
+// writes its whole body before reading the answer reads the 413 (a close cut
+// it off with EPIPE or a reset), and the connection serves on; a larger or
+// undeclared one closes the connection.
+import { connect, type Socket } from 'node:net'
+import t from 'tap'
+import { DRAIN_MAX_BYTES } from '../daemon/http/exchange.js'
+import { startDaemon } from './helpers/daemon.js'
+
+// Bodies up to 2 × (4096 + 2048) + 64 KiB = 77,824 bytes.
+const d = await startDaemon(t, { CODE_MAX_SIZE: '4096', INPUT_MAX_SIZE: '2048' })
+const RUN_NOW = JSON.stringify({ language: 'python', code: 'return 1' })
+const call = `POST /run-now HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${RUN_NOW.length}\r\n\r\n${RUN_NOW}`
+const head = (length: number): string => `POST /run-now HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
+
+/** A connection that collects what it is sent: `answers(n)` resolves once n answers came whole (each a JSON body), `closed` once the daemon closed it. */
+function open (): { socket: Socket, answers: (n: number) => Promise<string[]>, closed: Promise<void> } {
+  const socket = connect(d.port, '127.0.0.1')
+  socket.on('error', () => {})
+  let got = ''
+  const waiting: Array<() => void> = []
+  socket.on('data', (chunk) => { got += chunk.toString('latin1'); for (const w of waiting.splice(0)) w() })
+  const closed = new Promise<void>((resolve) => socket.once('close', () => { for (const w of waiting.splice(0)) w(); resolve() }))
+  const complete = (): string[] => got.match(/HTTP\/1\.1 \d{3}[^]*?\r\n\r\n\{[^]*?\}\}?(?=HTTP|$)/g) ?? []
+  const answers = async (n: number): Promise<string[]> => {
+    while (complete().length < n && !socket.destroyed) await new Promise<void>((resolve) => waiting.push(resolve))
+    return complete().map((a) => (a.match(/^HTTP\/1\.1 \d{3}/) as RegExpMatchArray)[0] + ' ' + a.slice(a.indexOf('\r\n\r\n') + 4))
+  }
+  return { socket, answers, closed }
+}
+
+t.test('fetch, which writes its whole body first, reads the 413 of a body 100 times the limit, every time', async (t) => {
+  const body = JSON.stringify({ language: 'python', code: 'return 1', input: { s: 'x'.repeat(8 << 20) } })
+  // Cut off by a close, 1 to 4 fetches in 5 failed (EPIPE, a reset), none every time.
+  const answers: unknown[] = []
+  for (let i = 0; i < 5; i++) {
+    const r = await fetch(`${d.url}/run-now`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+    answers.push([r.status, ((await r.json()) as { error: { code: string } }).error.code])
+  }
+  t.same(answers, Array(5).fill([413, 'body_too_large']))
+})
+
+t.test('a refused declared body is read and dropped: the answer comes first, the connection serves on', async (t) => {
+  const c = open()
+  t.teardown(() => c.socket.destroy())
+  const length = 1 << 20
+  c.socket.write(head(length))
+  const [refused] = await c.answers(1)
+  t.match(refused, /^HTTP\/1\.1 413 .*body_too_large/, 'answered from the Content-Length, before a byte of the body')
+  c.socket.write(Buffer.alloc(length, 'x'))
+  c.socket.write(call)
+  const both = await c.answers(2)
+  t.equal(both[1], 'HTTP/1.1 200 {"data":1,"type":"number"}', 'the next request on the same connection is answered')
+})
+
+t.test('a body declared past DRAIN_MAX_BYTES, or not declared, closes the connection after the 413', async (t) => {
+  const big = open()
+  big.socket.write(head(DRAIN_MAX_BYTES + 1))
+  const [refused] = await big.answers(1)
+  t.match(refused, /^HTTP\/1\.1 413 .*body_too_large/)
+  await big.closed
+  t.pass('closed by the daemon')
+
+  const chunked = open()
+  chunked.socket.write('POST /run-now HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
+  const piece = 'x'.repeat(40_000)
+  for (let i = 0; i < 3; i++) chunked.socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`)
+  const [cut] = await chunked.answers(1)
+  t.match(cut, /^HTTP\/1\.1 413 .*body_too_large/, 'refused once past the limit')
+  await chunked.closed
+  t.pass('closed by the daemon')
+})
