@@ -1,9 +1,10 @@
 // A body over the limit (README, "Limits of the HTTP front"): refused with 413
-// from its Content-Length, before it is read. A declared body up to
-// DRAIN_MAX_BYTES is then read to its end and dropped, so that a client that
-// writes its whole body before reading the answer reads the 413 (a close cut
-// it off with EPIPE or a reset), and the connection serves on; a larger or
-// undeclared one closes the connection.
+// from its Content-Length. A declared body up to DRAIN_MAX_BYTES is first read
+// to its end and dropped, so that a client that writes its whole body before
+// reading the answer reads the 413 (a close cut it off with EPIPE or a reset),
+// and the connection serves on; a larger or undeclared one is refused at once
+// and the connection closed.
+import { spawnSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { DRAIN_MAX_BYTES } from '../daemon/http/exchange.js'
@@ -42,16 +43,33 @@ t.test('fetch, which writes its whole body first, reads the 413 of a body 100 ti
   t.same(answers, Array(5).fill([413, 'body_too_large']))
 })
 
-t.test('a refused declared body is read and dropped: the answer comes first, the connection serves on', async (t) => {
+t.test('Python\'s urllib (Connection: close, the whole body before the answer) reads the 413 too', async (t) => {
+  const script = `
+import json, urllib.request, urllib.error
+body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * (8 << 20)}}).encode()
+for _ in range(3):
+    try:
+        urllib.request.urlopen(urllib.request.Request('${d.url}/run-now', data=body, headers={'content-type': 'application/json'}))
+        print('answered')
+    except urllib.error.HTTPError as e:
+        print(e.code, json.load(e)['error']['code'])
+    except OSError as e:
+        print('failed', e)
+`
+  // spawnSync blocks this test's own loop only: the daemon is a process of its own.
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 })
+  t.same(r.stdout.trim().split('\n'), Array(3).fill('413 body_too_large'), r.stderr)
+})
+
+t.test('a refused declared body is read and dropped, then answered; the connection serves on', async (t) => {
   const c = open()
   t.teardown(() => c.socket.destroy())
   const length = 1 << 20
   c.socket.write(head(length))
-  const [refused] = await c.answers(1)
-  t.match(refused, /^HTTP\/1\.1 413 .*body_too_large/, 'answered from the Content-Length, before a byte of the body')
   c.socket.write(Buffer.alloc(length, 'x'))
   c.socket.write(call)
   const both = await c.answers(2)
+  t.match(both[0], /^HTTP\/1\.1 413 .*body_too_large/)
   t.equal(both[1], 'HTTP/1.1 200 {"data":1,"type":"number"}', 'the next request on the same connection is answered')
 })
 

@@ -81,7 +81,12 @@ export class Exchange implements CallerGone {
   /** The whole body, refused with body_too_large past `limit` bytes. Call synchronously in the handler. */
   async body (limit: number): Promise<Buffer> {
     if (this.contentLength > limit) {
-      throw new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
+      const refused = new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
+      if (!this.drainable()) throw refused
+      // Read to its end and dropped, then refused: the client has written it
+      // all, whether it reads before (curl) or after (fetch, urllib), and
+      // whether or not the connection closes after the answer (Connection: close).
+      return await new Promise((_resolve, reject) => this.res.onData((_chunk, isLast) => { if (isLast) reject(refused) }))
     }
     return await new Promise((resolve, reject) => {
       const chunks: Buffer[] = []
@@ -111,12 +116,12 @@ export class Exchange implements CallerGone {
   }
 
   /**
-   * Whether an unread body may stay on the connection after the answer: one of
-   * a declared length up to DRAIN_MAX_BYTES, which uWS reads to its end and
-   * drops before the connection's next request. A client that writes its whole
-   * body before it reads (fetch, Python's requests) then reads the 413; a
-   * closed connection had given it EPIPE or a reset instead. A larger or
-   * undeclared (chunked) body closes the connection.
+   * Whether a body over the limit is read to its end (and dropped) before its
+   * 413: one of a declared length up to DRAIN_MAX_BYTES. A client that writes
+   * its whole body before it reads (fetch, Python's urllib) then reads the
+   * 413, where a close had cut it off with EPIPE or a reset, and the
+   * connection serves on. A larger or undeclared (chunked) body is refused at
+   * once, and the connection closed.
    */
   private drainable (): boolean {
     return this.contentLength >= 0 && this.contentLength <= DRAIN_MAX_BYTES
