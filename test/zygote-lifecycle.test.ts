@@ -113,14 +113,20 @@ t.test('the current zygote that stops answering is killed when a sandbox of its 
 const FREEZER = '/sys/fs/cgroup/freezer'
 const noFreezer = existsSync(join(FREEZER, 'cgroup.procs')) && process.getuid?.() === 0 ? false : 'needs a writable cgroup v1 freezer'
 
-/** Freezes `pid` alone in a freezer cgroup of the test's; the returned thaw() lets it go (teardown too, moving it back out). */
+/** Freezes `pid` alone in a freezer cgroup of the test's; the returned thaw() lets it go (teardown too, moving it and its children back out). */
 async function freeze (t: Test, pid: number): Promise<() => void> {
   const frozen = join(FREEZER, `hearth-test-${process.pid}-${pid}`)
   mkdirSync(frozen)
   const state = (s: string): void => writeFileSync(join(frozen, 'freezer.state'), s)
-  t.teardown(() => {
+  t.teardown(async () => {
     state('THAWED')
-    try { writeFileSync(join(FREEZER, 'cgroup.procs'), String(pid)) } catch {} // gone already
+    // Moved back out with what it forked in here (a zygote's children are born
+    // in its cgroup: left behind, one failed the rmdir with EBUSY).
+    await waitFor(() => {
+      const left = readFileSync(join(frozen, 'cgroup.procs'), 'latin1').split('\n').filter((p) => p !== '')
+      for (const p of left) try { writeFileSync(join(FREEZER, 'cgroup.procs'), p) } catch {} // gone already
+      return left.length === 0
+    }, 5000, 'the freezer cgroup emptied')
     rmdirSync(frozen)
   })
   writeFileSync(join(frozen, 'cgroup.procs'), String(pid))
