@@ -1,9 +1,10 @@
 // A body over the limit (README, "Limits of the HTTP front"): refused with 413
-// from its Content-Length. A declared body up to DRAIN_MAX_BYTES is first read
-// to its end and dropped, so that a client that writes its whole body before
-// reading the answer reads the 413 (a close cut it off with EPIPE or a reset),
-// and the connection serves on; a larger or undeclared one is refused at once
-// and the connection closed.
+// from its Content-Length. A declared body up to DRAIN_MAX_BYTES answered
+// unread (over the limit, or sent to a route that takes none) is first read to
+// its end and dropped, so that a client that writes its whole body before
+// reading the answer reads it (a close cut it off with EPIPE or a reset), and
+// the connection serves on; a larger or undeclared one over the limit is
+// refused at once and the connection closed.
 import { spawnSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
@@ -43,22 +44,24 @@ t.test('fetch, which writes its whole body first, reads the 413 of a body 100 ti
   t.same(answers, Array(5).fill([413, 'body_too_large']))
 })
 
-t.test('Python\'s urllib (Connection: close, the whole body before the answer) reads the 413 too', async (t) => {
+t.test('Python\'s urllib (Connection: close, the whole body before the answer) reads the 413, and a 404 answered without the body', async (t) => {
   const script = `
 import json, urllib.request, urllib.error
-body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * (8 << 20)}}).encode()
-for _ in range(3):
+def post(path, megabytes):
+    body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * int(megabytes * (1 << 20))}}).encode()
     try:
-        urllib.request.urlopen(urllib.request.Request('${d.url}/run-now', data=body, headers={'content-type': 'application/json'}))
-        print('answered')
+        urllib.request.urlopen(urllib.request.Request('${d.url}' + path, data=body, headers={'content-type': 'application/json'}))
+        return 'answered'
     except urllib.error.HTTPError as e:
-        print(e.code, json.load(e)['error']['code'])
+        return '%d %s' % (e.code, json.load(e)['error']['code'])
     except OSError as e:
-        print('failed', e)
+        return 'failed: %s' % e
+for path, megabytes in [('/run-now', 8)] * 3 + [('/no/such/route', 8)] * 3:
+    print(post(path, megabytes))
 `
   // spawnSync blocks this test's own loop only: the daemon is a process of its own.
   const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 })
-  t.same(r.stdout.trim().split('\n'), Array(3).fill('413 body_too_large'), r.stderr)
+  t.same(r.stdout.trim().split('\n'), [...Array(3).fill('413 body_too_large'), ...Array(3).fill('404 route_not_found')], r.stderr)
 })
 
 t.test('a refused declared body is read and dropped, then answered; the connection serves on', async (t) => {

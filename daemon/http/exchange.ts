@@ -12,7 +12,7 @@ const STATUS_TEXT: Record<number, string> = Object.fromEntries(
   Object.entries(STATUS_CODES).map(([code, text]) => [Number(code), `${code} ${text ?? ''}`])
 )
 
-/** The largest refused body read to its end (Exchange.drainable) rather than cut off by a close. */
+/** The largest body answered unread that is read to its end first (Exchange.drainable). */
 export const DRAIN_MAX_BYTES = 64 << 20
 
 export class Exchange implements CallerGone {
@@ -41,6 +41,10 @@ export class Exchange implements CallerGone {
   readonly route: string
   private readonly onFinish: (x: Exchange, seconds: number) => void
   private finished = false
+  /** a body is still arriving: an answer to it waits for its end (json) */
+  private receiving = false
+  private afterBody: (() => void) | null = null
+  private readonly chunked: boolean
   private sse = false
   private done: Array<() => void> | null = null
 
@@ -56,6 +60,7 @@ export class Exchange implements CallerGone {
     this.ifNoneMatch = req.getHeader('if-none-match')
     const length = req.getHeader('content-length')
     this.contentLength = length === '' ? -1 : Number(length)
+    this.chunked = req.getHeader('transfer-encoding') !== ''
     this.log = log
     this.onFinish = onFinish
     // Before any await (uWS examples/AsyncFunction.js); after it, never touch res.
@@ -83,15 +88,16 @@ export class Exchange implements CallerGone {
     if (this.contentLength > limit) {
       const refused = new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
       if (!this.drainable()) throw refused
-      // Read to its end and dropped, then refused: the client has written it
-      // all, whether it reads before (curl) or after (fetch, urllib), and
-      // whether or not the connection closes after the answer (Connection: close).
-      return await new Promise((_resolve, reject) => this.res.onData((_chunk, isLast) => { if (isLast) reject(refused) }))
+      // Read to its end and dropped, then refused (drainable).
+      this.dropBody()
+      throw refused
     }
+    this.receiving = this.contentLength > 0 || this.chunked
     return await new Promise((resolve, reject) => {
       const chunks: Buffer[] = []
       let size = 0
       this.res.onData((chunk, isLast) => {
+        if (isLast) this.bodyEnded()
         if (size > limit) return
         size += chunk.byteLength
         if (size > limit) {
@@ -104,8 +110,33 @@ export class Exchange implements CallerGone {
     })
   }
 
+  /**
+   * The body of a request answered without it (a refused one, a route that
+   * takes none): read to its end and dropped, and an answer made meanwhile
+   * waits for that end when it is drainable. Call synchronously in the handler.
+   */
+  dropBody (): void {
+    if (this.contentLength <= 0 && !this.chunked) return
+    this.receiving = true
+    this.res.onData((_chunk, isLast) => { if (isLast) this.bodyEnded() })
+  }
+
+  private bodyEnded (): void {
+    this.receiving = false
+    const answer = this.afterBody
+    this.afterBody = null
+    answer?.()
+  }
+
   json (status: number, body: string, headers: Record<string, string> = {}): void {
     if (this.finished) return
+    if (this.receiving && this.drainable()) {
+      // Answered before its body has all come (refused, unauthorized, no such
+      // route): after it, so that a client that writes it all before reading
+      // reads this answer, not a broken pipe (drainable).
+      this.afterBody = () => this.json(status, body, headers)
+      return
+    }
     this.res.cork(() => {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
       this.res.writeHeader('Content-Type', 'application/json')
@@ -116,12 +147,14 @@ export class Exchange implements CallerGone {
   }
 
   /**
-   * Whether a body over the limit is read to its end (and dropped) before its
-   * 413: one of a declared length up to DRAIN_MAX_BYTES. A client that writes
-   * its whole body before it reads (fetch, Python's urllib) then reads the
-   * 413, where a close had cut it off with EPIPE or a reset, and the
-   * connection serves on. A larger or undeclared (chunked) body is refused at
-   * once, and the connection closed.
+   * Whether a body answered before it has all come (over the limit, or not
+   * wanted) is read to its end, and the answer made after: one of a declared
+   * length up to DRAIN_MAX_BYTES. A client that writes its whole body before
+   * it reads (Node's fetch, Python's urllib) then reads the answer, where the
+   * connection's close (a 413's, or uWS's after Connection: close) had cut it
+   * off with EPIPE or a reset, and a keep-alive connection serves on. A larger
+   * or undeclared (chunked) body is answered at once; after a 413, the
+   * connection is closed.
    */
   private drainable (): boolean {
     return this.contentLength >= 0 && this.contentLength <= DRAIN_MAX_BYTES

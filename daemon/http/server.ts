@@ -102,7 +102,10 @@ export class HttpServer {
   private withBody (r: Pick<Route, 'pattern' | 'scope'>, handler: WithBody, limit: number) {
     return (res: HttpResponse, req: HttpRequest): void => {
       const x = this.begin(res, req, r.pattern)
-      if (this.draining) return x.error(new HearthError('shutting_down'))
+      if (this.draining) {
+        x.dropBody()
+        return x.error(new HearthError('shutting_down'))
+      }
       let body: Promise<Buffer>
       try {
         body = x.body(limit) // onData must be attached before the handler returns
@@ -120,6 +123,7 @@ export class HttpServer {
   private route (r: Pick<Route, 'pattern' | 'scope'>, handler: WithoutBody, duringDrain = false) {
     return (res: HttpResponse, req: HttpRequest): void => {
       const x = this.begin(res, req, r.pattern)
+      x.dropBody() // a body sent to a route that takes none
       if (this.draining && !duringDrain) return x.error(new HearthError('shutting_down'))
       this.admit(x, r.scope)
         .then(async () => await handler(x, this.deps))
