@@ -93,3 +93,22 @@ t.test('a body declared past DRAIN_MAX_BYTES, or not declared, closes the connec
   await chunked.closed
   t.pass('closed by the daemon')
 })
+
+t.test('an auth refusal made while a body within the limit arrives comes after it: urllib reads the 401', async (t) => {
+  // Bodies up to ~16 MB here, so that 8 MB is read, not refused.
+  const authed = await startDaemon(t, { AUTH: 'on', ADMIN_TOKEN: 'admin-token-for-tests-0123456789', INPUT_MAX_SIZE: String(8 << 20) })
+  const script = `
+import json, urllib.request, urllib.error
+body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * (7 << 20)}}).encode()
+for _ in range(3):
+    try:
+        urllib.request.urlopen(urllib.request.Request('${authed.url}/run-now', data=body, headers={'content-type': 'application/json'}))
+        print('answered')
+    except urllib.error.HTTPError as e:
+        print(e.code, json.load(e)['error']['code'])
+    except OSError as e:
+        print('failed: %s' % e)
+`
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 })
+  t.same(r.stdout.trim().split('\n'), Array(3).fill('401 unauthorized'), r.stderr)
+})
