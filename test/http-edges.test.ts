@@ -1,6 +1,7 @@
 // Corners of the HTTP API that the main suite does not reach: stderr and
 // stored functions over SSE, the truncation header, listing and path errors,
 // deletes of what is not there.
+import { connect } from 'node:net'
 import t from 'tap'
 import { get, post, sse, startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
@@ -80,4 +81,28 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
   t.same(r.body.pools.map((p: unknown) => keys(p)), Array(3).fill(['borrowed', 'consecutiveFailures', 'language', 'lastError', 'ready', 'spawned', 'starting', 'waiting']))
   t.same(keys(r.body.warm), ['functions', 'idle', 'sandboxes', 'waiting'])
   t.type(r.body.sandboxes, 'number')
+})
+
+t.test('HEAD of a GET route: its status and headers, Content-Length the GET body\'s, no body; the connection serves on', async (t) => {
+  const socket = connect(d.port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let got = ''
+  const waiters: Array<() => void> = []
+  socket.on('data', (chunk) => { got += chunk.toString('latin1'); for (const w of waiters.splice(0)) w() })
+  const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise<void>((resolve) => waiters.push(resolve)) }
+  // Answers that do not change between the two requests: JSON (json()) and the console's page (raw()).
+  for (const path of ['/healthz', '/openapi.json', '/']) {
+    got = ''
+    socket.write(`HEAD ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    await until(() => got.includes('\r\n\r\n'))
+    const head = got
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    await until(() => /\r\n\r\n[^]*\r\n\r\n/.test(got) && got.length - got.lastIndexOf('\r\n\r\n') - 4 >= Number(/Content-Length: (\d+)/.exec(got.slice(head.length))?.[1] ?? Infinity))
+    t.match(head, /^HTTP\/1\.1 200 OK\r\n/, `HEAD ${path}`)
+    t.ok(head.endsWith('\r\n\r\n') && got.startsWith(head + 'HTTP/1.1 200 OK'), 'no body before the next answer')
+    const getBody = got.slice(got.lastIndexOf('\r\n\r\n') + 4)
+    t.equal(/Content-Length: (\d+)/.exec(head)?.[1], String(Buffer.byteLength(getBody, 'latin1')), 'the GET body\'s length')
+  }
+  const post = await fetch(u('/run-now'), { method: 'HEAD' })
+  t.equal(post.status, 405, 'a POST route\'s HEAD is method_not_allowed')
 })

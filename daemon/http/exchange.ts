@@ -141,7 +141,8 @@ export class Exchange implements CallerGone {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
       this.res.writeHeader('Content-Type', 'application/json')
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
-      this.res.end(body, status === 413 && !this.drainable())
+      if (this.method === 'HEAD') this.endHead(body)
+      else this.res.end(body, status === 413 && !this.drainable())
     })
     this.finish(status)
   }
@@ -182,7 +183,8 @@ export class Exchange implements CallerGone {
     this.res.cork(() => {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status))
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v)
-      this.res.end(body)
+      if (this.method === 'HEAD') this.endHead(body)
+      else this.res.end(body)
     })
     this.finish(status)
   }
@@ -236,6 +238,16 @@ export class Exchange implements CallerGone {
     if (this.finished) return
     this.res.cork(() => { this.res.end() })
     this.finish(this.status || 200)
+  }
+
+  /**
+   * A HEAD's answer: the GET's Content-Length, no body. The header is written
+   * by hand: the pinned uWebSockets.js's endWithoutBody(length) takes the
+   * answer for unfinished (the connection's next request went unanswered).
+   */
+  private endHead (body: string | Buffer): void {
+    this.res.writeHeader('Content-Length', String(Buffer.byteLength(body)))
+    this.res.endWithoutBody()
   }
 
   private finish (status: number): void {

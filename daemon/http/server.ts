@@ -70,6 +70,8 @@ export class HttpServer {
     this.routes = ROUTES.filter((r) => r.pattern !== '/metrics' || deps.config.metricsPort === null)
     for (const r of this.routes) {
       this.app[r.method](r.pattern, 'body' in r ? this.withBody(r, r.body, limit) : this.route(r, r.handler, r.duringDrain))
+      // HEAD of every GET route (RFC 9110): its answer's status and headers, no body (Exchange).
+      if (r.method === 'get' && 'handler' in r) this.app.head(r.pattern, this.route(r, r.handler, r.duringDrain))
     }
     this.app.any('/*', this.route({ pattern: 'other', scope: null }, (x) => { this.notFound(x) }, true))
   }
