@@ -1,7 +1,7 @@
 // One daemon per STATE_DIR and per port: a second one started on either stops
 // at start-up, saying why, and the first serves on alone.
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,7 +22,8 @@ async function second (t: Test, env: Record<string, string>): Promise<{ code: nu
     execFile(process.execPath, [main], {
       env: { PATH: process.env.PATH, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', POOL_MIN: '0', LOG_LEVEL: 'warn', CGROUP_NAME: cgroupName, ...env },
       cwd: ROOT,
-      timeout: 20_000
+      timeout: 20_000,
+      killSignal: 'SIGKILL' // one stuck in synchronous code never runs its SIGTERM handler
     }, (err, _stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stderr, cgroupName })
     })
@@ -46,6 +47,20 @@ t.test('a second daemon on the same STATE_DIR stops, saying so, and the first ke
   t.same(await first.stop(), { code: 0, signal: null })
   const after = await startDaemon(t, { STATE_DIR: dir })
   t.same((await post(`${after.url}/run/one/dir`, {})).body, { data: 1, type: 'number' }, 'a daemon started after the first stopped takes the directory')
+})
+
+t.test('a STATE_DIR that cannot be used stops the start in one line, naming it: a file, a path mkdir refuses', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'hearth-test-')), 'a-file')
+  writeFileSync(file, '')
+  t.teardown(() => rmSync(join(file, '..'), { recursive: true, force: true }))
+  const onFile = await second(t, { STATE_DIR: file })
+  t.equal(onFile.code, 1)
+  t.match(onFile.stderr, `STATE_DIR ${file} cannot be used: not a directory`)
+  t.notMatch(onFile.stderr, /^\s+at /m, 'in one line, without a stack (it was EEXIST from mkdir, with one)')
+  // Node's mkdirSync(recursive) never returned here: the daemon hung before it started anything.
+  const underProc = await second(t, { STATE_DIR: `/proc/hearth-test-${process.pid}/state` })
+  t.equal(underProc.code, 1, 'exits, where it hung')
+  t.match(underProc.stderr, /STATE_DIR \/proc\/hearth-test-\d+\/state cannot be used: ENOENT/)
 })
 
 t.test('a second daemon on the same port stops at start-up, saying so, having started nothing, and the first serves on', async (t) => {
