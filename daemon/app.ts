@@ -24,6 +24,7 @@ import { makeInstanceDir, removeStale } from './runtime-dir.js'
 import { checkReadable, prepareRuntimeFiles } from './runtime-files.js'
 import { foreignBinds } from './sandbox/runtimes.js'
 import { lockStateDir } from './state-lock.js'
+import { makeUsableDir } from './usable-dir.js'
 import { startForkers } from './zygote/index.js'
 
 export interface App {
@@ -48,6 +49,7 @@ export async function startApp (config: Config, log: Logger): Promise<App> {
   const stateLock = await lockStateDir(config.stateDir)
   await checkPortFree(config.httpHost, config.httpPort, 'HTTP_HOST, HTTP_PORT')
   if (config.metricsPort !== null) await checkPortFree(config.httpHost, config.metricsPort, 'METRICS_PORT')
+  makeUsableDir(config.runtimeDir, 'RUNTIME_DIR', 0o755) // refused here, before any cgroup exists
   const limits = await chooseLimitsBackend(config.limitsBackend, limitsOf(config), config.cgroupName)
   if (limits.name === 'rlimit') {
     log.warn({ detail: limits.detail, passedOver: limits.passedOver }, 'NO CGROUP AVAILABLE: sandboxes are limited by rlimits only (no CPU quota, weak memory and process limits). Run under systemd with Delegate=yes, or as root with cgroup v1/v2 writable.')

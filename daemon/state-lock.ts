@@ -5,10 +5,10 @@
 // directory's real path: binding it is atomic, and the kernel drops it with
 // the process, so a daemon killed with SIGKILL leaves no stale lock behind.
 import { createHash } from 'node:crypto'
-import { accessSync, constants, existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
+import { realpathSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { dirname, resolve } from 'node:path'
 import { CannotStart } from './errors.js'
+import { makeUsableDir } from './usable-dir.js'
 
 export class StateDirInUse extends CannotStart {
   constructor (dir: string) {
@@ -16,28 +16,9 @@ export class StateDirInUse extends CannotStart {
   }
 }
 
-/**
- * `dir` made if missing, one level at a time (Node's recursive mkdir loops for
- * ever where mkdir answers ENOENT, as under /proc), a directory this process
- * may write; else CannotStart saying why, before anything was started (a file,
- * a read-only filesystem, another user's directory gave a stack from deep in
- * the start, or no answer at all).
- */
-function makeStateDir (dir: string): void {
-  const missing: string[] = []
-  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d)
-  try {
-    for (const d of missing) mkdirSync(d)
-    if (!statSync(dir).isDirectory()) throw new Error('not a directory')
-    accessSync(dir, constants.W_OK | constants.X_OK)
-  } catch (err) {
-    throw new CannotStart(`STATE_DIR ${dir} cannot be used: ${(err as Error).message}`)
-  }
-}
-
 /** The lock's name for `dir` (made if missing): the same for every spelling of the same directory. */
 function lockName (dir: string): string {
-  makeStateDir(dir)
+  makeUsableDir(dir, 'STATE_DIR')
   const real = realpathSync(dir)
   return `\0hearth-state-${createHash('sha256').update(real).digest('hex').slice(0, 32)}`
 }

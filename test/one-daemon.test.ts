@@ -49,7 +49,7 @@ t.test('a second daemon on the same STATE_DIR stops, saying so, and the first ke
   t.same((await post(`${after.url}/run/one/dir`, {})).body, { data: 1, type: 'number' }, 'a daemon started after the first stopped takes the directory')
 })
 
-t.test('a STATE_DIR that cannot be used stops the start in one line, naming it: a file, a path mkdir refuses', async (t) => {
+t.test('a STATE_DIR or RUNTIME_DIR that cannot be used stops the start in one line, naming it: a file, a path mkdir refuses', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'hearth-test-')), 'a-file')
   writeFileSync(file, '')
   t.teardown(() => rmSync(join(file, '..'), { recursive: true, force: true }))
@@ -61,6 +61,16 @@ t.test('a STATE_DIR that cannot be used stops the start in one line, naming it: 
   const underProc = await second(t, { STATE_DIR: `/proc/hearth-test-${process.pid}/state` })
   t.equal(underProc.code, 1, 'exits, where it hung')
   t.match(underProc.stderr, /STATE_DIR \/proc\/hearth-test-\d+\/state cannot be used: ENOENT/)
+  // RUNTIME_DIR alike (daemon/usable-dir.ts), with a usable STATE_DIR.
+  const runtimeOnFile = await second(t, { STATE_DIR: stateDir(), RUNTIME_DIR: file })
+  t.equal(runtimeOnFile.code, 1)
+  t.match(runtimeOnFile.stderr, `RUNTIME_DIR ${file} cannot be used: not a directory`)
+  t.notMatch(runtimeOnFile.stderr, /^\s+at /m, 'in one line')
+  const runtimeUnderProc = await second(t, { STATE_DIR: stateDir(), RUNTIME_DIR: `/proc/hearth-test-${process.pid}/run` })
+  t.equal(runtimeUnderProc.code, 1, 'exits, where it hung')
+  t.match(runtimeUnderProc.stderr, /RUNTIME_DIR \/proc\/hearth-test-\d+\/run cannot be used: ENOENT/)
+  const roots = hierarchyRoots()
+  if (roots instanceof Map) t.notOk([...roots.values()].some((root) => existsSync(join(root, runtimeOnFile.cgroupName))), 'it made no cgroup: RUNTIME_DIR was checked before')
 })
 
 t.test('a second daemon on the same port stops at start-up, saying so, having started nothing, and the first serves on', async (t) => {
