@@ -44,24 +44,34 @@ t.test('fetch, which writes its whole body first, reads the 413 of a body 100 ti
   t.same(answers, Array(5).fill([413, 'body_too_large']))
 })
 
-t.test('Python\'s urllib (Connection: close, the whole body before the answer) reads the 413, and a 404 answered without the body', async (t) => {
+/**
+ * Posts with Python's urllib (Connection: close, the whole body written before
+ * the answer is read) a run-now body of `megabytes` of input to each path, one
+ * after another; what each got: '<status> <error code>', 'answered' or 'failed: ...'.
+ */
+function urllibPosts (base: string, posts: ReadonlyArray<[path: string, megabytes: number]>): { got: string[], stderr: string } {
   const script = `
-import json, urllib.request, urllib.error
+import json, sys, urllib.request, urllib.error
 def post(path, megabytes):
     body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * int(megabytes * (1 << 20))}}).encode()
     try:
-        urllib.request.urlopen(urllib.request.Request('${d.url}' + path, data=body, headers={'content-type': 'application/json'}))
+        urllib.request.urlopen(urllib.request.Request('${base}' + path, data=body, headers={'content-type': 'application/json'}))
         return 'answered'
     except urllib.error.HTTPError as e:
         return '%d %s' % (e.code, json.load(e)['error']['code'])
     except OSError as e:
         return 'failed: %s' % e
-for path, megabytes in [('/run-now', 8)] * 3 + [('/no/such/route', 8)] * 3:
+for path, megabytes in json.loads(sys.argv[1]):
     print(post(path, megabytes))
 `
   // spawnSync blocks this test's own loop only: the daemon is a process of its own.
-  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 })
-  t.same(r.stdout.trim().split('\n'), [...Array(3).fill('413 body_too_large'), ...Array(3).fill('404 route_not_found')], r.stderr)
+  const r = spawnSync('/usr/bin/python3', ['-c', script, JSON.stringify(posts)], { encoding: 'utf8', timeout: 60_000 })
+  return { got: r.stdout.trim().split('\n'), stderr: r.stderr }
+}
+
+t.test('Python\'s urllib (Connection: close, the whole body before the answer) reads the 413, and a 404 answered without the body', async (t) => {
+  const r = urllibPosts(d.url, [...Array(3).fill(['/run-now', 8]), ...Array(3).fill(['/no/such/route', 8])])
+  t.same(r.got, [...Array(3).fill('413 body_too_large'), ...Array(3).fill('404 route_not_found')], r.stderr)
 })
 
 t.test('a refused declared body is read and dropped, then answered; the connection serves on', async (t) => {
@@ -95,20 +105,8 @@ t.test('a body declared past DRAIN_MAX_BYTES, or not declared, closes the connec
 })
 
 t.test('an auth refusal made while a body within the limit arrives comes after it: urllib reads the 401', async (t) => {
-  // Bodies up to ~16 MB here, so that 8 MB is read, not refused.
+  // Bodies up to ~16 MB here, so that 7 MB is read, not refused.
   const authed = await startDaemon(t, { AUTH: 'on', ADMIN_TOKEN: 'admin-token-for-tests-0123456789', INPUT_MAX_SIZE: String(8 << 20) })
-  const script = `
-import json, urllib.request, urllib.error
-body = json.dumps({'language': 'python', 'code': 'return 1', 'input': {'s': 'x' * (7 << 20)}}).encode()
-for _ in range(3):
-    try:
-        urllib.request.urlopen(urllib.request.Request('${authed.url}/run-now', data=body, headers={'content-type': 'application/json'}))
-        print('answered')
-    except urllib.error.HTTPError as e:
-        print(e.code, json.load(e)['error']['code'])
-    except OSError as e:
-        print('failed: %s' % e)
-`
-  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 })
-  t.same(r.stdout.trim().split('\n'), Array(3).fill('401 unauthorized'), r.stderr)
+  const r = urllibPosts(authed.url, Array(3).fill(['/run-now', 7]))
+  t.same(r.got, Array(3).fill('401 unauthorized'), r.stderr)
 })

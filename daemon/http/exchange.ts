@@ -41,10 +41,11 @@ export class Exchange implements CallerGone {
   readonly route: string
   private readonly onFinish: (x: Exchange, seconds: number) => void
   private finished = false
+  /** a body was sent: a declared length above 0, or chunked */
+  private readonly hasBody: boolean
   /** a body is still arriving: an answer to it waits for its end (json) */
   private receiving = false
   private afterBody: (() => void) | null = null
-  private readonly chunked: boolean
   private sse = false
   private done: Array<() => void> | null = null
 
@@ -60,7 +61,7 @@ export class Exchange implements CallerGone {
     this.ifNoneMatch = req.getHeader('if-none-match')
     const length = req.getHeader('content-length')
     this.contentLength = length === '' ? -1 : Number(length)
-    this.chunked = req.getHeader('transfer-encoding') !== ''
+    this.hasBody = this.contentLength > 0 || req.getHeader('transfer-encoding') !== ''
     this.log = log
     this.onFinish = onFinish
     // Before any await (uWS examples/AsyncFunction.js); after it, never touch res.
@@ -86,13 +87,10 @@ export class Exchange implements CallerGone {
   /** The whole body, refused with body_too_large past `limit` bytes. Call synchronously in the handler. */
   async body (limit: number): Promise<Buffer> {
     if (this.contentLength > limit) {
-      const refused = new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
-      if (!this.drainable()) throw refused
-      // Read to its end and dropped, then refused (drainable).
-      this.dropBody()
-      throw refused
+      if (this.drainable()) this.dropBody() // read to its end and dropped, then refused
+      throw new HearthError('body_too_large', `request body of ${this.contentLength} bytes is over the ${limit}-byte limit`, { limit })
     }
-    this.receiving = this.contentLength > 0 || this.chunked
+    this.receiving = this.hasBody
     return await new Promise((resolve, reject) => {
       const chunks: Buffer[] = []
       let size = 0
@@ -116,7 +114,7 @@ export class Exchange implements CallerGone {
    * waits for that end when it is drainable. Call synchronously in the handler.
    */
   dropBody (): void {
-    if (this.contentLength <= 0 && !this.chunked) return
+    if (!this.hasBody) return
     this.receiving = true
     this.res.onData((_chunk, isLast) => { if (isLast) this.bodyEnded() })
   }
