@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 logs=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
-scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
-scripts/test-vm.sh prepare >"$logs/vm" 2>&1 & vm=$!
+nice -n 19 scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
+nice -n 19 scripts/test-vm.sh prepare >"$logs/vm" 2>&1 & vm=$!
 # The console's browser test: Debian's chromium (network, little CPU), meanwhile.
-scripts/lib/need.sh chromium:chromium >"$logs/chromium" 2>&1 & browser=$!
+nice -n 19 scripts/lib/need.sh chromium:chromium >"$logs/chromium" 2>&1 & browser=$!
 
 failed=()
 # The metrics test reads /metrics with Prometheus's own parser (its Python client's).

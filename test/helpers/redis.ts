@@ -6,6 +6,7 @@ import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { diesWithTest } from './processes.js'
 
 /** What a test's daemons are given, and what the outage tests do to it. */
 export interface AnyRedis {
@@ -71,7 +72,8 @@ export class TestRedis {
   }
 
   async up (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, ...args] = diesWithTest(['redis-server', '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.args])
+    const child = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     await whenAnswering(this.port, child)
   }
@@ -127,10 +129,11 @@ export class TestRedisCluster implements AnyRedis {
 
   private async startNodes (): Promise<void> {
     for (const port of this.ports) {
-      const child = spawn('redis-server', [
+      const [command, ...args] = diesWithTest(['redis-server',
         '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning',
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'
-      ], { stdio: ['ignore', 'pipe', 'pipe'] })
+      ])
+      const child = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'] })
       this.children.set(port, child)
     }
     for (const port of this.ports) await whenAnswering(port, this.children.get(port) as ChildProcess)
