@@ -33,7 +33,9 @@ const VARIANTS = [
 
 for (const [zygote, env] of VARIANTS) {
   t.test(zygote, async (t) => {
-    const { runner } = await startRunner(t, { ...env, POOL_MIN: '1' })
+    // Three ready: the refills of sequential calls overlap (a spawned sandbox
+    // takes ~50 ms to start on a slow machine, and 360 calls wait for them).
+    const { runner } = await startRunner(t, { ...env, POOL_MIN: '3' })
 
     t.test('/dev/stdout and /dev/stderr open: fds 1 and 2 are write-only pipes', async (t) => {
       for (const [language, code] of Object.entries(BY_NAME)) {
