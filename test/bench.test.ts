@@ -14,6 +14,7 @@ import t from 'tap'
 import { ROOT } from '../daemon/config.js'
 import { loadOptions } from '../bench/options.js'
 import { parseAnswer, runPacedPart } from '../bench/paced.js'
+import { untapped } from './helpers/processes.js'
 
 const run = promisify(execFile)
 
@@ -34,7 +35,8 @@ t.test('settings: defaults, flags over the environment, bad values refused', asy
 
 t.test('a short run measures every server and writes the JSON and the chart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-test-'))
-  await run(process.execPath, [join(ROOT, 'dist/bench/run.js'),
+  const [command, ...bench] = untapped([process.execPath, join(ROOT, 'dist/bench/run.js')])
+  await run(command, [...bench,
     // Not the bare server and the ZYGOTE=off variant (a second daemon): the
     // rest of the harness is theirs too, and make test has a time budget.
     '--only=sandbox,warm,run-now,distinct,cold', '--duration=1', '--warmup=0', '--rounds=1', '--cold-duration=1', '--cold-c1-duration=0',

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { ROOT } from '../daemon/config.js'
 import { startDaemon } from './helpers/daemon.js'
 import { TestRedis } from './helpers/redis.js'
+import { untapped } from './helpers/processes.js'
 
 const BIN = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const ADMIN = 'admin-token-for-the-cli-tests-01'
@@ -19,7 +20,8 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 interface Ran { code: number | null, stdout: string, stderr: string }
 async function hearth (args: readonly string[], opts: { stdin?: string, env?: Record<string, string> } = {}): Promise<Ran> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [command, ...argv] = untapped([process.execPath, BIN, ...args])
+  const child = spawn(command, argv, {
     env: { PATH: process.env.PATH, HEARTH_URL: d.url, ...opts.env },
     stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
   })

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ConfigError, loadConfig, parseBytes, ROOT, wantsEmbeddedRedis, withDotenv } from '../daemon/config.js'
+import { untapped } from './helpers/processes.js'
 
 t.test('defaults follow go-faas where it has a variable', async (t) => {
   const c = loadConfig({})
@@ -92,10 +93,11 @@ t.test('reads an optional .env as Node does; the environment wins', async (t) =>
 
 t.test('the daemon refuses to start on a bad value, naming it, with exit code 2', async (t) => {
   const main = fileURLToPath(new URL('../daemon/main.js', import.meta.url))
-  const r = spawnSync(process.execPath, [main], { env: { PATH: process.env.PATH, MAX_MEMORY: 'lots' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
+  const [node, ...argv] = untapped([process.execPath, main])
+  const r = spawnSync(node, argv, { env: { PATH: process.env.PATH, MAX_MEMORY: 'lots' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
   t.equal(r.status, 2)
   t.match(r.stderr, /MAX_MEMORY must be a size/)
-  const level = spawnSync(process.execPath, [main], { env: { PATH: process.env.PATH, LOG_LEVEL: 'verbose' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
+  const level = spawnSync(node, argv, { env: { PATH: process.env.PATH, LOG_LEVEL: 'verbose' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 })
   t.equal(level.status, 2, 'an unknown LOG_LEVEL is a config error too, not a logger crash')
   t.match(level.stderr, /^hearth: LOG_LEVEL must be one of/)
 })

@@ -4,6 +4,7 @@ import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { post, startDaemon, stateDir } from './helpers/daemon.js'
+import { untapped } from './helpers/processes.js'
 import { freePort } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -27,7 +28,8 @@ t.test('LOG_LEVEL=warn: not even the start is logged, nor a request; debug logs 
   // startDaemon waits for the "hearth listening" line, which warn does not print: start this one by hand.
   const port = await freePort()
   const lines: string[] = []
-  const quiet = spawn(process.execPath, [fileURLToPath(new URL('../daemon/main.js', import.meta.url))], {
+  const [command, ...args] = untapped([process.execPath, fileURLToPath(new URL('../daemon/main.js', import.meta.url))])
+  const quiet = spawn(command, args, {
     env: { PATH: process.env.PATH, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(port), POOL_MIN: '1', STATE_DIR: stateDir(), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit']
   })

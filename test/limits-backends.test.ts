@@ -13,6 +13,7 @@ import { cgroupV1 } from '../daemon/sandbox/limits/cgroup-v1.js'
 import { cgroupV2 } from '../daemon/sandbox/limits/cgroup-v2.js'
 import { Unavailable } from '../daemon/sandbox/limits/types.js'
 import { get, post, startDaemon } from './helpers/daemon.js'
+import { untapped } from './helpers/processes.js'
 
 const limits = { memoryBytes: 64 << 20, cpus: 1, pids: 32 }
 const name = `hearth-backends-${process.pid}`
@@ -29,7 +30,8 @@ t.test('a named backend that cannot work here stops the daemon, saying why', asy
     return
   }
   t.match(missing.why, new RegExp(`^${missing.backend}: `), `the reason names the backend: ${missing.why}`)
-  const r = spawnSync(process.execPath, [main], {
+  const [node, ...argv] = untapped([process.execPath, main])
+  const r = spawnSync(node, argv, {
     env: { PATH: process.env.PATH, HTTP_PORT: '0', LIMITS_BACKEND: missing.backend, CGROUP_NAME: name },
     cwd: ROOT,
     encoding: 'utf8',
@@ -45,13 +47,13 @@ t.test('cgroup v1 parents of another user (root\'s): a daemon of another uid is 
   const v1 = await cgroupV1(limits, other) // made by root, as a daemon run as root leaves them
   if (v1 instanceof Unavailable) return t.comment(`no cgroup v1 here: ${v1.reason}`)
   t.teardown(async () => await v1.close())
-  const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath]
-  const reads = spawnSync(nobody[0] as string, [...nobody.slice(1), '-e', `require('fs').accessSync(${JSON.stringify(main)}, 4)`])
+  const nobody = untapped(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath])
+  const reads = spawnSync(nobody[0], [...nobody.slice(1), '-e', `require('fs').accessSync(${JSON.stringify(main)}, 4)`])
   if (reads.status !== 0) return t.comment('uid 65534 cannot read this checkout')
   const state = mkdtempSync(join(tmpdir(), 'hearth-test-'))
   chownSync(state, 65534, 65534)
   t.teardown(() => rmSync(state, { recursive: true, force: true }))
-  const r = spawnSync(nobody[0] as string, [...nobody.slice(1), main], {
+  const r = spawnSync(nobody[0], [...nobody.slice(1), main], {
     env: { PATH: process.env.PATH, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LIMITS_BACKEND: 'cgroup1', CGROUP_NAME: other, STATE_DIR: state },
     cwd: ROOT,
     encoding: 'utf8',

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { ROOT } from '../daemon/config.js'
 import { hierarchyRoots } from '../daemon/sandbox/limits/cgroup-v1.js'
 import { post, removeLeftCgroups, startDaemon, stateDir } from './helpers/daemon.js'
+import { untapped } from './helpers/processes.js'
 import { freePort } from './helpers/redis.js'
 
 const main = fileURLToPath(new URL('../daemon/main.js', import.meta.url))
@@ -19,7 +20,8 @@ async function second (t: Test, env: Record<string, string>): Promise<{ code: nu
   const cgroupName = `hearth-test-${process.pid}-second-${++n}`
   t.teardown(async () => await removeLeftCgroups(cgroupName)) // none, unless it started (red)
   return await new Promise((resolve) => {
-    execFile(process.execPath, [main], {
+    const [command, ...args] = untapped([process.execPath, main])
+    execFile(command, args, {
       env: { PATH: process.env.PATH, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', POOL_MIN: '0', LOG_LEVEL: 'warn', CGROUP_NAME: cgroupName, ...env },
       cwd: ROOT,
       timeout: 20_000,

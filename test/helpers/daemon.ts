@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import { hierarchyRoots } from '../../daemon/sandbox/limits/cgroup-v1.js'
 import { removeCgroup } from '../../daemon/sandbox/limits/cgroupfs.js'
 import { checkAnswer } from './openapi.js'
-import { diesWithTest } from './processes.js'
+import { diesWithTest, untapped } from './processes.js'
 
 const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url))
 let n = 0
@@ -36,7 +36,7 @@ export function stateDir (): string {
  */
 export async function startDaemon (t: Test, env: Record<string, string> = {}, main = MAIN, prefix: readonly string[] = []): Promise<Daemon> {
   const cgroupName = `hearth-http-${process.pid}-${++n}`
-  const argv = diesWithTest([...prefix, process.execPath, main])
+  const argv = diesWithTest(untapped([...prefix, process.execPath, main]))
   const proc = spawn(argv[0] as string, argv.slice(1), {
     env: {
       PATH: process.env.PATH,
