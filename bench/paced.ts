@@ -24,11 +24,12 @@ export function requestBytes (url: URL, body: string): Buffer {
 }
 
 /**
- * The end of the first answer in `buf`: its status and body, and its length
- * in bytes; null while it is incomplete. Throws on what is not a
+ * The end of the first answer in `buf`: its status and body, its length in
+ * bytes, and whether the server closes the connection after it (`Connection:
+ * close`); null while it is incomplete. Throws on what is not a
  * Content-Length framed HTTP/1.1 answer (hearth's and uWS's always are).
  */
-export function parseAnswer (buf: Buffer): { answer: Answer, length: number } | null {
+export function parseAnswer (buf: Buffer): { answer: Answer, length: number, close: boolean } | null {
   const head = buf.indexOf('\r\n\r\n')
   if (head === -1) return null
   const lines = buf.subarray(0, head).toString('latin1').split('\r\n')
@@ -37,7 +38,8 @@ export function parseAnswer (buf: Buffer): { answer: Answer, length: number } | 
   if (status === undefined || lengthLine === undefined) throw new Error(`not a Content-Length framed HTTP/1.1 answer: ${lines[0] as string}`)
   const length = head + 4 + Number(lengthLine.slice(lengthLine.indexOf(':') + 1).trim())
   if (buf.length < length) return null
-  return { answer: { status: Number(status), body: buf.subarray(head + 4, length).toString('utf8') }, length }
+  const close = lines.some((l) => /^connection:\s*close\s*$/i.test(l))
+  return { answer: { status: Number(status), body: buf.subarray(head + 4, length).toString('utf8') }, length, close }
 }
 
 /** One keep-alive connection; a request at a time. */
@@ -93,6 +95,9 @@ class Connection {
     this.buf = this.buf.subarray(parsed.length)
     const w = this.waiting
     this.waiting = null
+    // A connection the server closes is not used again, however late its
+    // close arrives: the next request would be written to it and fail.
+    if (parsed.close) this.close()
     w?.resolve(parsed.answer)
   }
 
