@@ -25,7 +25,7 @@ const BY_NAME = {
     'return [1, 2].map((fd) => fs.fstatSync(fd).isFIFO())'
 } as const
 
-// `runNowCalls`: how many times each language repeats a write just before
+// Their third item: how many times each language repeats a write just before
 // its answer. The race is the daemon's (Sandbox.settle), one for every
 // variant; the default one repeats it most. The other two, whose plumbing the
 // first subtest checks, start a whole node for each JavaScript call: 30 each
@@ -37,10 +37,10 @@ const VARIANTS = [
   ['spawned', { ZYGOTE: 'off' }, 30]
 ] as const
 
-for (const [zygote, env, runNowCalls] of VARIANTS) {
+for (const [zygote, env, calls] of VARIANTS) {
   t.test(zygote, async (t) => {
     // Three ready: the refills of sequential calls overlap (a spawned sandbox
-    // takes ~50 ms to start on a slow machine, and 360 calls wait for them).
+    // takes ~50 ms to start on a slow machine, and up to 360 calls wait for them).
     const { runner } = await startRunner(t, { ...env, POOL_MIN: '3' })
 
     t.test('/dev/stdout and /dev/stderr open: fds 1 and 2 are write-only pipes', async (t) => {
@@ -59,7 +59,6 @@ for (const [zygote, env, runNowCalls] of VARIANTS) {
     t.test('raw output written just before the answer is in the call\'s log, every time', async (t) => {
       for (const [language, code] of Object.entries(RAW_BEFORE_RETURN)) {
         let whole = 0
-        const calls = runNowCalls
         for (let i = 0; i < calls; i++) {
           const r = await call(runner, { language: language as keyof typeof RAW_BEFORE_RETURN, code: code(String(i)), input: '{}' })
           t.equal(r.result?.data, '1')
