@@ -47,6 +47,8 @@ export interface Config {
   readonly zygoteNode: NodeStart
   readonly zygoteMaxForks: number
   readonly zygoteMaxAgeMs: number
+  /** each zygote moves its runtime's machine code onto 2 MB pages before it forks (runtimes/zygote/hugetext.c) */
+  readonly zygoteHugeText: boolean
   /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
   readonly runtimeDir: string
   readonly redisUrl: string | null // null: start the embedded redis-server
@@ -129,6 +131,7 @@ const DEFAULTS = {
   ZYGOTE_NODE: 'fork',
   ZYGOTE_MAX_FORKS: '1000',
   ZYGOTE_MAX_AGE_SECONDS: '600',
+  ZYGOTE_HUGE_TEXT: 'on',
   RUNTIME_DIR: '',
   REDIS_URL: '',
   REDIS_CLUSTER_NODES: '',
@@ -275,6 +278,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     zygoteNode: oneOf(env, 'ZYGOTE_NODE', ['fork', 'exec'] as const),
     zygoteMaxForks: integer(env, 'ZYGOTE_MAX_FORKS', 1),
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
+    zygoteHugeText: flag(env, 'ZYGOTE_HUGE_TEXT'),
     runtimeDir: runtimeDir(env),
     redisUrl: redisUrl !== '' ? redisUrl : null,
     redisClusterNodes: clusterNodes(env),

@@ -20,6 +20,8 @@ export interface ZygoteArgvOptions {
   /** a host directory bound where children make their pipes, instead of a tmpfs of the zygote's own (rendezvous.ts, PIPES) */
   readonly pipesDir?: string
   readonly bwrap?: string
+  /** false: the runtime's code stays on its file's 4 KB pages (runtimes/zygote/hugetext.c) */
+  readonly hugeText?: boolean
 }
 
 /** where a zygote finds the sandboxes' cgroups (runtimes/zygote/isolate.h, CGROUPS_DIR) */
@@ -86,6 +88,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     // where each child makes its stdout and stderr pipes (isolate.c, make_pipe): the zygote's own, or a host directory
     ...(o.pipesDir === undefined ? ['--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE] : ['--bind', o.pipesDir, PIPES_IN_ZYGOTE]),
     ...cgroupBinds(o.cgroups),
+    ...(o.hugeText === false ? ['--setenv', 'HEARTH_HUGE_TEXT', '0'] : []),
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/tmp',

@@ -52,6 +52,9 @@ export interface ForkerStats {
   readonly premapPages?: number
   /** pages a forked child copies or maps at once before its first compile of user code (python; learned by the same probe) */
   readonly precompilePages?: number
+  /** 2 MB pages the zygote's runtime code is on, shared by its children (0: 4 KB pages of its file, hugeTextReason says why) */
+  readonly hugeTextPages?: number
+  readonly hugeTextReason?: string
   /** this runtime's sandboxes that entered their cgroup without the daemon so far: born there (v2, clone3) or joined it themselves (v1) */
   readonly bornInCgroup?: number
 }
@@ -162,7 +165,7 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages } : {}),
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages, hugeTextPages: this.current.hugeTextPages, ...(this.current.hugeTextReason === null ? {} : { hugeTextReason: this.current.hugeTextReason }) } : {}),
       ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
     }
   }

@@ -93,7 +93,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     onTrouble: (err) => o.warn(`${name}: ${err.message}`),
     onBack: () => o.warn(`${name}: a zygote started again: fresh sandboxes are forked from it`)
   })
-  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes }
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes, hugeText: c.zygoteHugeText }
   const spec = zygoteSpec(o.files)
   const wrap = o.wrapArgv ?? ((a: string[]) => a)
   const python = new Forker({

@@ -55,6 +55,10 @@ export class Zygote {
   premapPages = 0
   /** pages (written and read-only) each python child copies or maps at once before its first compile of user code, learned by the same probe */
   precompilePages = 0
+  /** 2 MB pages the runtime's machine code was moved onto, shared by every child (runtimes/zygote/hugetext.c) */
+  hugeTextPages = 0
+  /** why it was not, when hugeTextPages is 0 */
+  hugeTextReason: string | null = null
   /** it holds the sandboxes' parent cgroup (v2), to fork each one's init into its cgroup */
   holdsCgroups = false
   private readonly child: ChildProcess
@@ -245,6 +249,8 @@ export class Zygote {
         this.premapPages = typeof msg.premap === 'number' ? msg.premap : 0
         this.precompilePages = typeof msg.precompile === 'number' ? msg.precompile : 0
         this.holdsCgroups = msg.cgroups === true
+        this.hugeTextPages = typeof msg.hugeText === 'number' ? msg.hugeText : 0
+        this.hugeTextReason = this.hugeTextPages > 0 ? null : typeof msg.hugeTextReason === 'string' ? msg.hugeTextReason : 'not reported'
         this.onReady?.(null)
         return
       }

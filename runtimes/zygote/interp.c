@@ -13,7 +13,8 @@ static void after_fork_parent (void) {
   if (PyOS_AfterFork_Parent != NULL) PyOS_AfterFork_Parent();
 }
 
-static const struct interp python_interp = { "python", before_fork, after_fork_parent, 1 };
+/* PyOS_BeforeFork: in the python3 executable, or its libpython */
+static const struct interp python_interp = { "python", before_fork, after_fork_parent, 1, PyOS_BeforeFork };
 
 const struct interp *hz_interp = &python_interp;
 

@@ -16,6 +16,7 @@ struct interp {
   void (*before_fork) (void);     /* in the zygote, before a sandbox or the probe is forked */
   void (*after_fork_parent) (void);
   int prefault_all;               /* with no probe's pages learned, a program copies every writable page at once */
+  void (*code) (void);            /* a function of the runtime itself: its machine code goes onto huge pages (hugetext.h); NULL: none */
 };
 
 /* Which interpreter loaded the core: &python_interp unless its glue says otherwise. */

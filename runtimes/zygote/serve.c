@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "hugetext.h"
 #include "interp.h"
 #include "zygote.h"
 
@@ -306,6 +307,15 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   z.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (z.own_pidns < 0) { perror("hearth zygote"); return -1; }
   if (!hz_interp_ready()) { fputs("hearth zygote: the interpreter has no PyOS_BeforeFork\n", stderr); return -1; }
+  /* Before the probe, which then finds no code for children to map. Off
+   * with HEARTH_HUGE_TEXT=0 (the daemon's ZYGOTE_HUGE_TEXT=off). */
+  char huge_reason[192] = "off (ZYGOTE_HUGE_TEXT=off)";
+  size_t huge_pages = 0;
+  const char *huge = getenv("HEARTH_HUGE_TEXT");
+  if (huge == NULL || strcmp(huge, "0") != 0) {
+    if (hz_interp->code != NULL) huge_pages = huge_text((uintptr_t)hz_interp->code, huge_reason, sizeof huge_reason);
+    else snprintf(huge_reason, sizeof huge_reason, "no function of the runtime known");
+  }
   if (learn_pages(z.ctl, z.own_pidns, z.runs, MAX_RUNS, &z.nruns)) return IS_PROBE;
   sigset_t chld; /* exits are seen through pidfds: SIGCHLD never interrupts the loop */
   sigemptyset(&chld);
@@ -325,8 +335,10 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     return 2;
   }
   netns_pool_open(&z.nets);
-  out_map(&o, 7);
+  out_map(&o, 9);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
+  out_cstr(&o, "hugeText"); out_int(&o, (int64_t)huge_pages);
+  out_cstr(&o, "hugeTextReason"); out_cstr(&o, huge_pages > 0 ? "" : huge_reason);
   out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);
   out_cstr(&o, "runtime"); out_cstr(&o, hz_interp->runtime);
   out_cstr(&o, "pid"); out_int(&o, getpid());

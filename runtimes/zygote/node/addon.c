@@ -87,7 +87,8 @@ static void nothing (void) {}
 
 /* Without a probe's pages, a program's pages are copied as it writes them:
  * node's writable pages are tens of MB. */
-static const struct interp node_interp = { "node", keep_heap_in_forks, nothing, 0 };
+/* napi_create_function: in the node executable (or its libnode) */
+static const struct interp node_interp = { "node", keep_heap_in_forks, nothing, 0, (void (*) (void))napi_create_function };
 
 /*
  * OpenSSL's generators (node's crypto.randomBytes, getRandomValues,
