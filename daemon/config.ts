@@ -49,6 +49,8 @@ export interface Config {
   readonly zygoteMaxAgeMs: number
   /** each zygote moves its runtime's machine code onto 2 MB pages before it forks (runtimes/zygote/hugetext.c) */
   readonly zygoteHugeText: boolean
+  /** each zygote pins the pages a child writes, so that fork copies them itself (runtimes/zygote/pin.c) */
+  readonly zygotePinPages: boolean
   /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
   readonly runtimeDir: string
   readonly redisUrl: string | null // null: start the embedded redis-server
@@ -132,6 +134,7 @@ const DEFAULTS = {
   ZYGOTE_MAX_FORKS: '1000',
   ZYGOTE_MAX_AGE_SECONDS: '600',
   ZYGOTE_HUGE_TEXT: 'on',
+  ZYGOTE_PIN_PAGES: 'on',
   RUNTIME_DIR: '',
   REDIS_URL: '',
   REDIS_CLUSTER_NODES: '',
@@ -279,6 +282,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     zygoteMaxForks: integer(env, 'ZYGOTE_MAX_FORKS', 1),
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
     zygoteHugeText: flag(env, 'ZYGOTE_HUGE_TEXT'),
+    zygotePinPages: flag(env, 'ZYGOTE_PIN_PAGES'),
     runtimeDir: runtimeDir(env),
     redisUrl: redisUrl !== '' ? redisUrl : null,
     redisClusterNodes: clusterNodes(env),

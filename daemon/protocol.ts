@@ -43,8 +43,8 @@ export interface KillCommand { t: 'kill', nonce: string }
 /** Answered with a `pong` of the same id: the zygote still reads its channel (a sandbox's end that is not told may be the child's, not the zygote's) */
 export interface PingCommand { t: 'ping', id: number }
 export type ZygoteCommand = ForkCommand | KillCommand | PingCommand
-/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `premap`: read-only pages (code) it maps at once, as learned; `precompile`: pages it copies or maps at once before its first compile of user code, as learned; `cgroups`: it holds /run/hearth-cgroup; `hugeText`: 2 MB pages its runtime's code was moved onto (`hugeTextReason`: why none) */
-export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, premap?: number, precompile?: number, cgroups?: boolean, hugeText?: number, hugeTextReason?: string }
+/** `prefault`: pages each python child copies at once, as learned by the zygote's probe (0: every writable page); `premap`: read-only pages (code) it maps at once, as learned; `precompile`: pages it copies or maps at once before its first compile of user code, as learned; `cgroups`: it holds /run/hearth-cgroup; `hugeText`: 2 MB pages its runtime's code was moved onto (`hugeTextReason`: why none); `pinned`: of the prefault's pages, those fork copies itself (`pinReason`: why none) */
+export interface ZygoteReady { t: 'ready', runtime: string, pid: number, prefault?: number, premap?: number, precompile?: number, cgroups?: boolean, hugeText?: number, hugeTextReason?: string, pinned?: number, pinReason?: string }
 export interface ZygoteUnavailable { t: 'unavailable', message: string }
 /** `pid`: init's, in the zygote's namespace; `placed`: born in its cgroup; else `program`: the daemon places init's only child (a forked program), not init. */
 export interface Forked { t: 'forked', nonce: string, pid: number, program?: boolean, placed?: boolean }

@@ -64,6 +64,22 @@ t.test('the zygote keeps capabilities in its own user namespace, builds /dev wit
   t.equal(without[without.indexOf('--cap-drop') + 1], 'ALL', 'the fallback test\'s zygote')
 })
 
+t.test('a zygote\'s RLIMIT_MEMLOCK is set where asked (its pinned pages: runtimes/zygote/pin.c); ZYGOTE_PIN_PAGES=off and ZYGOTE_HUGE_TEXT=off reach it', async (t) => {
+  const spec = zygoteSpec(files)
+  const base = { runtime: spec, nodeCommand: [], rendezvousDir: '/r', tmpBytes: 4096 }
+  const root = zygoteArgv({ ...base, hostUid: 65534, memlockBytes: 1 << 26 })
+  t.same(root.slice(0, 4), ['prlimit', `--memlock=${1 << 26}:${1 << 26}`, '--', 'setpriv'], 'raised before the uid is dropped')
+  t.equal(zygoteArgv({ ...base, hostUid: 65534 })[0], 'setpriv', 'not asked (a daemon that may not raise it): the daemon\'s own')
+  t.equal(zygoteArgv({ ...base, hostUid: 65534, memlockBytes: 1 << 26, pinPages: false })[0], 'setpriv', 'nothing pinned: no need')
+  t.notOk(root.includes('HEARTH_PIN_PAGES') || root.includes('HEARTH_HUGE_TEXT'), 'both on unless said')
+  const off = zygoteArgv({ ...base, hostUid: 65534, pinPages: false, hugeText: false })
+  const env = (name: string): string | undefined => off[off.indexOf(name) + 1]
+  t.equal(off[off.indexOf('HEARTH_PIN_PAGES') - 1], '--setenv')
+  t.equal(env('HEARTH_PIN_PAGES'), '0')
+  t.equal(env('HEARTH_HUGE_TEXT'), '0')
+  t.ok(off.indexOf('HEARTH_HUGE_TEXT') < off.lastIndexOf('--'), 'in the zygote\'s environment, not its command')
+})
+
 t.test('a zygote that forks into the sandboxes\' cgroups (v2) holds their parent and keeps the host\'s cgroup namespace', async (t) => {
   const spec = zygoteSpec(files)
   const plain = zygoteArgv({ runtime: spec, nodeCommand: [], hostUid: 65534, rendezvousDir: '/r', tmpBytes: 4096 })

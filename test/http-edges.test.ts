@@ -75,9 +75,10 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
   t.same(keys(r.body.runtimes), ['node', 'python'])
   for (const runtime of ['node', 'python']) {
     // bornInCgroup: with a cgroup backend, whose sandboxes zygotes start in their cgroups
-    // hugeTextReason: only where the code could not move (no transparent huge pages)
+    // hugeTextReason, pinReason: only where the code could not move (no transparent huge pages), where nothing was pinned (io_uring refused, RLIMIT_MEMLOCK short)
     const moved = r.body.runtimes[runtime].hugeTextPages > 0
-    t.same(keys(r.body.runtimes[runtime]), [...(cgroups ? ['bornInCgroup'] : []), 'currentForks', 'forks', 'hugeTextPages', ...(moved ? [] : ['hugeTextReason']), 'mode', 'precompilePages', 'prefaultPages', 'premapPages', 'retiring', 'start', 'started', 'zygotes'])
+    const pinned = r.body.runtimes[runtime].pinnedPages > 0
+    t.same(keys(r.body.runtimes[runtime]), [...(cgroups ? ['bornInCgroup'] : []), 'currentForks', 'forks', 'hugeTextPages', ...(moved ? [] : ['hugeTextReason']), 'mode', ...(pinned ? [] : ['pinReason']), 'pinnedPages', 'precompilePages', 'prefaultPages', 'premapPages', 'retiring', 'start', 'started', 'zygotes'])
     t.ok(r.body.runtimes[runtime].prefaultPages > 0, `the ${runtime} zygote's probe learned the pages a child writes`)
   }
   t.same(r.body.pools.map((p: unknown) => keys(p)), Array(3).fill(['borrowed', 'consecutiveFailures', 'language', 'lastError', 'ready', 'spawned', 'starting', 'waiting']))

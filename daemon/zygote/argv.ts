@@ -22,6 +22,10 @@ export interface ZygoteArgvOptions {
   readonly bwrap?: string
   /** false: the runtime's code stays on its file's 4 KB pages (runtimes/zygote/hugetext.c) */
   readonly hugeText?: boolean
+  /** false: children prefault the pages they write instead of fork copying them (runtimes/zygote/pin.c) */
+  readonly pinPages?: boolean
+  /** RLIMIT_MEMLOCK set for the zygote (prlimit, before the uid is dropped): its pins count against it (memlock.ts); none: the daemon's own */
+  readonly memlockBytes?: number
 }
 
 /** where a zygote finds the sandboxes' cgroups (runtimes/zygote/isolate.h, CGROUPS_DIR) */
@@ -61,8 +65,14 @@ function devices (): string[] {
   ]
 }
 
+function memlock (o: ZygoteArgvOptions): string[] {
+  if (o.memlockBytes === undefined || o.pinPages === false) return []
+  return ['prlimit', `--memlock=${o.memlockBytes}:${o.memlockBytes}`, '--']
+}
+
 export function zygoteArgv (o: ZygoteArgvOptions): string[] {
   return [
+    ...memlock(o),
     ...dropToHostUid(o.hostUid),
     o.bwrap ?? 'bwrap',
     // A zygote that forks into cgroups keeps the host's cgroup namespace:
@@ -89,6 +99,7 @@ export function zygoteArgv (o: ZygoteArgvOptions): string[] {
     ...(o.pipesDir === undefined ? ['--perms', '0700', '--size', '65536', '--tmpfs', PIPES_IN_ZYGOTE] : ['--bind', o.pipesDir, PIPES_IN_ZYGOTE]),
     ...cgroupBinds(o.cgroups),
     ...(o.hugeText === false ? ['--setenv', 'HEARTH_HUGE_TEXT', '0'] : []),
+    ...(o.pinPages === false ? ['--setenv', 'HEARTH_PIN_PAGES', '0'] : []),
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/tmp',

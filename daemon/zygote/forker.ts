@@ -55,6 +55,9 @@ export interface ForkerStats {
   /** 2 MB pages the zygote's runtime code is on, shared by its children (0: 4 KB pages of its file, hugeTextReason says why) */
   readonly hugeTextPages?: number
   readonly hugeTextReason?: string
+  /** of prefaultPages, those fork copies itself (pinned by the zygote); 0 with pinReason saying why */
+  readonly pinnedPages?: number
+  readonly pinReason?: string
   /** this runtime's sandboxes that entered their cgroup without the daemon so far: born there (v2, clone3) or joined it themselves (v1) */
   readonly bornInCgroup?: number
 }
@@ -165,7 +168,7 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages, hugeTextPages: this.current.hugeTextPages, ...(this.current.hugeTextReason === null ? {} : { hugeTextReason: this.current.hugeTextReason }) } : {}),
+      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages, hugeTextPages: this.current.hugeTextPages, ...(this.current.hugeTextReason === null ? {} : { hugeTextReason: this.current.hugeTextReason }), pinnedPages: this.current.pinnedPages, ...(this.current.pinReason === null ? {} : { pinReason: this.current.pinReason }) } : {}),
       ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
     }
   }

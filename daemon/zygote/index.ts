@@ -13,6 +13,7 @@ import type { ForkIntoCgroups } from '../sandbox/limits/index.js'
 import { Forker, type ForkerOptions } from './forker.js'
 import { ZygoteUnavailable } from './zygote.js'
 import { addonBeside } from './library.js'
+import { zygoteMemlock } from './memlock.js'
 import { reachesZygoteRoots, Rendezvous } from './rendezvous.js'
 
 export { Forker, type ForkerStats } from './forker.js'
@@ -93,7 +94,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     onTrouble: (err) => o.warn(`${name}: ${err.message}`),
     onBack: () => o.warn(`${name}: a zygote started again: fresh sandboxes are forked from it`)
   })
-  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes, hugeText: c.zygoteHugeText }
+  const argv = { hostUid: o.hostUid, rendezvousDir: rendezvous.dir, tmpBytes: c.sandboxTmpBytes, capabilities: o.capabilities, cgroups: cgroups?.view, pipesDir: hostPipes, hugeText: c.zygoteHugeText, pinPages: c.zygotePinPages, memlockBytes: zygoteMemlock() }
   const spec = zygoteSpec(o.files)
   const wrap = o.wrapArgv ?? ((a: string[]) => a)
   const python = new Forker({

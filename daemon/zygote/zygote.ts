@@ -59,6 +59,10 @@ export class Zygote {
   hugeTextPages = 0
   /** why it was not, when hugeTextPages is 0 */
   hugeTextReason: string | null = null
+  /** of the prefault's pages, those fork copies into each child itself (pinned: runtimes/zygote/pin.c) */
+  pinnedPages = 0
+  /** why none was, when pinnedPages is 0 */
+  pinReason: string | null = null
   /** it holds the sandboxes' parent cgroup (v2), to fork each one's init into its cgroup */
   holdsCgroups = false
   private readonly child: ChildProcess
@@ -251,6 +255,8 @@ export class Zygote {
         this.holdsCgroups = msg.cgroups === true
         this.hugeTextPages = typeof msg.hugeText === 'number' ? msg.hugeText : 0
         this.hugeTextReason = this.hugeTextPages > 0 ? null : typeof msg.hugeTextReason === 'string' ? msg.hugeTextReason : 'not reported'
+        this.pinnedPages = typeof msg.pinned === 'number' ? msg.pinned : 0
+        this.pinReason = this.pinnedPages > 0 ? null : typeof msg.pinReason === 'string' ? msg.pinReason : 'not reported'
         this.onReady?.(null)
         return
       }

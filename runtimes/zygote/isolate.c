@@ -219,7 +219,7 @@ void prefault_writable (void) {
 
 void prefault_runs (const struct page_run *runs, size_t n, uint32_t phase) {
   for (size_t i = 0; i < n; i++) {
-    if ((runs[i].map & RUN_COMPILE) == phase) populate(runs[i].start, runs[i].pages * PAGE, runs[i].map & RUN_MAP);
+    if ((runs[i].map & RUN_PINNED) == 0 && (runs[i].map & RUN_COMPILE) == phase) populate(runs[i].start, runs[i].pages * PAGE, runs[i].map & RUN_MAP);
   }
 }
 

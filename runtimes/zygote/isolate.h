@@ -96,6 +96,7 @@ struct page_run {
 };
 #define RUN_MAP 1u
 #define RUN_COMPILE 2u
+#define RUN_PINNED 4u /* copied by fork itself (pin.h): not prefaulted */
 
 /*
  * In a forked Python program, before any Python runs: copies the zygote's

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "hugetext.h"
 #include "interp.h"
+#include "pin.h"
 #include "zygote.h"
 
 #define IS_PROGRAM 0x70726f67 /* returned up the zygote's call stack in a forked program */
@@ -317,6 +318,11 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     else snprintf(huge_reason, sizeof huge_reason, "no function of the runtime known");
   }
   if (learn_pages(z.ctl, z.own_pidns, z.runs, MAX_RUNS, &z.nruns)) return IS_PROBE;
+  /* Off with HEARTH_PIN_PAGES=0 (the daemon's ZYGOTE_PIN_PAGES=off). */
+  char pin_reason[192] = "off (ZYGOTE_PIN_PAGES=off)";
+  size_t pinned = 0;
+  const char *pin = getenv("HEARTH_PIN_PAGES");
+  if (pin == NULL || strcmp(pin, "0") != 0) pinned = pin_runs(z.runs, z.nruns, pin_reason, sizeof pin_reason);
   sigset_t chld; /* exits are seen through pidfds: SIGCHLD never interrupts the loop */
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -335,8 +341,10 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
     return 2;
   }
   netns_pool_open(&z.nets);
-  out_map(&o, 9);
+  out_map(&o, 11);
   out_cstr(&o, "t"); out_cstr(&o, "ready");
+  out_cstr(&o, "pinned"); out_int(&o, (int64_t)pinned);
+  out_cstr(&o, "pinReason"); out_cstr(&o, pinned > 0 ? "" : pin_reason);
   out_cstr(&o, "hugeText"); out_int(&o, (int64_t)huge_pages);
   out_cstr(&o, "hugeTextReason"); out_cstr(&o, huge_pages > 0 ? "" : huge_reason);
   out_cstr(&o, "cgroups"); out_bool(&o, z.cgroups >= 0);
