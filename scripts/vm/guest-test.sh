@@ -72,11 +72,20 @@ check "fresh python sandboxes come from the zygote" grep -q '"python":{"mode":"z
 check "its probe learned the pages a python child writes (prefaultPages > 0)" grep -Eq '"python":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
 check "fresh node sandboxes are forked from the node zygote, whose probe learned the pages a node child writes" \
   grep -Eq '"node":\{"mode":"zygote","start":"fork",[^}]*"prefaultPages":[1-9]' <<<"$ready"
+# As a systemd service the daemon has CAP_SYS_RESOURCE: it raises its zygotes'
+# RLIMIT_MEMLOCK, and each pins the pages a child writes; each moved its code onto 2 MB pages.
+for runtime in python node; do
+  check "the $runtime zygote pinned the pages a child writes (pinnedPages > 0)" grep -Eq "\"$runtime\":\\{[^}]*\"pinnedPages\":[1-9]" <<<"$ready"
+  check "the $runtime zygote's code is on 2 MB pages (hugeTextPages > 0)" grep -Eq "\"$runtime\":\\{[^}]*\"hugeTextPages\":[1-9]" <<<"$ready"
+done
 # Forked sandboxes are born in their cgroups (clone3 CLONE_INTO_CGROUP): the
 # zygotes live under the sandboxes' parent, and a sandbox's pid 1 (the
 # reaper), which the daemon never moves, is in the sandbox's cgroup.
 cmdlines () { for p in $(cat "$@" 2>/dev/null); do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null; echo; done; }
 check "the zygotes live in $SANDBOXES/zygotes" test "$(cmdlines "$SANDBOXES/zygotes/cgroup.procs" | grep -c '/hearth/zygote\.')" -ge 2
+zygote=$(for p in $(cat "$SANDBOXES/zygotes/cgroup.procs"); do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '^/usr/bin/python3 .*/hearth/zygote\.py' && echo "$p"; done | head -1)
+check "the python zygote (pid $zygote) may pin 64 MB (RLIMIT_MEMLOCK raised by the daemon)" \
+  grep -Eq '^Max locked memory +67108864 +67108864 ' "/proc/$zygote/limits"
 check "a forked sandbox's pid 1 (the reaper) is in the sandbox's cgroup: born there" \
   grep -q '^hearth-reaper ' <(cmdlines "$SANDBOXES"/python-*/cgroup.procs)
 first=$(find "$SANDBOXES" -mindepth 1 -maxdepth 1 -type d -name 'python-*' | head -1)
