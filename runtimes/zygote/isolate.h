@@ -114,6 +114,8 @@ struct page_run {
 void prefault_writable (void);
 /* The runs of `runs` whose RUN_COMPILE bit is `phase` (0: at the fork; RUN_COMPILE: before a first compile). */
 void prefault_runs (const struct page_run *runs, size_t n, uint32_t phase);
+/* Reads a byte of each page of those runs still mapped, before the first call does (touch.c). */
+void touch_runs (const struct page_run *runs, size_t n, uint32_t phase);
 
 /* The pages this process has copied from the zygote so far: present, private,
  * writable and mapped by it alone (/proc/self/pagemap), as at most `max` runs,

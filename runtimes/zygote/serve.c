@@ -148,8 +148,10 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (z->nruns > 0) {
       prefault_runs(z->runs, z->nruns, 0);
+      touch_runs(z->runs, z->nruns, 0);
       if (precompile) {
         prefault_runs(z->runs, z->nruns, RUN_COMPILE);
+        touch_runs(z->runs, z->nruns, RUN_COMPILE);
         compile_prefaulted = 1;
       }
     } else if (hz_interp->prefault_all) prefault_writable();
