@@ -1,8 +1,8 @@
 /* Checks runtimes/zygote/touch.c's touch_runs (test/touch.test.ts): the pages
- * of the runs of the phase asked are read (a file's pages, mapped by no one
- * before, are mapped then: /proc/self/smaps Rss), those of the other phase
- * not, and a run no longer mapped is left alone (no SIGSEGV). Prints
- * "touch-check: ok" or what failed. */
+ * of the written runs of the phase asked are read (a file's pages, mapped by
+ * no one before, are mapped then: /proc/self/smaps Rss), those of the other
+ * phase and mapped runs (RUN_MAP) not, and a run no longer mapped is left
+ * alone (no SIGSEGV). Prints "touch-check: ok" or what failed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,20 +43,27 @@ static char *file_pages (const char *dir, const char *name) {
 
 int main (int argc, char **argv) {
   if (argc != 2) FAIL("usage: touch-check DIR");
-  char *now = file_pages(argv[1], "now"), *later = file_pages(argv[1], "later");
+  char *now = file_pages(argv[1], "now"), *later = file_pages(argv[1], "later"), *mapped = file_pages(argv[1], "mapped");
   char *gone = mmap(NULL, PAGES * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (now == NULL || later == NULL || gone == MAP_FAILED) FAIL("cannot map");
+  if (now == NULL || later == NULL || mapped == NULL || gone == MAP_FAILED) FAIL("cannot map");
   munmap(gone, PAGES * PAGE);
   if (rss_kb(now) != 0 || rss_kb(later) != 0) FAIL("mapped before: %ld, %ld kB", rss_kb(now), rss_kb(later));
-  struct page_run runs[] = {
-    { (uintptr_t)gone, PAGES, 0 },             /* no longer mapped: skipped */
-    { (uintptr_t)now + 8 * PAGE, 8, RUN_MAP },  /* this phase: read */
+  struct page_run runs[] = { /* in address order, as the probe learns them */
+    { (uintptr_t)now + 8 * PAGE, 8, 0 },       /* written, this phase: read */
     { (uintptr_t)later, PAGES, RUN_COMPILE },   /* the other phase: not */
+    { (uintptr_t)mapped, PAGES, RUN_MAP },      /* mapped, not written: not */
+    { (uintptr_t)gone, PAGES, 0 },              /* no longer mapped: skipped */
   };
-  touch_runs(runs, 3, 0);
+  for (size_t i = 1; i < 4; i++) {
+    for (size_t j = i; j > 0 && runs[j].start < runs[j - 1].start; j--) {
+      struct page_run r = runs[j]; runs[j] = runs[j - 1]; runs[j - 1] = r;
+    }
+  }
+  touch_runs(runs, 4, 0);
   if (rss_kb(now) < 8 * (long)PAGE / 1024) FAIL("the run of this phase was not read: %ld kB mapped", rss_kb(now));
   if (rss_kb(later) != 0) FAIL("the other phase's run was read: %ld kB mapped", rss_kb(later));
-  touch_runs(runs, 3, RUN_COMPILE);
+  if (rss_kb(mapped) != 0) FAIL("a mapped run was read: %ld kB mapped", rss_kb(mapped));
+  touch_runs(runs, 4, RUN_COMPILE);
   if (rss_kb(later) != PAGES * (long)PAGE / 1024) FAIL("the compile phase's run: %ld kB mapped", rss_kb(later));
   printf("touch-check: ok\n");
   return 0;
