@@ -116,6 +116,11 @@ void prefault_writable (void);
 void prefault_runs (const struct page_run *runs, size_t n, uint32_t phase);
 /* Reads a byte of each page of those runs still mapped, before the first call does (touch.c). */
 void touch_runs (const struct page_run *runs, size_t n, uint32_t phase);
+/* For each run whose `map` bits in `mask` are `want`, in address order, the
+ * mapping of /proc/self/maps holding it whole: visit(i, perms, inode, arg);
+ * a run no mapping holds whole is not visited (runmaps.c). */
+void each_run_mapping (const struct page_run *runs, size_t n, uint32_t mask, uint32_t want,
+                       void (*visit) (size_t i, const char *perms, unsigned long inode, void *arg), void *arg);
 
 /* The pages this process has copied from the zygote so far: present, private,
  * writable and mapped by it alone (/proc/self/pagemap), as at most `max` runs,

@@ -31,63 +31,57 @@
 #define __NR_io_uring_register 427
 #endif
 
-static int pinnable (const struct page_run *r) {
-  return (r->map & (RUN_MAP | RUN_COMPILE | RUN_PINNED)) == 0;
+#define UNPINNED (RUN_MAP | RUN_COMPILE | RUN_PINNED) /* runs with none of these bits are pinned */
+
+/* Before Linux 6.x (measured: 6.1 refuses, 6.12 takes them), io_uring
+ * refuses buffers in a file's mapping (EOPNOTSUPP), even a private one's
+ * copied pages (python3's data): then only runs in anonymous mappings are. */
+static void anonymous (size_t i, const char *perms, unsigned long inode, void *chosen) {
+  (void)perms;
+  ((unsigned char *)chosen)[i] = inode == 0;
 }
 
-/* Whether `r` lies in an anonymous mapping: before Linux 6.x (measured: 6.1
- * refuses, 6.12 takes them), io_uring refuses buffers in a file's mapping
- * (EOPNOTSUPP), even a private one's copied pages (python3's data). */
-static int anonymous (const struct page_run *r) {
-  FILE *maps = fopen("/proc/self/maps", "re");
-  if (maps == NULL) return 0;
-  char line[4096 + 128];
-  int found = 0;
-  uintptr_t end = r->start + (uintptr_t)r->pages * PAGE;
-  while (!found && fgets(line, sizeof line, maps) != NULL) {
-    unsigned long lo, hi, inode;
-    if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &inode) == 3 && lo <= r->start && end <= hi) found = inode == 0 ? 1 : -1;
-  }
-  fclose(maps);
-  return found == 1;
-}
-
-/* Registers the runs `want` accepts as the ring's buffers; 0, or -1 with errno. */
-static int register_runs (int ring, const struct page_run *runs, size_t n, int (*want) (const struct page_run *), struct iovec *iov, size_t *k) {
-  *k = 0;
+/* Registers the `chosen` runs as the ring's buffers; 0, or -1 with errno. */
+static int register_runs (int ring, const struct page_run *runs, size_t n, const unsigned char *chosen, struct iovec *iov) {
+  size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!pinnable(&runs[i]) || (want != NULL && !want(&runs[i]))) continue;
-    iov[*k].iov_base = (void *)runs[i].start;
-    iov[(*k)++].iov_len = (size_t)runs[i].pages * PAGE;
+    if (!chosen[i]) continue;
+    iov[k].iov_base = (void *)runs[i].start;
+    iov[k++].iov_len = (size_t)runs[i].pages * PAGE;
   }
-  if (*k == 0) { errno = EOPNOTSUPP; return -1; }
-  return syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, iov, (unsigned)*k) == 0 ? 0 : -1;
+  if (k == 0) { errno = EOPNOTSUPP; return -1; }
+  return syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, iov, (unsigned)k) == 0 ? 0 : -1;
 }
 
 size_t pin_runs (struct page_run *runs, size_t n, char *why, size_t size) {
   why[0] = 0;
+  unsigned char *chosen = calloc(n > 0 ? n : 1, 1);
+  struct iovec *iov = calloc(n > 0 ? n : 1, sizeof *iov);
   size_t count = 0, pages = 0;
-  for (size_t i = 0; i < n; i++) count += pinnable(&runs[i]);
-  if (count == 0) { snprintf(why, size, "no pages learned"); return 0; }
-  struct iovec *iov = calloc(count, sizeof *iov);
-  if (iov == NULL) { snprintf(why, size, "calloc: %s", strerror(errno)); return 0; }
-  struct io_uring_params params;
-  memset(&params, 0, sizeof params);
-  int ring = (int)syscall(__NR_io_uring_setup, 1, &params);
-  size_t k = 0;
-  int (*want) (const struct page_run *) = NULL;
-  if (ring < 0) {
-    snprintf(why, size, "io_uring_setup: %s", strerror(errno));
-  } else if (register_runs(ring, runs, n, NULL, iov, &k) != 0 && (errno != EOPNOTSUPP || register_runs(ring, runs, n, want = anonymous, iov, &k) != 0)) {
+  if (chosen == NULL || iov == NULL) {
+    snprintf(why, size, "calloc: %s", strerror(errno));
+    n = 0;
+  }
+  for (size_t i = 0; i < n; i++) count += chosen[i] = (runs[i].map & UNPINNED) == 0;
+  if (n > 0 && count == 0) snprintf(why, size, "no pages learned");
+  int ring = count == 0 ? -1 : (int)syscall(__NR_io_uring_setup, 1, &(struct io_uring_params){ 0 });
+  if (count > 0 && ring < 0) snprintf(why, size, "io_uring_setup: %s", strerror(errno));
+  int rc = ring < 0 ? -1 : register_runs(ring, runs, n, chosen, iov);
+  if (ring >= 0 && rc != 0 && errno == EOPNOTSUPP) {
+    memset(chosen, 0, n);
+    each_run_mapping(runs, n, UNPINNED, 0, anonymous, chosen);
+    rc = register_runs(ring, runs, n, chosen, iov);
+  }
+  if (ring >= 0 && rc != 0) {
     snprintf(why, size, "io_uring_register: %s", strerror(errno));
     close(ring);
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      if (!pinnable(&runs[i]) || (want != NULL && !want(&runs[i]))) continue;
-      runs[i].map |= RUN_PINNED;
-      pages += runs[i].pages;
-    }
+  }
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (!chosen[i]) continue;
+    runs[i].map |= RUN_PINNED;
+    pages += runs[i].pages;
   }
   free(iov);
+  free(chosen);
   return pages; /* the ring stays open: its buffers are the pins */
 }

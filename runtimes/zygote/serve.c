@@ -274,6 +274,12 @@ static int last_cap (void) {
   return cap;
 }
 
+/* A setting the daemon passes in the zygote's environment: on unless "0". */
+static int turned_on (const char *name) {
+  const char *value = getenv(name);
+  return value == NULL || strcmp(value, "0") != 0;
+}
+
 void hz_prefault_compile (void) {
   if (serving != NULL && !compile_prefaulted) prefault_runs(serving->runs, serving->nruns, RUN_COMPILE);
   compile_prefaulted = 1;
@@ -300,10 +306,9 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   /* v2: children are cloned into their cgroup (clone3), unless the daemon
    * said not to (HEARTH_CGROUP_CLONE=0: its tests, standing for hosts where
    * clone3 is refused) or it fails: then they join it, as on v1. */
-  const char *clone = getenv("HEARTH_CGROUP_CLONE");
   int v2 = 0;
   if (z.cgroups >= 0) v2 = find_hierarchies(&z);
-  z.cloned = v2 && (clone == NULL || strcmp(clone, "0") != 0);
+  z.cloned = v2 && turned_on("HEARTH_CGROUP_CLONE");
   z.joins = z.iso.nhierarchies > 0 && !z.cloned;
   z.iso.cgroups_dir = z.cgroups >= 0 ? CGROUPS_DIR : NULL;
   z.net.fd = -1; /* the self-test's init makes its own */
@@ -314,8 +319,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
    * with HEARTH_HUGE_TEXT=0 (the daemon's ZYGOTE_HUGE_TEXT=off). */
   char huge_reason[192] = "off (ZYGOTE_HUGE_TEXT=off)";
   size_t huge_pages = 0;
-  const char *huge = getenv("HEARTH_HUGE_TEXT");
-  if (huge == NULL || strcmp(huge, "0") != 0) {
+  if (turned_on("HEARTH_HUGE_TEXT")) {
     if (hz_interp->code != NULL) huge_pages = huge_text((uintptr_t)hz_interp->code, huge_reason, sizeof huge_reason);
     else snprintf(huge_reason, sizeof huge_reason, "no function of the runtime known");
   }
@@ -323,8 +327,7 @@ int hz_serve (int ctl, int reaper, const char *rendezvous_dir, const char *tmp_o
   /* Off with HEARTH_PIN_PAGES=0 (the daemon's ZYGOTE_PIN_PAGES=off). */
   char pin_reason[192] = "off (ZYGOTE_PIN_PAGES=off)";
   size_t pinned = 0;
-  const char *pin = getenv("HEARTH_PIN_PAGES");
-  if (pin == NULL || strcmp(pin, "0") != 0) pinned = pin_runs(z.runs, z.nruns, pin_reason, sizeof pin_reason);
+  if (turned_on("HEARTH_PIN_PAGES")) pinned = pin_runs(z.runs, z.nruns, pin_reason, sizeof pin_reason);
   sigset_t chld; /* exits are seen through pidfds: SIGCHLD never interrupts the loop */
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

@@ -9,30 +9,19 @@
  * call: paced run-now Python calls there, p50 ~5 ms against ~6 without. Not
  * the pages it mapped (RUN_MAP): mapped around each fault, many are never
  * touched. Only runs inside a mapping still there are read, checked against
- * /proc/self/maps once (a check per run, by mincore, cost 3-4 % of run-now
- * throughput there: a system call each). */
+ * /proc/self/maps once (each_run_mapping; a check per run, by mincore, cost
+ * 3-4 % of run-now throughput there: a system call each). */
 #define _GNU_SOURCE
-#include <stdio.h>
 #include "isolate.h"
 
+static void touch (size_t i, const char *perms, unsigned long inode, void *arg) {
+  (void)inode;
+  const struct page_run *run = (const struct page_run *)arg + i;
+  if (perms[0] != 'r') return;
+  uintptr_t end = run->start + (uintptr_t)run->pages * PAGE;
+  for (const volatile char *page = (const volatile char *)run->start; (uintptr_t)page < end; page += PAGE) (void)*page;
+}
+
 void touch_runs (const struct page_run *runs, size_t n, uint32_t phase) {
-  FILE *maps = fopen("/proc/self/maps", "re");
-  if (maps == NULL) return;
-  char line[256];
-  unsigned long lo = 0, hi = 0; /* the mapping read last; runs and mappings both in address order */
-  char perms[5] = "";
-  for (size_t i = 0; i < n; i++) {
-    if ((runs[i].map & (RUN_COMPILE | RUN_MAP)) != phase) continue;
-    uintptr_t start = runs[i].start, end = start + (uintptr_t)runs[i].pages * PAGE;
-    while (hi < end && fgets(line, sizeof line, maps) != NULL) {
-      unsigned long a, b;
-      char p[5];
-      /* the rest of a long line (a path) is no mapping's */
-      if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3 && b > a) { lo = a; hi = b; snprintf(perms, sizeof perms, "%s", p); }
-    }
-    if (lo <= start && end <= hi && perms[0] == 'r') {
-      for (const volatile char *page = (const volatile char *)start; (uintptr_t)page < end; page += PAGE) (void)*page;
-    }
-  }
-  fclose(maps);
+  each_run_mapping(runs, n, RUN_COMPILE | RUN_MAP, phase, touch, (void *)runs);
 }
