@@ -52,13 +52,15 @@ static int same_file (const struct vma *a, const struct vma *b) {
  * reach on each side, else narrowed to them. 0 when no whole 2 MB page fits.
  */
 static int find_span (uintptr_t inside, uintptr_t *from, uintptr_t *to, char *why, size_t size) {
-  FILE *maps = fopen("/proc/self/maps", "r");
+  FILE *maps = fopen("/proc/self/maps", "re");
   if (maps == NULL) { snprintf(why, size, "/proc/self/maps: %s", strerror(errno)); return -1; }
   struct vma v, prev = { 0 }, text = { 0 };
   uintptr_t lo = 0, hi = 0; /* the file's unwritable mappings, contiguous */
   int found = 0, rc;
   while ((rc = next_vma(maps, &v)) == 1) {
-    int joins = prev.end == v.start && same_file(&prev, &v) && v.perms[1] != 'w';
+    /* readable and unwritable: not the PROT_NONE gaps ld.so leaves between a
+     * library's segments aligned wider than a page (the copy reads them) */
+    int joins = prev.end == v.start && same_file(&prev, &v) && v.perms[1] != 'w' && v.perms[0] == 'r' && prev.perms[0] == 'r';
     if (found) {
       if (!joins) break;
       hi = v.end;
@@ -97,8 +99,8 @@ size_t huge_text (uintptr_t inside, char *why, size_t size) {
   if (find_span(inside, &start, &end, why, size) != 0) return 0;
   size_t len = end - start;
   /* The copy is made apart, on huge pages, then moved over the code in one
-   * mremap: no moment without code there, and on any failure the file's
-   * pages stay as they were. */
+   * mremap: no moment without code there, and on a failure before it the
+   * file's pages stay as they were. */
   char *area = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (area == MAP_FAILED) { snprintf(why, size, "mmap: %s", strerror(errno)); return 0; }
   char *copy = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
@@ -118,7 +120,16 @@ size_t huge_text (uintptr_t inside, char *why, size_t size) {
     return 0;
   }
   if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
-    snprintf(why, size, "mremap: %s", strerror(errno));
+    int err = errno;
+    /* MREMAP_FIXED unmaps the destination first: a move that fails after
+     * that (ENOMEM) leaves no code there, and the next instruction run
+     * in it would fault. Said, and the process ends (the daemon spawns). */
+    if (msync((void *)start, 4096, MS_ASYNC) != 0 && errno == ENOMEM) {
+      static const char gone[] = "hearth: huge text: mremap failed after unmapping the runtime's code; exiting\n";
+      (void)!write(2, gone, sizeof gone - 1);
+      _exit(70);
+    }
+    snprintf(why, size, "mremap: %s", strerror(err));
     munmap(copy, len);
     return 0;
   }

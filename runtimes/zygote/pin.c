@@ -63,7 +63,7 @@ size_t pin_runs (struct page_run *runs, size_t n, char *why, size_t size) {
     n = 0;
   }
   for (size_t i = 0; i < n; i++) count += chosen[i] = (runs[i].map & UNPINNED) == 0;
-  if (n > 0 && count == 0) snprintf(why, size, "no pages learned");
+  if (count == 0 && why[0] == 0) snprintf(why, size, "no pages learned");
   int ring = count == 0 ? -1 : (int)syscall(__NR_io_uring_setup, 1, &(struct io_uring_params){ 0 });
   if (count > 0 && ring < 0) snprintf(why, size, "io_uring_setup: %s", strerror(errno));
   int rc = ring < 0 ? -1 : register_runs(ring, runs, n, chosen, iov);
