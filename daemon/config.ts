@@ -51,6 +51,8 @@ export interface Config {
   readonly zygoteHugeText: boolean
   /** each zygote pins the pages a child writes, so that fork copies them itself (runtimes/zygote/pin.c) */
   readonly zygotePinPages: boolean
+  /** which forked children read the pages their first call will write before they are ready: spares (no call waiting), always, off */
+  readonly zygotePretouch: 'spares' | 'always' | 'off'
   /** where the daemon puts what sandboxes must reach (zygote rendezvous sockets); readable by SANDBOX_UID */
   readonly runtimeDir: string
   readonly redisUrl: string | null // null: start the embedded redis-server
@@ -135,6 +137,7 @@ const DEFAULTS = {
   ZYGOTE_MAX_AGE_SECONDS: '600',
   ZYGOTE_HUGE_TEXT: 'on',
   ZYGOTE_PIN_PAGES: 'on',
+  ZYGOTE_PRETOUCH: 'spares',
   RUNTIME_DIR: '',
   REDIS_URL: '',
   REDIS_CLUSTER_NODES: '',
@@ -283,6 +286,7 @@ export function loadConfig (env: Env = process.env, root = ROOT): Config {
     zygoteMaxAgeMs: Math.round(positiveNumber(env, 'ZYGOTE_MAX_AGE_SECONDS') * 1000),
     zygoteHugeText: flag(env, 'ZYGOTE_HUGE_TEXT'),
     zygotePinPages: flag(env, 'ZYGOTE_PIN_PAGES'),
+    zygotePretouch: oneOf(env, 'ZYGOTE_PRETOUCH', ['spares', 'always', 'off'] as const),
     runtimeDir: runtimeDir(env),
     redisUrl: redisUrl !== '' ? redisUrl : null,
     redisClusterNodes: clusterNodes(env),

@@ -38,7 +38,8 @@ export type InboundMessage = ReadyMessage | LogMessage | ResultMessage | ErrorMe
 export interface Rlimits { data?: number, nproc?: number, core?: number }
 /** runtime: what the program runs. The zygote's own runtime (python when absent) forks a copy of it; node, asked of the python zygote, executes node after the same isolation */
 /** cgroup: the sandbox cgroup (a directory of the zygote's /run/hearth-cgroup, cgroup v2) its init is born in (clone3) */
-export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits, cgroup?: string }
+/** `precompile`: the child copies what a compile writes before it is ready; `touch`: it reads the pages its first call will write (a spare: no call waits for it) */
+export interface ForkCommand { t: 'fork', nonce: string, runtime?: 'node', rlimits?: Rlimits, cgroup?: string, precompile?: 1, touch?: 1 }
 export interface KillCommand { t: 'kill', nonce: string }
 /** Answered with a `pong` of the same id: the zygote still reads its channel (a sandbox's end that is not told may be the child's, not the zygote's) */
 export interface PingCommand { t: 'ping', id: number }

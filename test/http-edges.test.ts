@@ -78,7 +78,7 @@ t.test('/readyz has the documented shape, field by field', async (t) => {
     // hugeTextReason, pinReason: only where the code could not move (no transparent huge pages), where nothing was pinned (io_uring refused, RLIMIT_MEMLOCK short)
     const moved = r.body.runtimes[runtime].hugeTextPages > 0
     const pinned = r.body.runtimes[runtime].pinnedPages > 0
-    t.same(keys(r.body.runtimes[runtime]), [...(cgroups ? ['bornInCgroup'] : []), 'currentForks', 'forks', 'hugeTextPages', ...(moved ? [] : ['hugeTextReason']), 'mode', ...(pinned ? [] : ['pinReason']), 'pinnedPages', 'precompilePages', 'prefaultPages', 'premapPages', 'retiring', 'start', 'started', 'zygotes'])
+    t.same(keys(r.body.runtimes[runtime]), [...(cgroups ? ['bornInCgroup'] : []), 'currentForks', 'forks', 'hugeTextPages', ...(moved ? [] : ['hugeTextReason']), 'mode', ...(pinned ? [] : ['pinReason']), 'pinnedPages', 'precompilePages', 'prefaultPages', 'premapPages', 'pretouchedForks', 'retiring', 'start', 'started', 'zygotes'])
     t.ok(r.body.runtimes[runtime].prefaultPages > 0, `the ${runtime} zygote's probe learned the pages a child writes`)
   }
   t.same(r.body.pools.map((p: unknown) => keys(p)), Array(3).fill(['borrowed', 'consecutiveFailures', 'language', 'lastError', 'ready', 'spawned', 'starting', 'waiting']))

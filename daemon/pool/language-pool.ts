@@ -15,7 +15,8 @@ export interface LanguagePoolOptions {
   readonly queue: WaitLimit
   /** a backstop: each call's own deadline (acquire's argument) comes first */
   readonly acquireTimeoutMs: number
-  readonly spawn: () => Promise<Sandbox>
+  /** `spare`: no call waits for the sandbox (a refill, or the pool's minimum): it may prepare longer before it is ready */
+  readonly spawn: (spare: boolean) => Promise<Sandbox>
   readonly onSpawnError?: (err: Error, failures: number) => void
 }
 
@@ -84,7 +85,12 @@ export class LanguagePool {
     if (this.closed) return await new Promise<never>(() => {})
     const begun = performance.now()
     try {
-      const sandbox = await this.opts.spawn()
+      // A call waiting now takes this sandbox as soon as it is ready (the
+      // pool hands them out in order); none waiting: it is a spare. Before
+      // the constructor has assigned this.pool (autostart fills the
+      // minimum from inside it), nobody can be waiting.
+      const waiting = (this.pool as Pool<Sandbox> | undefined)?.pending ?? 0
+      const sandbox = await this.opts.spawn(waiting === 0)
       this.spawned++
       this.failures = 0
       this.lastError = null

@@ -138,7 +138,7 @@ export class Runner {
       specs.set(runtime, spec)
       const forker = opts.runtimes?.[runtime] === undefined ? opts.forkers?.[runtime] : undefined
       if (forker !== undefined) this.forkers[runtime] = forker
-      const start = async (layer?: string): Promise<Sandbox> => {
+      const start = async (layer?: string, spare = false): Promise<Sandbox> => {
         const id = `${language}-${process.pid}-${++this.seq}`
         const limits = await opts.limits.create(id)
         // Forked from the runtime's zygote while it works; spawned otherwise,
@@ -147,7 +147,7 @@ export class Runner {
         const began = process.hrtime.bigint()
         const runtimeSpec = layer === undefined ? spec : { ...spec, binds: [...spec.binds, layerBind(runtime, layer)] }
         const launch = forked
-          ? forker.launch(limits, runtime, runtime === 'python' && this.bytecode.compiles)
+          ? forker.launch(limits, runtime, { precompile: runtime === 'python' && this.bytecode.compiles, spare })
           : spawnLaunch({ runtime: runtimeSpec, hostUid, tmpBytes: c.sandboxTmpBytes, seccompFile: opts.seccompFile, disableUserns: opts.disableUserns, pipes }, limits)
         let sandbox: Sandbox
         try {
@@ -181,8 +181,8 @@ export class Runner {
         })
         return sandbox
       }
-      const spawn = async (layer?: string): Promise<Sandbox> => {
-        const starting = start(layer)
+      const spawn = async (layer?: string, spare = false): Promise<Sandbox> => {
+        const starting = start(layer, spare)
         this.starting.add(starting)
         try {
           return await starting
@@ -197,7 +197,7 @@ export class Runner {
         max: c.poolMax,
         queue,
         acquireTimeoutMs: c.acquireTimeoutMs,
-        spawn,
+        spawn: async (spare) => await spawn(undefined, spare),
         onSpawnError: (err, failures) => opts.onSpawnError?.(language, err, failures)
       }))
     }

@@ -18,6 +18,8 @@ export interface ForkerOptions {
   readonly argv: readonly string[]
   readonly seccompFile: string | null
   readonly libraryFile: string
+  /** ZYGOTE_PRETOUCH: which children read the pages their first call will write before they are ready (runtimes/zygote/touch.c); default spares */
+  readonly pretouch?: 'spares' | 'always' | 'off'
   readonly rendezvous: Rendezvous
   readonly maxForks: number
   readonly maxAgeMs: number
@@ -60,6 +62,8 @@ export interface ForkerStats {
   readonly pinReason?: string
   /** this runtime's sandboxes that entered their cgroup without the daemon so far: born there (v2, clone3) or joined it themselves (v1) */
   readonly bornInCgroup?: number
+  /** of forks, those asked to read their first call's pages before ready (ZYGOTE_PRETOUCH: spares, no call waiting for them) */
+  readonly pretouchedForks: number
 }
 
 export type ZygoteRuntime = 'python' | 'node'
@@ -85,6 +89,7 @@ export class Forker {
   private started = 0
   private readonly forks: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
   private readonly born: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
+  private readonly pretouched: Record<ZygoteRuntime, number> = { python: 0, node: 0 }
   /** set while no zygote could start (setAside): the next try */
   private retry: NodeJS.Timeout | null = null
   /** after an early successor failed to start, none is tried early again before `at` (then `ms` doubles, up to RETRY_MAX_MS) */
@@ -109,9 +114,11 @@ export class Forker {
   /**
    * How a `runtime` sandbox with `limits` comes to life: forked, placed in its
    * cgroup, then let go. `precompile`: its first call will likely compile
-   * (python): what a compile writes is copied before it is ready, not in that call.
+   * (python): what a compile writes is copied before it is ready, not in that
+   * call. `spare`: no call waits for it; per ZYGOTE_PRETOUCH, it reads the
+   * pages its first call will write before it is ready.
    */
-  launch (limits: SandboxLimits, runtime: ZygoteRuntime, precompile = false): Launch {
+  launch (limits: SandboxLimits, runtime: ZygoteRuntime, o: { precompile?: boolean, spare?: boolean } = {}): Launch {
     return async (signal) => {
       const zygote = await this.zygote()
       const nonce = randomBytes(16).toString('hex')
@@ -130,7 +137,8 @@ export class Forker {
       const onAbort = (): void => giveUp(new Error('aborted'))
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        const asked = zygote.fork(nonce, runtime, limits.rlimits, this.adopted.has(zygote) ? limits.cgroup : undefined, precompile)
+        const touch = this.opts.pretouch === 'always' || (this.opts.pretouch !== 'off' && o.spare === true)
+        const asked = zygote.fork(nonce, runtime, { rlimits: limits.rlimits, cgroup: this.adopted.has(zygote) ? limits.cgroup : undefined, precompile: o.precompile, touch })
         const watching = this.watchFork(zygote)
         let fork: Fork
         try {
@@ -140,6 +148,7 @@ export class Forker {
         }
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
+        if (touch) this.pretouched[runtime]++
         void fork.exited.then(() => this.closeIfDone(zygote))
         const conns = await Promise.race([arrived, fork.exited.then(gone)])
         // Into its cgroup before it may go on, unless born there: no user
@@ -169,7 +178,8 @@ export class Forker {
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
       ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages, hugeTextPages: this.current.hugeTextPages, ...(this.current.hugeTextReason === null ? {} : { hugeTextReason: this.current.hugeTextReason }), pinnedPages: this.current.pinnedPages, ...(this.current.pinReason === null ? {} : { pinReason: this.current.pinReason }) } : {}),
-      ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] })
+      ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] }),
+      pretouchedForks: this.pretouched[runtime]
     }
   }
 

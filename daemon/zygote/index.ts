@@ -89,6 +89,7 @@ export async function startForkers (o: ForkersOptions): Promise<Forkers> {
     maxForks: c.zygoteMaxForks,
     maxAgeMs: c.zygoteMaxAgeMs,
     startTimeoutMs: c.spawnTimeoutMs,
+    pretouch: c.zygotePretouch,
     ...(cgroups === undefined ? {} : { cgroups }),
     onStderr: (line) => o.warn(`${name}: stderr`, { line }),
     onTrouble: (err) => o.warn(`${name}: ${err.message}`),

@@ -31,6 +31,17 @@ export class ZygoteUnavailable extends Error {
   }
 }
 
+/** How a child is forked (Zygote.fork). */
+export interface ForkOptions {
+  readonly rlimits?: Rlimits
+  /** a directory of the sandboxes' parent cgroup: the zygote forks the child's init into it when it can (Fork.hostPid null) */
+  readonly cgroup?: string
+  /** a python child copies what a compile writes before it is ready (forker.ts) */
+  readonly precompile?: boolean
+  /** the child reads the pages its first call will write before it is ready (runtimes/zygote/touch.c): for spares */
+  readonly touch?: boolean
+}
+
 export interface Fork {
   /** what the daemon places in the sandbox's cgroup: the forked program, or the init of an executed one; null: born there (clone3) or joining it itself */
   readonly hostPid: number | null
@@ -167,19 +178,24 @@ export class Zygote {
 
   /**
    * Forks a child that will connect to the rendezvous socket with `nonce`.
-   * Resolves with its host pid once the zygote has forked it. With `cgroup`
-   * (a directory of the sandboxes' parent cgroup) the zygote forks its init
-   * into that cgroup when it can (Fork.hostPid null). `precompile`: a python
-   * child copies what a compile writes before it is ready (forker.ts).
+   * Resolves with its host pid once the zygote has forked it.
    */
-  async fork (nonce: string, runtime: 'python' | 'node', rlimits?: Rlimits, cgroup?: string, precompile = false): Promise<Fork> {
+  async fork (nonce: string, runtime: 'python' | 'node', o: ForkOptions = {}): Promise<Fork> {
     if (!this.alive) throw new Error('the zygote is gone')
     this.forks++
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((resolve) => { resolveExit = resolve })
     return await new Promise<Fork>((resolve, reject) => {
       this.children.set(nonce, { fork: { resolve, reject }, exited, resolveExit })
-      this.send({ t: 'fork', nonce, ...(runtime === 'node' ? { runtime } : {}), ...(rlimits === undefined ? {} : { rlimits }), ...(cgroup === undefined ? {} : { cgroup }), ...(precompile ? { precompile: 1 } : {}) })
+      this.send({
+        t: 'fork',
+        nonce,
+        ...(runtime === 'node' ? { runtime } : {}),
+        ...(o.rlimits === undefined ? {} : { rlimits: o.rlimits }),
+        ...(o.cgroup === undefined ? {} : { cgroup: o.cgroup }),
+        ...(o.precompile === true ? { precompile: 1 } : {}),
+        ...(o.touch === true ? { touch: 1 } : {})
+      })
     })
   }
 

@@ -129,6 +129,10 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   /* the daemon expects a compile (most fresh sandboxes' first calls compiled lately): its pages at the fork too */
   struct value pc = map_get(msg, len, "precompile");
   int precompile = pc.kind == K_INT && pc.i == 1;
+  /* a spare, no call waiting for it: it reads the pages its first call will
+   * write before its `ready` (touch.c), off that call's path */
+  struct value tc = map_get(msg, len, "touch");
+  int touch = tc.kind == K_INT && tc.i == 1;
   z->net = (struct netns_lease){ netns_take(&z->nets), 0 };
   pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, join, &placed);
   int err = errno;
@@ -148,10 +152,10 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     sigprocmask(SIG_SETMASK, &z->old_mask, NULL);
     if (z->nruns > 0) {
       prefault_runs(z->runs, z->nruns, 0);
-      touch_runs(z->runs, z->nruns, 0);
+      if (touch) touch_runs(z->runs, z->nruns, 0);
       if (precompile) {
         prefault_runs(z->runs, z->nruns, RUN_COMPILE);
-        touch_runs(z->runs, z->nruns, RUN_COMPILE);
+        if (touch) touch_runs(z->runs, z->nruns, RUN_COMPILE);
         compile_prefaulted = 1;
       }
     } else if (hz_interp->prefault_all) prefault_writable();
