@@ -63,15 +63,35 @@ t.test('the starts a dying zygote takes with it count as one failure: the pool b
 t.test('a zygote that stops answering is killed after the start timeout, and a successor serves', async (t) => {
   const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '1', ACQUIRE_TIMEOUT: '8' })
   t.same(await py(runner, 'return 1'), 1)
-  const [zygote] = pythonZygotes()
-  process.kill(zygote as number, 'SIGSTOP')
-  t.teardown(() => { try { process.kill(zygote as number, 'SIGKILL') } catch {} })
-  const asked = Date.now()
-  t.same(await py(runner, 'return "served"'), 'served', 'the call waits out one start, not its own deadline')
-  t.ok(Date.now() - asked < 5000, `served ${Date.now() - asked} ms after asking`)
+  const zygote = await stopThenServe(t, runner, 5000, 'the call waits out one start, not its own deadline')
   t.match(pythonRuntime(runner), { mode: 'zygote', started: 2 })
   t.ok(warnings.some((w) => /did not answer a fork in 1000 ms: killed/.test(String(w.msg))), 'said')
-  await waitFor(() => !pidAlive(zygote as number), 5000, 'the stopped zygote gone')
+  await waitFor(() => !pidAlive(zygote), 5000, 'the stopped zygote gone')
+})
+
+/** Stops this test's python zygote (SIGSTOP; SIGKILL at the test's end), then makes a call, served within `withinMs`. */
+async function stopThenServe (t: Test, runner: Runner, withinMs: number, what: string): Promise<number> {
+  const [zygote] = pythonZygotes() as [number]
+  process.kill(zygote, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(zygote, 'SIGKILL') } catch {} })
+  const asked = Date.now()
+  t.same(await py(runner, 'return "served"'), 'served', what)
+  t.ok(Date.now() - asked < withinMs, `served ${Date.now() - asked} ms after asking`)
+  return zygote
+}
+
+// The fork lands on a zygote that a successor, started early (at 90 % of its
+// budget), replaces while the fork waits. The fork was watched only while
+// its zygote was the current one: the call was served after its start timed
+// out, but the stopped zygote stayed, retiring with a child it never forked,
+// for the daemon's life.
+t.test('a zygote that stops answering a fork and retires meanwhile is killed after the start timeout; the call is served', async (t) => {
+  const { runner, warnings } = await startRunner(t, { SPAWN_TIMEOUT: '3', ACQUIRE_TIMEOUT: '8', ZYGOTE_MAX_FORKS: '10' })
+  for (let i = 1; i <= 9; i++) t.same(await py(runner, `return ${i}`), i)
+  const first = await stopThenServe(t, runner, 7000, 'the tenth fork, asked of the stopped zygote as its successor starts')
+  t.ok(warnings.some((w) => /did not answer a fork in 3000 ms: killed/.test(String(w.msg))), 'said')
+  await waitFor(() => !pidAlive(first), 5000, 'the stopped zygote gone')
+  t.match(pythonRuntime(runner), { mode: 'zygote', retiring: 0 })
 })
 
 const HANGS = 'import time\nif event.get("hang"):\n    time.sleep(60)\nreturn 1'

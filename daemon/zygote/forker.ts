@@ -121,6 +121,7 @@ export class Forker {
   launch (limits: SandboxLimits, runtime: ZygoteRuntime, o: { precompile?: boolean, spare?: boolean } = {}): Launch {
     return async (signal) => {
       const zygote = await this.zygote()
+      signal.throwIfAborted() // the wait for a successor can outlast the start's own timeout
       const nonce = randomBytes(16).toString('hex')
       const arrived = this.opts.rendezvous.expect(nonce, this.opts.hostPipes ?? zygote.pipes)
       arrived.catch(() => {}) // awaited below, or given up on
@@ -149,7 +150,6 @@ export class Forker {
         this.forks[runtime]++
         if (fork.hostPid === null) this.born[runtime]++
         if (touch) this.pretouched[runtime]++
-        void fork.exited.then(() => this.closeIfDone(zygote))
         const conns = await Promise.race([arrived, fork.exited.then(gone)])
         // Into its cgroup before it may go on, unless born there: no user
         // code, no child of it, runs outside the sandbox's limits.
@@ -229,7 +229,7 @@ export class Forker {
     const ms = this.opts.startTimeoutMs
     let waited = 0
     const check = (): void => {
-      if (this.closed || this.current !== z) return
+      if (this.closed || (this.current !== z && !this.retiring.has(z))) return // a retiring one too: else a fork stuck in it left it retiring for good
       waited++
       if (!z.stopped && waited < KERNEL_PATIENCE) {
         if (waited === 1) this.opts.onTrouble?.(new Error(`a zygote has not answered a fork in ${ms} ms and is not stopped: the kernel holds the fork (other sandboxes' fork bombs, a frozen cgroup); waiting up to ${KERNEL_PATIENCE * ms} ms in all`))
@@ -336,6 +336,8 @@ export class Forker {
       this.next = null
       this.started++
       void z.exited.then(() => this.onExit(z))
+      // every child's end, a fork that failed or never connected included: a retiring zygote closes after its last
+      z.onChildGone = () => this.closeIfDone(z)
       if (this.closed) {
         z.kill()
         throw new Error('the zygote forker is closed')

@@ -91,23 +91,26 @@ export class Zygote {
   private stderrTail = ''
   /** how the zygote ended, once it has */
   exitStatus = ''
+  /** called, a moment after, whenever a child leaves its books: ended, refused or gone before it connected (forker.ts) */
+  onChildGone: (() => void) | null = null
   readonly exited: Promise<void>
 
   private constructor (opts: ZygoteOptions) {
     this.opts = opts
-    const seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
-    const libraryFd = openSync(opts.libraryFile, 'r')
-    const reaperFd = openSync(reaperBeside(opts.libraryFile), 'r')
-    try {
+    let seccompFd: number | null = null
+    let libraryFd: number | null = null
+    let reaperFd: number | null = null
+    try { // opened here: one that fails closes those before it (finally)
+      seccompFd = opts.seccompFile === null ? null : openSync(opts.seccompFile, 'r')
+      libraryFd = openSync(opts.libraryFile, 'r')
+      reaperFd = openSync(reaperBeside(opts.libraryFile), 'r')
       this.child = spawn(opts.argv[0] as string, opts.argv.slice(1), {
         stdio: ['ignore', 'ignore', 'pipe', 'pipe', seccompFd ?? 'ignore', libraryFd, reaperFd],
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
         detached: true // a group of its own, for killGroup
       })
     } finally {
-      if (seccompFd !== null) closeSync(seccompFd)
-      closeSync(libraryFd)
-      closeSync(reaperFd)
+      for (const fd of [seccompFd, libraryFd, reaperFd]) if (fd !== null) closeSync(fd)
     }
     this.ctl = this.child.stdio[3] as Socket
     this.ctl.on('data', (chunk: Buffer) => this.onFrames(chunk))
@@ -301,6 +304,7 @@ export class Zygote {
       case 'failed': {
         const child = this.children.get(msg.nonce)
         this.children.delete(msg.nonce)
+        this.childGone()
         child?.fork?.reject(new Error(`the zygote cannot fork: ${msg.message}`))
         child?.resolveExit({ code: null, signal: null, error: new Error(msg.message) })
         return
@@ -312,11 +316,16 @@ export class Zygote {
         const child = this.children.get(msg.nonce)
         if (child === undefined) return
         this.children.delete(msg.nonce)
+        this.childGone()
         const status = { code: msg.code, signal: msg.signal === null ? null : SIGNAL_NAMES.get(msg.signal) ?? 'SIGKILL' }
         child.fork?.reject(new Error(`the forked child exited at once (${describe(status)})`))
         child.resolveExit(status)
       }
     }
+  }
+
+  private childGone (): void {
+    queueMicrotask(() => this.onChildGone?.())
   }
 
   private onExit (code: number | null, signal: NodeJS.Signals | null): void {
