@@ -10,6 +10,7 @@ import { GO } from '../protocol.js'
 import type { ForkIntoCgroups, SandboxLimits } from '../sandbox/limits/index.js'
 import type { ExitStatus, Launch, SandboxProcess } from '../sandbox/process.js'
 import type { Connections, Rendezvous } from './rendezvous.js'
+import { pagesOf, type ForkerStats } from './stats.js'
 import { Zygote, type Fork } from './zygote.js'
 
 export interface ForkerOptions {
@@ -33,37 +34,6 @@ export interface ForkerOptions {
   readonly onTrouble?: (err: Error) => void
   /** a zygote started after none could (setAside): sandboxes are forked again */
   readonly onBack?: () => void
-}
-
-export interface ForkerStats {
-  readonly mode: 'zygote' | 'spawn'
-  readonly reason?: string
-  /** how a fresh sandbox of this runtime starts in the zygote: forked into its interpreter, or executed */
-  readonly start: 'fork' | 'exec'
-  /** why it is executed rather than forked from a zygote of its own */
-  readonly startReason?: string
-  readonly zygotes: number
-  readonly retiring: number
-  readonly started: number
-  /** this runtime's sandboxes started by zygotes so far */
-  readonly forks: number
-  readonly currentForks: number
-  /** pages a forked child copies at once (learned by the zygote's probe; 0 for python: every writable page of the zygote) */
-  readonly prefaultPages?: number
-  /** read-only pages (code) a forked child maps at once, learned by the same probe */
-  readonly premapPages?: number
-  /** pages a forked child copies or maps at once before its first compile of user code (python; learned by the same probe) */
-  readonly precompilePages?: number
-  /** 2 MB pages the zygote's runtime code is on, shared by its children (0: 4 KB pages of its file, hugeTextReason says why) */
-  readonly hugeTextPages?: number
-  readonly hugeTextReason?: string
-  /** of prefaultPages, those fork copies itself (pinned by the zygote); 0 with pinReason saying why */
-  readonly pinnedPages?: number
-  readonly pinReason?: string
-  /** this runtime's sandboxes that entered their cgroup without the daemon so far: born there (v2, clone3) or joined it themselves (v1) */
-  readonly bornInCgroup?: number
-  /** of forks, those asked to read their first call's pages before ready (ZYGOTE_PRETOUCH: spares, no call waiting for them) */
-  readonly pretouchedForks: number
 }
 
 export type ZygoteRuntime = 'python' | 'node'
@@ -177,7 +147,7 @@ export class Forker {
       started: this.started,
       forks: this.forks[runtime],
       currentForks: this.current?.forks ?? 0,
-      ...(runtime === this.opts.runtime && this.current !== null ? { prefaultPages: this.current.prefaultPages, premapPages: this.current.premapPages, precompilePages: this.current.precompilePages, hugeTextPages: this.current.hugeTextPages, ...(this.current.hugeTextReason === null ? {} : { hugeTextReason: this.current.hugeTextReason }), pinnedPages: this.current.pinnedPages, ...(this.current.pinReason === null ? {} : { pinReason: this.current.pinReason }) } : {}),
+      ...(runtime === this.opts.runtime && this.current !== null ? pagesOf(this.current) : {}),
       ...(this.opts.cgroups === undefined ? {} : { bornInCgroup: this.born[runtime] }),
       pretouchedForks: this.pretouched[runtime]
     }

@@ -16,7 +16,8 @@ import { addonBeside } from './library.js'
 import { zygoteMemlock } from './memlock.js'
 import { reachesZygoteRoots, Rendezvous } from './rendezvous.js'
 
-export { Forker, type ForkerStats } from './forker.js'
+export { Forker } from './forker.js'
+export type { ForkerStats } from './stats.js'
 
 export interface Forkers {
   readonly byRuntime: Partial<Record<RuntimeName, Forker>>
