@@ -14,11 +14,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 logs=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
+# The background suites run in process groups of their own (set -m), all of
+# which an interrupted run ends: the guests (QEMU under timeout, under
+# test-vm.sh) would run on for up to 30 minutes. Not sessions of their own:
+# nice applies only within a session (the kernel's autogroups).
+trap 'for j in $(jobs -p); do kill -- "-$j" 2>/dev/null; done; rm -rf "$logs"' EXIT
+# ^C reaches the suite that runs, which may exit as if it failed: stop here
+# rather than go on to the next. (SIGTERM, untrapped, ends the script at once.)
+trap 'exit 130' INT
+set -m
 nice -n 19 scripts/test-systemd.sh prepare >"$logs/systemd" 2>&1 & systemd=$!
 { nice -n 19 scripts/test-vm.sh prepare && HEARTH_VM_GO=$logs/go scripts/test-vm.sh run; } >"$logs/vm" 2>&1 & vm=$!
 # The console's browser test: Debian's chromium (network, little CPU), meanwhile.
 nice -n 19 scripts/lib/need.sh chromium:chromium >"$logs/chromium" 2>&1 & browser=$!
+set +m
 
 failed=()
 # The metrics test reads /metrics with Prometheus's own parser (its Python client's).

@@ -126,10 +126,11 @@ accel_args () {
 boot () {
   local dir=$1 share=$2 nice=() limit=900
   # Booted ahead of its go: at the lowest priority, and the time it waits is not
-  # the time its checks may take.
+  # the time its checks may take. --foreground: QEMU stays in the caller's
+  # process group (make test ends that group when it is interrupted).
   [ -e "$share/go" ] || { nice=(nice -n 19); limit=1800; }
   # shellcheck disable=SC2086 # ACCEL is a list of arguments
-  "${nice[@]}" timeout $limit qemu-system-x86_64 $ACCEL -m 1536 -smp 1 \
+  "${nice[@]}" timeout --foreground $limit qemu-system-x86_64 $ACCEL -m 1536 -smp 1 \
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 no_timer_check quiet panic=-1" \
     -drive "file=$share/overlay.qcow2,if=virtio,format=qcow2" \
