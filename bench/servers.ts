@@ -59,7 +59,10 @@ class Child {
   private readonly tail: string[] = []
 
   constructor (argv: string[], env: NodeJS.ProcessEnv, onLine?: (line: string) => void) {
-    this.child = spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // SIGTERM when the bench ends, however it ends (killed, or a timed-out
+    // test's): its servers go with it, not on as orphans. Set on the server
+    // itself (PR_SET_PDEATHSIG, kept across the exec): its pid is the child's.
+    this.child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
     for (const stream of [this.child.stdout, this.child.stderr]) {
       if (stream === null) continue

@@ -3,7 +3,7 @@
 // server and the spawn variant, for make test's time), and its settings'
 // validation. It checks that every scenario ran without errors and was
 // recorded, not how fast: figures are `make bench`'s.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -13,7 +13,8 @@ import t from 'tap'
 import { ROOT } from '../daemon/config.js'
 import { loadOptions } from '../bench/options.js'
 import { parseAnswer, runPacedPart } from '../bench/paced.js'
-import { untapped } from './helpers/processes.js'
+import { diesWithTest, untapped } from './helpers/processes.js'
+import { waitFor } from './helpers/wait.js'
 
 const run = promisify(execFile)
 
@@ -34,7 +35,7 @@ t.test('settings: defaults, flags over the environment, bad values refused', asy
 
 t.test('a short run measures every server and writes the JSON and the chart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-test-'))
-  const [command, ...bench] = untapped([process.execPath, join(ROOT, 'dist/bench/run.js')])
+  const [command, ...bench] = diesWithTest(untapped([process.execPath, join(ROOT, 'dist/bench/run.js')])) as [string, ...string[]]
   await run(command, [...bench,
     // Not the bare server and the ZYGOTE=off variant (a second daemon): the
     // rest of the harness is theirs too, and make test has a time budget.
@@ -108,4 +109,29 @@ t.test('the paced caller counts wrong answers and reconnects after a server clos
   t.equal(r.mismatches, 1)
   t.equal(r.errors, 0, 'a closed connection is opened again')
   t.equal(part.ok, served - 1)
+})
+
+/** Whether `pid` runs (not gone, not a zombie its new parent has yet to reap). */
+function running (pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))
+  } catch {
+    return false
+  }
+}
+
+t.test('a bench killed takes its servers with it (the death signal each is started with)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-test-'))
+  const [command, ...bench] = untapped([process.execPath, join(ROOT, 'dist/bench/run.js')])
+  const child = spawn(command, [...bench, '--only=run-now', '--duration=60', '--warmup=0', '--rounds=1', '--profile=never', '--readme=0', `--results-dir=${dir}`], { stdio: 'ignore' })
+  let hearth: number | undefined
+  t.teardown(() => { child.kill('SIGKILL'); if (hearth !== undefined && running(hearth)) process.kill(hearth, 'SIGKILL') })
+  await waitFor(() => {
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number)
+    hearth = children.find((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('dist/daemon/main.js') } catch { return false } })
+    return hearth !== undefined
+  }, 30_000, 'the bench to start its hearth')
+  child.kill('SIGKILL')
+  await waitFor(() => !running(hearth as number), 15_000, 'its hearth to end with it')
+  t.pass('the hearth ended with the bench')
 })
