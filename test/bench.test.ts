@@ -12,8 +12,9 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { ROOT } from '../daemon/config.js'
 import { loadOptions } from '../bench/options.js'
+import { children } from '../daemon/zygote/host-pid.js'
 import { parseAnswer, runPacedPart } from '../bench/paced.js'
-import { diesWithTest, untapped } from './helpers/processes.js'
+import { diesWithTest, processesMentioning, untapped } from './helpers/processes.js'
 import { waitFor } from './helpers/wait.js'
 
 const run = promisify(execFile)
@@ -127,8 +128,8 @@ t.test('a bench killed takes its servers with it (the death signal each is start
   let hearth: number | undefined
   t.teardown(() => { child.kill('SIGKILL'); if (hearth !== undefined && running(hearth)) process.kill(hearth, 'SIGKILL') })
   await waitFor(() => {
-    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number)
-    hearth = children.find((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('dist/daemon/main.js') } catch { return false } })
+    const mine = children(child.pid as number)
+    hearth = processesMentioning('dist/daemon/main.js').find((pid) => mine.includes(pid))
     return hearth !== undefined
   }, 30_000, 'the bench to start its hearth')
   child.kill('SIGKILL')
