@@ -273,9 +273,9 @@ export class Zygote {
         this.precompilePages = typeof msg.precompile === 'number' ? msg.precompile : 0
         this.holdsCgroups = msg.cgroups === true
         this.hugeTextPages = typeof msg.hugeText === 'number' ? msg.hugeText : 0
-        this.hugeTextReason = this.hugeTextPages > 0 ? null : typeof msg.hugeTextReason === 'string' ? msg.hugeTextReason : 'not reported'
+        this.hugeTextReason = reasonUnless(this.hugeTextPages, msg.hugeTextReason)
         this.pinnedPages = typeof msg.pinned === 'number' ? msg.pinned : 0
-        this.pinReason = this.pinnedPages > 0 ? null : typeof msg.pinReason === 'string' ? msg.pinReason : 'not reported'
+        this.pinReason = reasonUnless(this.pinnedPages, msg.pinReason)
         this.onReady?.(null)
         return
       }
@@ -302,9 +302,7 @@ export class Zygote {
         return
       }
       case 'failed': {
-        const child = this.children.get(msg.nonce)
-        this.children.delete(msg.nonce)
-        this.childGone()
+        const child = this.remove(msg.nonce)
         child?.fork?.reject(new Error(`the zygote cannot fork: ${msg.message}`))
         child?.resolveExit({ code: null, signal: null, error: new Error(msg.message) })
         return
@@ -313,10 +311,8 @@ export class Zygote {
         this.pings.get(msg.id)?.(true)
         return
       case 'exited': {
-        const child = this.children.get(msg.nonce)
+        const child = this.remove(msg.nonce)
         if (child === undefined) return
-        this.children.delete(msg.nonce)
-        this.childGone()
         const status = { code: msg.code, signal: msg.signal === null ? null : SIGNAL_NAMES.get(msg.signal) ?? 'SIGKILL' }
         child.fork?.reject(new Error(`the forked child exited at once (${describe(status)})`))
         child.resolveExit(status)
@@ -324,8 +320,13 @@ export class Zygote {
     }
   }
 
-  private childGone (): void {
+  /** `nonce`'s child off the books (ended, refused, gone before it connected); onChildGone a moment after. */
+  private remove (nonce: string): Child | undefined {
+    const child = this.children.get(nonce)
+    if (child === undefined) return undefined
+    this.children.delete(nonce)
     queueMicrotask(() => this.onChildGone?.())
+    return child
   }
 
   private onExit (code: number | null, signal: NodeJS.Signals | null): void {
@@ -355,4 +356,9 @@ function onlyChild (init: number): number | null {
 
 function describe (s: ExitStatus): string {
   return s.signal !== null ? `signal ${s.signal}` : `exit code ${s.code}`
+}
+
+/** Why a ready frame's count of pages is 0 (its reason, or "not reported"); null when it is not. */
+function reasonUnless (pages: number, reason: unknown): string | null {
+  return pages > 0 ? null : typeof reason === 'string' ? reason : 'not reported'
 }
