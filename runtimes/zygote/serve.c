@@ -88,6 +88,12 @@ static int send_exited (struct zygote *z, const char *nonce, int status) {
   return send_frame(z, &o);
 }
 
+/* A fork frame's switch: present as 1 (protocol.ts, ForkCommand). */
+static int flag_set (const uint8_t *msg, size_t len, const char *key) {
+  struct value v = map_get(msg, len, key);
+  return v.kind == K_INT && v.i == 1;
+}
+
 static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
   struct value nonce = map_get(msg, len, "nonce");
   if (!valid_nonce(nonce)) return -1;
@@ -127,12 +133,10 @@ static int on_fork (struct zygote *z, const uint8_t *msg, size_t len) {
     }
   }
   /* the daemon expects a compile (most fresh sandboxes' first calls compiled lately): its pages at the fork too */
-  struct value pc = map_get(msg, len, "precompile");
-  int precompile = pc.kind == K_INT && pc.i == 1;
+  int precompile = flag_set(msg, len, "precompile");
   /* a spare, no call waiting for it: it reads the pages its first call will
    * write before its `ready` (touch.c), off that call's path */
-  struct value tc = map_get(msg, len, "touch");
-  int touch = tc.kind == K_INT && tc.i == 1;
+  int touch = flag_set(msg, len, "touch");
   z->net = (struct netns_lease){ netns_take(&z->nets), 0 };
   pid_t pid = spawn_sandbox(z, id, &lim, -1, node, cgroup_fd, join, &placed);
   int err = errno;
