@@ -37,6 +37,16 @@ t.test('a cycle is an error that says so, in every language', async (t) => {
   t.equal(await data('python', 'a = []\na.append(a)\nreturn a'), message)
   t.equal(await data('python', 'd = {"x": float("nan")}\nd["self"] = d\nreturn d'), message, 'found on the slow path too')
   t.equal(await data('javascript', 'const a = []\na.push(a)\nreturn a'), message)
+  // A Map or Set becomes a new object at each visit: a cycle of only Maps and
+  // Sets was invisible to JSON.stringify, which recursed until the stack ran out.
+  t.equal(await data('javascript', 'const m = new Map()\nm.set("self", m)\nreturn m'), message, 'a Map that holds itself')
+  t.equal(await data('typescript', 'const s = new Set<unknown>()\ns.add(new Map([["back", s]]))\nreturn s'), message, 'a Set and a Map that hold each other')
+  t.equal(await data('javascript', 'const m = new Map([["x", 1]])\nreturn [m, { again: m }]'), '[{"x":1},{"again":{"x":1}}]', 'a Map met twice, not inside itself, is no cycle')
+})
+
+t.test('a javascript result nested deeper than the stack says so', async (t) => {
+  t.equal(await data('javascript', 'let x = []\nfor (let i = 0; i < 100000; i++) x = [x]\nreturn x'),
+    'error: the result cannot be sent as JSON: it is nested too deeply (or a toJSON method makes a new object each time)')
 })
 
 t.test('python dates, and objects JSON has no form for, become strings', async (t) => {
