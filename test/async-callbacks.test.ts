@@ -52,6 +52,21 @@ t.test('the status document is POSTed signed, retried after a 500, each attempt 
   t.equal(received[0]?.body, received[1]?.body, 'the same document each time')
 })
 
+// A queued call that DELETE cancels ends in Redis (the CANCEL script), not in
+// a worker, which is where callbacks were sent from: its receiver heard nothing.
+t.test('a call cancelled while still queued is sent to its callback too', async (t) => {
+  const d = await startDaemon(t, { ...env, CALLBACK_ALLOW: '127.0.0.1', ASYNC_CONCURRENCY: '0' }) // queues, runs none
+  received.length = 0
+  answers = []
+  const r = await post(`${d.url}/run-now-async`, { language: 'python', code: 'return 1', callback_url: hook })
+  t.equal(r.status, 202)
+  const cancelled = await get(`${d.url}/calls/${r.body.id as string}`, 'DELETE')
+  t.match(cancelled.body, { status: 'failed', error: { code: 'cancelled' } })
+  await waitFor(() => received.length === 1, 10_000, 'the callback of the cancelled call')
+  t.match(JSON.parse(received[0]?.body ?? '{}'), { id: r.body.id, status: 'failed', error: { code: 'cancelled' } }, 'its document, as the DELETE answered it')
+  t.equal(received[0]?.headers['x-hearth-signature'], 'sha256=' + createHmac('sha256', SECRET).update(received[0]?.body ?? '').digest('hex'))
+})
+
 t.test('a receiver that keeps failing: CALLBACK_MAX_ATTEMPTS attempts, then no more', { skip: noRedisPart }, async (t) => {
   const d = await startDaemon(t, { ...env, CALLBACK_ALLOW: '127.0.0.1', CALLBACK_MAX_ATTEMPTS: '2' })
   received.length = 0

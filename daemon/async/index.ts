@@ -7,6 +7,7 @@ import type { RunRequest, RunResult } from '../pool/runner.js'
 import { CallbackPolicy } from './callback-policy.js'
 import { Callbacks } from './callbacks.js'
 import { CallStore, type CallRequest } from './calls.js'
+import { callKey } from './keys.js'
 import { AsyncWorker, type AsyncObserver } from './worker.js'
 
 export { CALL_ID } from './keys.js'
@@ -31,9 +32,11 @@ export class AsyncCalls {
   readonly config: AsyncConfig
   private readonly worker: AsyncWorker
   private readonly callbacks: Callbacks
+  private readonly warn: AsyncOptions['warn']
 
   constructor (o: AsyncOptions) {
     this.config = o.config
+    this.warn = o.warn
     this.calls = new CallStore(o.redis, { timeoutMs: o.redisTimeoutMs, resultTtlSeconds: o.config.resultTtlSeconds })
     this.policy = new CallbackPolicy(o.config.callbackAllow)
     this.callbacks = new Callbacks({
@@ -74,6 +77,21 @@ export class AsyncCalls {
 
   async enqueue (req: CallRequest): Promise<string> {
     return await this.calls.enqueue(req, this.config.queueMax)
+  }
+
+  /**
+   * Cancels (calls.ts). A call still queued ends here, not in a worker: its
+   * callback is sent from here, as a worker sends an ended call's. The cancel
+   * is done whatever befalls the callback's lookup (warned).
+   */
+  async cancel (id: string): Promise<string> {
+    const found = await this.calls.cancel(id)
+    if (found === 'cancelled') {
+      await this.calls.redis.hget(callKey(id), 'callback_url').then((url) => {
+        if (url !== null && url !== '') this.callbacks.deliver(id, url)
+      }, (err: Error) => this.warn('the callback of a call cancelled while queued is not sent: its address could not be read', { call: id, err: err.message }))
+    }
+    return found
   }
 
   get running (): number {

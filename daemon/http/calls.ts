@@ -100,7 +100,7 @@ export async function cancelCall (x: Exchange, deps: HttpDeps): Promise<void> {
   if (logs || !CALL_ID.test(id)) throw new HearthError('call_not_found', `no call ${JSON.stringify(id)}`)
   x.logFields.call = id
   await ownRecord(x, deps, id)
-  const found = await deps.async.calls.cancel(id)
+  const found = await deps.async.cancel(id)
   x.audit('call.cancel', { call: id, was: found })
   let r = await deps.async.calls.record(id)
   for (let wait = 20, until = Date.now() + 10_000; r.status === 'running' && Date.now() < until && !x.aborted; wait = Math.min(wait * 2, 500)) {
