@@ -85,6 +85,9 @@ t.test('javascript without import/export stays sloppy, as go-faas ran it; with t
   t.same(value(await run('javascript', 'undeclared = 5\nreturn undeclared')), 5)
   const strict = await run('javascript', "import 'node:fs'\nundeclared2 = 5")
   t.equal(strict.error?.details.name, 'ReferenceError')
+  // Code that parses as a script is one: new.target (a MetaProperty to acorn, as import.meta is) keeps it sloppy.
+  t.same(value(await run('javascript', 'function F () { this.made = new.target === F }\nundeclared3 = new F().made\nreturn undeclared3')), true, 'new.target is no module syntax')
+  t.equal((await run('javascript', 'undeclared4 = import.meta.url\nreturn 1')).error?.details.name, 'ReferenceError', 'import.meta is')
 })
 
 t.test('typescript: namespace, type-only imports, import x = require()', async (t) => {
