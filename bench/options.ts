@@ -1,6 +1,6 @@
 // Bench settings: environment variables, overridden by `--name=value` flags
 // (`--connections=8` sets BENCH_CONNECTIONS), read with util.parseArgs. Defaults
-// finish the whole run, sweep included, in about five minutes on the 2-core
+// finish the whole run, sweep included, in five to six minutes on the 2-core
 // development machine.
 import { parseArgs } from 'node:util'
 
