@@ -126,6 +126,12 @@ export class CallStore {
     return r
   }
 
+  /** The address a call's end is POSTed to (callbacks.ts), or null: none asked for. */
+  async callbackUrl (id: string): Promise<string | null> {
+    const url = await this.redis.hget(callKey(id), 'callback_url')
+    return url === null || url === '' ? null : url
+  }
+
   async logs (id: string): Promise<string> {
     return await this.guard(async () => await this.redis.get(logsKey(id)), 'read the logs') ?? ''
   }

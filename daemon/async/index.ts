@@ -7,7 +7,6 @@ import type { RunRequest, RunResult } from '../pool/runner.js'
 import { CallbackPolicy } from './callback-policy.js'
 import { Callbacks } from './callbacks.js'
 import { CallStore, type CallRequest } from './calls.js'
-import { callKey } from './keys.js'
 import { AsyncWorker, type AsyncObserver } from './worker.js'
 
 export { CALL_ID } from './keys.js'
@@ -87,8 +86,8 @@ export class AsyncCalls {
   async cancel (id: string): Promise<string> {
     const found = await this.calls.cancel(id)
     if (found === 'cancelled') {
-      await this.calls.redis.hget(callKey(id), 'callback_url').then((url) => {
-        if (url !== null && url !== '') this.callbacks.deliver(id, url)
+      await this.calls.callbackUrl(id).then((url) => {
+        if (url !== null) this.callbacks.deliver(id, url)
       }, (err: Error) => this.warn('the callback of a call cancelled while queued is not sent: its address could not be read', { call: id, err: err.message }))
     }
     return found

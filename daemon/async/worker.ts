@@ -199,7 +199,7 @@ export class AsyncWorker {
   private async execute (entry: string, id: string, cancel: Cancel, claimed: boolean): Promise<void> {
     const started = await this.o.calls.start(id, entry, this.name, this.o.maxAttempts, ABANDONED(this.o.maxAttempts))
     if (started[0] === 'abandoned' || started[0] === 'cancelled') {
-      this.ended({ id, status: 'failed' }, await this.o.calls.redis.hget(callKey(id), 'callback_url'))
+      this.ended({ id, status: 'failed' }, await this.o.calls.callbackUrl(id))
       return
     }
     if (started[0] !== 'run') return // gone, or finished by a cancel meanwhile
