@@ -22,8 +22,8 @@ export function resultJson (value) {
   // see a cycle made only of Maps and Sets (it recursed until the stack ran
   // out): once one is seen, each object visited records its holder, and a Map
   // or Set that is its own ancestor on the path is a cycle.
-  let holders = null
-  const sourceOf = new WeakMap()
+  let holders = null // made at the first Map or Set: a result without one allocates nothing for this
+  let sourceOf = null
   const isAncestor = (holder, v) => {
     for (let h = holder; h !== undefined; h = holders.get(h)) if (sourceOf.get(h) === v) return true
     return false
@@ -36,6 +36,7 @@ export function resultJson (value) {
     if (typeof v === 'bigint') return `\u0000${NONCE}:${bigints.push(v.toString()) - 1}`
     if (v instanceof Map || v instanceof Set) {
       holders ??= new WeakMap()
+      sourceOf ??= new WeakMap()
       if (isAncestor(this, v)) throw new TypeError(CYCLE)
       const made = v instanceof Map ? Object.fromEntries([...v].map(([k, x]) => [String(k), x])) : [...v]
       sourceOf.set(made, v)
